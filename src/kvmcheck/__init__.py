@@ -1,0 +1,51 @@
+"""kvmcheck: systematic concurrency checking for models of Linux kernel code.
+
+The public face; everything else is private (``_engine``) or kernel
+vocabulary (``kvmcheck.kernel``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvmcheck._engine import runtime as _runtime
+from kvmcheck._engine.check import STRATEGIES, Result, check, replay
+from kvmcheck._engine.execution import Thread
+from kvmcheck._engine.finding import Finding, Site, Step, UsageError
+from kvmcheck._engine.scenario import Scenario, scenario
+
+__version__ = "0.1.0"
+
+
+def spawn(fn: Any, *args: Any, name: str | None = None) -> Thread:
+    """Start a model thread running ``fn(*args)``; returns a handle for :func:`join`."""
+    ex = _runtime.current
+    if ex is None:
+        raise UsageError("spawn() called outside a check: call it from a scenario")
+    return ex.spawn(fn, args, name)
+
+
+def join(*threads: Thread) -> Any:
+    """Wait for each thread to exit; returns its result (a tuple for several)."""
+    ex = _runtime.current
+    if ex is None:
+        raise UsageError("join() called outside a check: call it from a scenario")
+    results = [ex.join(t) for t in threads]
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+__all__ = [
+    "STRATEGIES",
+    "Finding",
+    "Result",
+    "Scenario",
+    "Site",
+    "Step",
+    "Thread",
+    "UsageError",
+    "check",
+    "join",
+    "replay",
+    "scenario",
+    "spawn",
+]

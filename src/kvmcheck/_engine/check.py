@@ -1,0 +1,247 @@
+"""check() and replay(): drive executions under a strategy and build the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kvmcheck._engine import runtime
+from kvmcheck._engine.execution import Execution
+from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
+from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.schedule import encode, split_runs
+from kvmcheck._engine.strategies.bounded import Bounded
+from kvmcheck._engine.strategies.dpor import Dpor
+from kvmcheck._engine.strategies.pct import Pct
+from kvmcheck._engine.strategies.random_walk import RandomWalk
+from kvmcheck._engine.strategies.replay import Replay
+
+STRATEGIES = ("dpor", "bounded", "random", "pct")
+DEFAULT_MAX_STEPS = 20_000
+DEFAULT_SAMPLES = 1_000
+
+
+@dataclass
+class Result:
+    """What a check found, and what it covered."""
+
+    scenario: str
+    variant: str | None
+    strategy: str
+    verdict: str  # "ok" | "bounded" | "bug"
+    complete: bool
+    executions: int  # executions run to their end (or to a finding)
+    blocked: int  # executions abandoned by the search (sleep-set blocked)
+    steps: int
+    elapsed_s: float
+    finding: Finding | None
+    coverage: str  # one sentence: what was covered
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "strategy": self.strategy,
+            "verdict": self.verdict,
+            "complete": self.complete,
+            "executions": self.executions,
+            "blocked": self.blocked,
+            "steps": self.steps,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "coverage": self.coverage,
+            "finding": self.finding.as_dict() if self.finding else None,
+        }
+
+
+def _strategy(name: str, seed: int, bound: int | None, depth: int) -> Any:
+    if name == "dpor":
+        return Dpor()
+    if name == "bounded":
+        return Bounded(bound)
+    if name == "random":
+        return RandomWalk(seed)
+    if name == "pct":
+        return Pct(seed, depth)
+    raise UsageError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
+
+
+def _as_scenario(scn: Scenario | Callable[..., Any]) -> Scenario:
+    if isinstance(scn, Scenario):
+        return scn
+    if callable(scn):
+        return Scenario(scn)
+    raise UsageError(f"{scn!r} is not a scenario (decorate a function with @scenario)")
+
+
+def _new_session() -> dict[str, Any]:
+    """State that lives across the executions of one check (lockdep's graph, ...)."""
+    return {"run": 0, "schedules": {}}
+
+
+def _end_run(ex: Execution) -> None:
+    session = ex.session
+    if session.pop("keep_run", False):
+        session["schedules"][session["run"]] = encode(ex.schedule)
+    session["run"] += 1
+
+
+def _setup(ex: Execution) -> None:
+    for hook in runtime_setup_hooks:
+        hook(ex)
+
+
+# The kernel layer appends here at import: per-execution setup (e.g. kmemleak).
+runtime_setup_hooks: list[Callable[[Execution], None]] = []
+
+
+def check(
+    scn: Scenario | Callable[..., Any],
+    strategy: str = "dpor",
+    max_executions: int | None = None,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    *,
+    variant: str | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    bound: int | None = None,
+    depth: int = 3,
+) -> Result:
+    """Explore ``scn`` under ``strategy`` and return a :class:`Result`."""
+    s = _as_scenario(scn)
+    body = s.body(variant)
+    strat = _strategy(strategy, seed, bound, depth)
+    if strategy in ("random", "pct") and max_executions is None and max_seconds is None:
+        max_executions = DEFAULT_SAMPLES
+    session = _new_session()
+    t0 = time.perf_counter()
+    executions = steps = 0
+    finding: Finding | None = None
+    soft: Finding | None = None  # first WARN-class finding; reported if nothing worse is found
+    exhausted = False
+    while True:
+        ex = Execution(body, strat, session, max_steps)
+        _setup(ex)
+        ex.run()
+        if ex.outcome != "blocked":
+            executions += 1
+        steps += len(ex.schedule)
+        if ex.finding is not None:
+            finding = ex.finding
+            finding.schedule = _schedule_for(ex, finding)
+            break
+        if ex.soft and soft is None:
+            soft = ex.soft[0]
+            soft.schedule = _schedule_for(ex, soft)
+        _end_run(ex)
+        if not strat.next_execution():
+            exhausted = True
+            break
+        if max_executions is not None and executions >= max_executions:
+            break
+        if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+            break
+    elapsed = time.perf_counter() - t0
+    complete = exhausted and strat.exhaustive
+    if finding is None:
+        finding = soft
+    if finding is not None:
+        finding.scenario = s.name
+        _attach_trace(s, variant, finding, max_steps)
+        verdict = "bug"
+    else:
+        verdict = "ok" if complete else "bounded"
+    return Result(
+        scenario=s.name,
+        variant=variant,
+        strategy=strategy,
+        verdict=verdict,
+        complete=complete and finding is None,
+        executions=executions,
+        blocked=strat.blocked,
+        steps=steps,
+        elapsed_s=elapsed,
+        finding=finding,
+        coverage=_coverage(strat, executions, complete, finding),
+    )
+
+
+def _schedule_for(ex: Execution, finding: Finding) -> str:
+    """The finding's schedule; earlier runs it depends on (lockdep) come first, '|'-joined."""
+    return "|".join([*finding.needs, encode(ex.schedule)])
+
+
+def _coverage(strat: Any, executions: int, complete: bool, finding: Finding | None) -> str:
+    if finding is not None:
+        return f"bug found after {executions} execution(s) by {strat.describe()}"
+    if complete:
+        return f"complete: all {executions} distinct interleavings explored by {strat.describe()}"
+    extra = ""
+    if isinstance(strat, Bounded):
+        extra = f"; no bug with up to {strat.bound_reached} preemption(s)"
+    if isinstance(strat, Pct):
+        extra = f"; {strat.guarantee()}"
+    return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
+
+
+def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int) -> None:
+    replayed = _replay_runs(s, variant, finding.schedule, max_steps, tracing=True)
+    if replayed is not None:
+        finding.trace = replayed.steps
+
+
+def _replay_runs(
+    s: Scenario, variant: str | None, schedule: str, max_steps: int, tracing: bool
+) -> Execution | None:
+    runs = split_runs(schedule)
+    session = _new_session()
+    body = s.body(variant)
+    ex: Execution | None = None
+    for n, tids in enumerate(runs):
+        ex = Execution(body, Replay(tids), session, max_steps, tracing=tracing and n == len(runs) - 1)
+        _setup(ex)
+        ex.run()
+        _end_run(ex)
+        if ex.finding is None and len(ex.schedule) < len(tids):
+            raise ScheduleMismatch(
+                f"schedule run {n + 1} has {len(tids)} steps but the execution ended after "
+                f"{len(ex.schedule)}; the model changed since the schedule was recorded"
+            )
+        if ex.finding is not None and n < len(runs) - 1:
+            break
+    if ex is not None and ex.finding is None and ex.soft:
+        ex.finding = ex.soft[0]
+    return ex
+
+
+def replay(
+    scn: Scenario | Callable[..., Any],
+    schedule: str,
+    *,
+    variant: str | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> Result:
+    """Re-run one schedule exactly; the result carries its finding (if any) with a trace."""
+    s = _as_scenario(scn)
+    t0 = time.perf_counter()
+    ex = _replay_runs(s, variant, schedule, max_steps, tracing=True)
+    assert ex is not None
+    finding = ex.finding
+    if finding is not None:
+        finding.schedule = schedule
+        finding.scenario = s.name
+        finding.trace = ex.steps
+    return Result(
+        scenario=s.name,
+        variant=variant,
+        strategy="replay",
+        verdict="bug" if finding else "ok",
+        complete=False,
+        executions=1,
+        blocked=0,
+        steps=len(ex.schedule),
+        elapsed_s=time.perf_counter() - t0,
+        finding=finding,
+        coverage="replay of one schedule",
+    )

@@ -1,0 +1,341 @@
+"""One execution of a scenario under a controlled scheduler.
+
+Model threads are greenlets.  A thread runs ordinary Python until it reaches
+a visible operation; it then *announces* the operation (``visible``) and
+switches to the scheduler.  The scheduler knows every thread's pending
+operation, so it knows which threads are enabled; it asks the strategy which
+one goes next and switches to it, and only then does that thread perform the
+operation's effect and run on to its next announcement.  Everything between
+two announcements is therefore atomic.
+
+Invariant: exactly one greenlet runs at a time, and while a model thread runs,
+``Execution.current`` is that thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import greenlet
+
+from kvmcheck._engine import runtime
+from kvmcheck._engine.clock import Clock, vc_join, vc_tick
+from kvmcheck._engine.finding import Abort, Finding, Site, Step
+from kvmcheck._engine.ops import Op, object_key
+
+
+class Strategy(Protocol):
+    """What an execution asks of a search strategy (see ``strategies/``)."""
+
+    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
+        """The thread to run next, or None to abandon this execution."""
+
+    def on_event(self, ex: Execution, tid: int, op: Op) -> None:
+        """Called just before the chosen thread's operation takes effect."""
+
+
+class Thread:
+    """A model thread (the scenario body is thread 0, named "main")."""
+
+    __slots__ = ("done", "fn", "glet", "k", "key", "name", "pending", "result", "tid", "vc")
+
+    def __init__(self, tid: int, name: str, key: int) -> None:
+        self.tid = tid
+        self.name = name
+        self.key = key  # object key of the thread itself (exit / join)
+        self.glet: greenlet.greenlet | None = None
+        self.pending: Op | None = None  # announced, not yet granted
+        self.done = False
+        self.result: Any = None
+        self.vc: Clock = []  # synchronisation clock (kernel memory model)
+        self.k: Any = None  # per-thread kernel state, owned by the kernel layer
+        self.fn: Any = None  # the thread's function (names its exit step)
+
+    # Blocker protocol: join waits for exit.
+    def _kc_state(self) -> bool:
+        return self.done
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        if op.arg != "join":
+            return True
+        return bool(self.done if state is None else state)
+
+
+Hook = Callable[["Execution"], None]
+ThreadHook = Callable[["Execution", Thread], None]
+
+
+class Execution:
+    """One run of a scenario body, step by step, under a strategy."""
+
+    def __init__(
+        self,
+        body: Callable[[], Any],
+        strategy: Strategy,
+        session: dict[str, Any],
+        max_steps: int,
+        tracing: bool = False,
+    ) -> None:
+        self.body = body
+        self.strategy = strategy
+        self.session = session  # state kept across executions of one check
+        self.max_steps = max_steps
+        self.tracing = tracing
+        self.threads: list[Thread] = []
+        self.schedule: list[int] = []  # tid of each step
+        self.ops: list[Op] = []  # op of each step
+        self.steps: list[Step] = []  # filled only when tracing
+        self.current: Thread | None = None
+        self.finding: Finding | None = None  # the first hard finding; it stops the run
+        self.soft: list[Finding] = []  # WARN-class reports; the run goes on, as the kernel's does
+        self.outcome = "running"  # complete | blocked | finding
+        self.aborting = False
+        self.k: Any = None  # per-execution kernel state, owned by the kernel layer
+        self.exit_hooks: list[ThreadHook] = []
+        self.end_hooks: list[Hook] = []
+        self._numbers = 0
+        self._unstarted: list[tuple[Thread, Callable[..., Any], tuple[Any, ...]]] = []
+        self._sched = greenlet.getcurrent()
+
+    # -- object identity ---------------------------------------------------
+    def new_number(self) -> int:
+        """Creation number for a new object (deterministic across executions)."""
+        self._numbers += 1
+        return self._numbers
+
+    # -- called from model threads -------------------------------------------
+    def visible(self, op: Op) -> None:
+        """Announce ``op`` and wait until the scheduler grants it."""
+        if self.aborting:
+            raise Abort
+        t = self.current
+        assert t is not None
+        t.pending = op
+        self._sched.switch()
+        if self.aborting:
+            raise Abort
+        if self.tracing:
+            self._trace(t, op)
+
+    def spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None) -> Thread:
+        parent = self.current
+        assert parent is not None
+        tid = len(self.threads)
+        t = Thread(tid, name or f"{getattr(fn, '__name__', 'thread')}#{tid}", 0)
+        t.key = object_key(self.new_number())
+        self.threads.append(t)
+        self.visible(Op(t.key, True, f"spawn({t.name})", t, "spawn"))
+        t.vc = parent.vc[:]
+        vc_tick(t.vc, tid)  # the child's own epoch starts at 1
+        vc_tick(parent.vc, parent.tid)
+        self._unstarted.append((t, fn, args))
+        return t
+
+    def join(self, t: Thread) -> Any:
+        me = self.current
+        assert me is not None
+        self.visible(Op(t.key, False, f"join({t.name})", t, "join"))
+        me.vc = vc_join(me.vc, t.vc)
+        return t.result
+
+    def report(self, finding: Finding) -> None:
+        """Record a finding from the running thread and unwind it."""
+        if self.finding is None and not self.aborting:
+            if finding.thread is None and self.current is not None:
+                finding.thread = self.current.tid
+            self.finding = finding
+        raise Abort
+
+    def warn(self, finding: Finding) -> None:
+        """Record a WARN-class finding (lockdep, KCSAN, WARN_ON); the thread goes on."""
+        if self.aborting:
+            raise Abort
+        if finding.thread is None and self.current is not None:
+            finding.thread = self.current.tid
+        if self.tracing:
+            finding.details.append(f"  reported at step {len(self.steps) - 1}")
+        self.soft.append(finding)
+
+    # -- the scheduler -------------------------------------------------------
+    def run(self) -> None:
+        prev = runtime.current
+        runtime.current = self
+        try:
+            main = Thread(0, "main", object_key(self.new_number()))
+            main.vc = [1]
+            self.threads.append(main)
+            self._unstarted.append((main, self.body, ()))
+            self._start_new()
+            self._loop()
+            if self.outcome == "complete":
+                self._end_checks()
+        finally:
+            self._kill()
+            runtime.current = prev
+
+    def _loop(self) -> None:
+        threads = self.threads
+        while self.finding is None:
+            enabled = []
+            live = False
+            for t in threads:
+                op = t.pending
+                if op is None:
+                    continue
+                live = True
+                obj = op.obj
+                if obj is None or obj._kc_enabled(op, t.tid, None):
+                    enabled.append(t.tid)
+            if not enabled:
+                if live:
+                    self._deadlock()
+                else:
+                    self.outcome = "complete"
+                return
+            if len(self.schedule) >= self.max_steps:
+                self.finding = Finding(
+                    "step-limit",
+                    f"execution exceeded {self.max_steps} steps (livelock or unbounded loop?)",
+                    headline="step limit reached",
+                )
+                break
+            tid = self.strategy.choose(self, enabled)
+            if tid is None:
+                self.outcome = "blocked"
+                return
+            t = threads[tid]
+            op = t.pending
+            assert op is not None
+            self.strategy.on_event(self, tid, op)
+            self.schedule.append(tid)
+            self.ops.append(op)
+            t.pending = None
+            self.current = t
+            assert t.glet is not None
+            t.glet.switch()
+            self.current = None
+            if self._unstarted:
+                self._start_new()
+        self.outcome = "finding"
+
+    def _start_new(self) -> None:
+        while self._unstarted:
+            t, fn, args = self._unstarted.pop(0)
+            t.fn = fn
+            t.glet = greenlet.greenlet(self._thread_main, parent=self._sched)
+            self.current = t
+            t.glet.switch(t, fn, args)
+            self.current = None
+
+    def _thread_main(self, t: Thread, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            t.result = fn(*args)
+            for hook in self.exit_hooks:
+                hook(self, t)
+            self.visible(Op(t.key, True, "exit", t, "exit"))
+        except Abort:
+            return
+        except Exception as e:  # noqa: BLE001 - any exception in model code is an oops
+            if not self.aborting and self.finding is None:
+                self.finding = exception_finding(e, t)
+            return
+        t.done = True
+
+    def _end_checks(self) -> None:
+        self.current = self.threads[0]
+        try:
+            for hook in self.end_hooks:
+                hook(self)
+        except Abort:
+            self.outcome = "finding"
+        self.current = None
+
+    def _deadlock(self) -> None:
+        from kvmcheck._engine.deadlock import deadlock_finding
+
+        self.finding = deadlock_finding(self)
+        self.outcome = "finding"
+
+    def _kill(self) -> None:
+        self.aborting = True
+        for t in self.threads:
+            g = t.glet
+            if g is not None and not g.dead:
+                self.current = t
+                g.throw(Abort)
+        self.current = None
+
+    # -- tracing ---------------------------------------------------------------
+    def _trace(self, t: Thread, op: Op) -> None:
+        site, stack = model_site(sys._getframe(2))
+        if site.line == 0 and t.fn is not None:  # exit: no model frame left on the stack
+            code = getattr(getattr(t.fn, "func", t.fn), "__code__", None)
+            if code is not None:
+                site = Site(code.co_name, _short(code.co_filename), code.co_firstlineno)
+        held = tuple(t.k.held_names()) if t.k is not None else ()
+        self.steps.append(Step(len(self.steps), t.tid, t.name, op.name, site, held, stack))
+
+
+def exception_finding(e: BaseException, t: Thread) -> Finding:
+    tb = e.__traceback__
+    frame = None
+    while tb is not None:
+        frame = tb.tb_frame
+        tb = tb.tb_next
+    site, _ = model_site(frame) if frame is not None else (Site("?", "?", 0), ())
+    if isinstance(e, AssertionError):
+        msg = str(e) or "assert failed"
+        return Finding("assertion", f"{msg} at {site}", headline="assertion failed", thread=t.tid)
+    msg = f"{type(e).__name__}: {e} at {site}"
+    return Finding("exception", msg, headline="Oops: exception in model code", thread=t.tid)
+
+
+_ENGINE_DIRS: tuple[str, ...] = ()
+
+
+def _engine_dirs() -> tuple[str, ...]:
+    global _ENGINE_DIRS
+    if not _ENGINE_DIRS:
+        import os
+
+        import kvmcheck
+
+        root = os.path.dirname(kvmcheck.__file__)
+        _ENGINE_DIRS = (
+            os.path.join(root, "_engine") + os.sep,
+            os.path.join(root, "kernel") + os.sep,
+            os.path.join(root, "__init__.py"),
+            os.path.dirname(os.__file__) + os.sep,  # stdlib (contextlib, functools)
+            greenlet.__file__.rsplit(os.sep, 1)[0],
+        )
+    return _ENGINE_DIRS
+
+
+def model_site(frame: Any) -> tuple[Site, tuple[str, ...]]:
+    """The innermost model frame (outside engine and kernel layers) and its stack."""
+    skip = _engine_dirs()
+    site: Site | None = None
+    stack: list[str] = []
+    f = frame
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not fn.startswith(skip):
+            if site is None:
+                site = Site(f.f_code.co_name, _short(fn), f.f_lineno)
+            stack.append(f.f_code.co_name)
+        f = f.f_back
+    if site is None:
+        site = Site("?", "?", 0)
+    stack.reverse()
+    return site, tuple(s for s in stack if s not in ("_thread_main", "<module>"))
+
+
+def _short(path: str) -> str:
+    import os
+
+    marker = os.sep + "kvmcheck" + os.sep
+    if marker in path:
+        return "kvmcheck/" + path.split(marker, 1)[1].replace(os.sep, "/")
+    return os.path.basename(path)

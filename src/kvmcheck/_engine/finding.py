@@ -1,0 +1,109 @@
+"""Findings, the steps of a counterexample, and the engine's exceptions.
+
+Every detector -- deadlock, KASAN, lockdep, a failed assert -- builds its
+report through :class:`Finding`; the text and JSON reports render it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where in the model something happened: function, file and line."""
+
+    function: str
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.function} ({self.file}:{self.line})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "file": self.file, "line": self.line}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One visible operation of a counterexample."""
+
+    index: int
+    thread: int
+    thread_name: str
+    op: str
+    site: Site
+    held: tuple[str, ...]  # locks the thread holds after the step
+    stack: tuple[str, ...] = ()  # model functions, outermost first
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.index,
+            "thread": self.thread,
+            "thread_name": self.thread_name,
+            "op": self.op,
+            **self.site.as_dict(),
+            "held": list(self.held),
+            "stack": list(self.stack),
+        }
+
+
+@dataclass
+class Finding:
+    """A bug found in one execution.
+
+    ``kind`` uses the names of DESIGN.md (deadlock, use-after-free, ...);
+    ``headline`` is the kernel's own report headline for that kind;
+    ``details`` are extra report lines (allocation and free sites, the two
+    lockdep chains, the wait-for cycle).
+    """
+
+    kind: str
+    message: str
+    headline: str = ""
+    thread: int | None = None
+    details: list[str] = field(default_factory=list)
+    schedule: str = ""
+    trace: list[Step] = field(default_factory=list)
+    scenario: str = ""
+    needs: list[str] = field(default_factory=list)  # earlier runs' schedules replay must run first
+
+    def __str__(self) -> str:
+        from kvmcheck.report.text import render_finding
+
+        return render_finding(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "headline": self.headline,
+            "message": self.message,
+            "thread": self.thread,
+            "details": list(self.details),
+            "schedule": self.schedule,
+            "trace": [s.as_dict() for s in self.trace],
+        }
+
+
+class Abort(BaseException):  # noqa: N818 - control flow, not an error
+    """Unwinds a model thread once its execution has stopped (finding or kill).
+
+    A BaseException so that model code's ``except Exception`` cannot swallow it.
+    """
+
+
+class UsageError(Exception):
+    """A user's mistake: bad model file, unknown scenario, bad schedule.
+
+    The CLI prints it as one line and exits with status 2.
+    """
+
+
+class ScheduleMismatch(UsageError):
+    """A schedule that does not fit the model (it diverged at a step)."""
+
+
+class Nondeterminism(UsageError):
+    """The model did something different when re-run with the same schedule
+    (it depends on something the checker does not control: time, randomness, set order)."""

@@ -1,0 +1,68 @@
+"""Visible operations: what a thread announces before it takes a step.
+
+Every step of a model thread is one visible operation on one object.  The
+engine needs three facts about it and nothing else:
+
+* ``key`` -- which object it touches (an int, unique within one execution and
+  stable across executions because objects are numbered in creation order);
+* ``excl`` -- its mode.  Two operations on one key are *dependent* (their order
+  may matter) unless both are shared.  A plain read is shared, a write is
+  exclusive; a read_lock is shared, a write_lock exclusive; and so on;
+* ``obj`` -- for operations that can block, the object that decides whether the
+  operation is enabled now, and whether it would have been enabled in an
+  earlier state (that is what makes a race reversible).
+
+The kernel layer builds these; the engine never looks inside ``obj`` beyond
+the :class:`Blocker` protocol below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Blocker(Protocol):
+    """An object whose operations may be disabled (a lock, a thread to join)."""
+
+    def _kc_state(self) -> Any:
+        """A snapshot of the state that decides enabledness (cheap, immutable)."""
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        """Would ``op`` by thread ``tid`` be enabled in ``state``?"""
+
+
+class Op:
+    """One visible operation announced by a thread."""
+
+    __slots__ = ("arg", "excl", "key", "name", "obj")
+
+    def __init__(
+        self,
+        key: int,
+        excl: bool,
+        name: str,
+        obj: Blocker | None = None,
+        arg: Any = None,
+    ) -> None:
+        self.key = key
+        self.excl = excl
+        self.name = name  # what the trace shows, e.g. "mutex_lock(kvm->lock)"
+        self.obj = obj  # set only when the operation can block
+        self.arg = arg  # free for the kernel layer (e.g. read/write flavour)
+
+    def dependent(self, other: Op) -> bool:
+        return self.key == other.key and (self.excl or other.excl)
+
+    def __repr__(self) -> str:
+        return f"Op({self.name})"
+
+
+# Object keys: each object gets a creation number; a Struct field is
+# number * FIELD_SLOTS + field index, a whole object (lock, thread) uses the
+# last slot.  64 fields per Struct is far above any kernel struct we model.
+FIELD_SLOTS = 64
+WHOLE = FIELD_SLOTS - 1
+
+
+def object_key(number: int, field_index: int = WHOLE) -> int:
+    return number * FIELD_SLOTS + field_index

@@ -1,0 +1,87 @@
+"""Scenarios: a plain function re-run once per explored execution.
+
+A scenario may take a ``variant`` parameter; it then declares, per variant,
+the verdict it expects (``expect={"v6.8": "bug", "6addfcf27139": "ok"}``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, overload
+
+from kvmcheck._engine.finding import UsageError
+
+VERDICTS = ("ok", "bug", "bounded")
+
+
+class Scenario:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        expect: str | dict[str, str] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.doc = inspect.getdoc(fn) or ""
+        self.takes_variant = "variant" in inspect.signature(fn).parameters
+        if isinstance(expect, dict):
+            if not self.takes_variant:
+                raise UsageError(f"scenario {self.name}: expect per variant needs a 'variant' parameter")
+            self.expect: dict[str | None, str] = dict(expect)
+        else:
+            self.expect = {None: expect} if expect else {}
+        for v in self.expect.values():
+            if v not in VERDICTS:
+                raise UsageError(f"scenario {self.name}: expect={v!r} is not one of {', '.join(VERDICTS)}")
+        functools.update_wrapper(self, fn)
+
+    @property
+    def variants(self) -> list[str]:
+        return [v for v in self.expect if v is not None]
+
+    def body(self, variant: str | None = None) -> Callable[[], Any]:
+        if self.takes_variant:
+            if variant is None:
+                variant = self.variants[0] if self.variants else None
+            elif self.variants and variant not in self.expect:
+                raise UsageError(
+                    f"unknown variant {variant!r} for scenario {self.name}; "
+                    f"known variants: {', '.join(self.variants)}"
+                )
+            return functools.partial(self.fn, variant=variant)
+        if variant is not None:
+            raise UsageError(f"scenario {self.name} has no variants (got --variant {variant})")
+        return self.fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<scenario {self.name}>"
+
+
+@overload
+def scenario(fn: Callable[..., Any]) -> Scenario: ...
+@overload
+def scenario(
+    fn: None = None, *, name: str | None = None, expect: str | dict[str, str] | None = None
+) -> Callable[[Callable[..., Any]], Scenario]: ...
+
+
+def scenario(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    expect: str | dict[str, str] | None = None,
+) -> Scenario | Callable[[Callable[..., Any]], Scenario]:
+    """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=...)``."""
+    if fn is not None:
+        return Scenario(fn)
+
+    def wrap(f: Callable[..., Any]) -> Scenario:
+        return Scenario(f, name=name, expect=expect)
+
+    return wrap

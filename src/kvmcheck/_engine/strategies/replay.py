@@ -1,0 +1,44 @@
+"""Replay one schedule exactly; a schedule that no longer fits is an error naming the step."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvmcheck._engine.finding import ScheduleMismatch
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.execution import Execution
+    from kvmcheck._engine.ops import Op
+
+
+class Replay:
+    name = "replay"
+    exhaustive = False
+
+    def __init__(self, tids: list[int]) -> None:
+        self.tids = tids
+        self.blocked = 0
+
+    def describe(self) -> str:
+        return "replay"
+
+    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
+        step = len(ex.schedule)
+        if step >= len(self.tids):
+            raise ScheduleMismatch(
+                f"schedule ended after {step} steps but the execution goes on "
+                f"(runnable threads: {enabled}); the model changed since the schedule was recorded"
+            )
+        t = self.tids[step]
+        if t not in enabled:
+            raise ScheduleMismatch(
+                f"schedule diverged at step {step}: thread {t} is not runnable there "
+                f"(runnable: {enabled}); the model changed since the schedule was recorded"
+            )
+        return t
+
+    def on_event(self, ex: Execution, tid: int, op: Op) -> None:
+        pass
+
+    def next_execution(self) -> bool:
+        return False

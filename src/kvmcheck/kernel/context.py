@@ -1,0 +1,74 @@
+"""Execution context: might_sleep, cond_resched, irq handlers.
+
+Atomic context is derived from what the thread holds (a spinning lock, an
+RCU read-side section, irqs off) -- see ``KThread.atomic_reason``.  SRCU
+readers may sleep.
+
+A hard-irq handler runs as its own model thread (``spawn_irq``): it is
+atomic for its whole life, and lockdep marks every spinning lock it takes as
+used IN-HARDIRQ, so a class also taken with irqs enabled elsewhere is an
+"inconsistent lock state".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kvmcheck._engine import runtime
+from kvmcheck._engine.execution import Thread
+from kvmcheck._engine.ops import Op
+from kvmcheck.kernel._core import current_thread, kthread, warn
+
+
+def might_sleep_check(what: str) -> None:
+    reason = kthread().atomic_reason()
+    if reason is not None:
+        warn(
+            "sleep-in-atomic",
+            f"{what} may sleep, but {reason}",
+            headline="BUG: sleeping function called from invalid context",
+        )
+
+
+def might_sleep() -> None:
+    might_sleep_check("might_sleep()")
+
+
+def cond_resched() -> None:
+    """A reschedule point: may sleep, and lets any other thread run."""
+    might_sleep_check("cond_resched()")
+    t = current_thread()
+    ex = runtime.current
+    assert ex is not None
+    ex.visible(Op(t.key, False, "cond_resched()"))
+
+
+def schedule() -> None:
+    cond_resched()
+
+
+def spawn_irq(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Thread:
+    """Run ``fn`` as a hard-irq handler thread (e.g. a Xen event or an hrtimer)."""
+    ex = runtime.current
+    if ex is None:
+        raise RuntimeError("spawn_irq() outside a check")
+
+    def handler(*a: Any) -> Any:
+        kthread().hardirq = True
+        return fn(*a)
+
+    handler.__name__ = getattr(fn, "__name__", "irq")
+    return ex.spawn(handler, args, name or f"irq:{handler.__name__}")
+
+
+def local_irq_disable() -> None:
+    kthread().irq_off += 1
+
+
+def local_irq_enable() -> None:
+    kthread().irq_off -= 1
+
+
+def in_atomic() -> bool:
+    return kthread().atomic_reason() is not None

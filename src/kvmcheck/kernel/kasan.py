@@ -1,0 +1,82 @@
+"""KASAN: use-after-free, use-after-unmap, double-free, invalid free.
+
+A freed object (kfree) or an unmapped kernel mapping (kunmap/memunmap)
+keeps its identity; every later access through it is reported with the
+sites of its allocation and of its free/unmap, as KASAN prints them.  Sites
+are collected only while a counterexample is replayed for its report, so the
+search itself stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kvmcheck._engine import runtime
+from kvmcheck.kernel._core import bug, site_here
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.execution import Execution
+
+
+@dataclass
+class Freed:
+    how: str  # "kfree", "kunmap", "memunmap", "page freed"
+    site: str  # where (only while tracing)
+    thread: str
+
+
+def on_create(ex: Execution, obj: Any) -> None:
+    ex.k.objects.append(obj)
+    if ex.tracing:
+        obj.__dict__["_kc_alloc_site"] = site_here(3)
+
+
+def mark_freed(obj: Any, how: str) -> None:
+    ex = runtime.current
+    assert ex is not None and ex.current is not None
+    site = site_here(3) if ex.tracing else "(site recorded on replay)"
+    obj.__dict__["_kc_freed"] = Freed(how, site, ex.current.name)
+
+
+def _where() -> str:
+    ex = runtime.current
+    return site_here(4) if ex is not None and ex.tracing else ""
+
+
+def report_freed(obj: Any, field: str, write: bool) -> None:
+    fr: Freed = obj._kc_freed
+    name = f"{type(obj).__name__}.{field}"
+    verb = "Write" if write else "Read"
+    unmap = fr.how in ("kunmap", "memunmap", "vunmap")
+    kind = "use-after-unmap" if unmap else "use-after-free"
+    where = _where()
+    headline = (
+        f"BUG: unable to handle page fault for address: {name} (unmapped by {fr.how})"
+        if unmap
+        else f"BUG: KASAN: slab-use-after-free in {where.split(' ')[0] or name}"
+    )
+    details = [
+        f"{verb} of {name} by task {runtime.current.current.name if runtime.current and runtime.current.current else '?'}"
+        + (f" at {where}" if where else ""),
+        f"Allocated at: {obj.__dict__.get('_kc_alloc_site', '(see trace)')}",
+        f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
+    ]
+    bug(kind, f"{verb.lower()} of {name} after {fr.how}", headline, details)
+
+
+def check_free(obj: Any, how: str) -> None:
+    """Before a free/unmap: a second one is a double-free."""
+    if obj is None:
+        return
+    if not hasattr(obj, "_kc_freed"):
+        bug("double-free", f"{how} of {obj!r}, which is not a tracked allocation",
+            "BUG: KASAN: invalid-free")
+    fr = obj._kc_freed
+    if fr is not None:
+        bug(
+            "double-free",
+            f"{how} of {type(obj).__name__} already released by {fr.how}",
+            f"BUG: KASAN: double-free in {how}",
+            [f"first {fr.how} by task {fr.thread} at: {fr.site}"],
+        )

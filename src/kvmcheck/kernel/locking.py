@@ -1,0 +1,410 @@
+"""Locks in the kernel's names: spinlock_t, rwlock_t, struct mutex, struct rw_semaphore.
+
+Each acquisition is one visible operation on the lock: exclusive for
+spin_lock/mutex_lock/write_lock/down_write, shared for read_lock/down_read
+(two readers are independent, so DPOR never orders them).  A blocked
+acquisition is simply not enabled.  Unlocking publishes the holder's
+synchronisation clock, and acquiring joins it: that is the happens-before
+KCSAN uses.
+
+Simplifications (stated, not hidden): readers never wait for a *waiting*
+writer (qrwlock and rwsem queue fairness is not modelled; only an active
+writer blocks readers).  A trylock is modelled as exclusive on the lock even
+when it fails, which is sound and costs a few extra interleavings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kvmcheck._engine import runtime
+from kvmcheck._engine.clock import Clock, vc_join, vc_tick
+from kvmcheck._engine.ops import Op, object_key
+from kvmcheck.kernel import lockdep
+from kvmcheck.kernel._core import Held, bug, current_thread, init_site, kthread, new_number, warn
+
+EXCL = "x"
+SHARED = "s"
+
+
+class _Lock:
+    kind = "lock"
+    sleeps = False  # mutex and rwsem sleep; spinning locks make the holder atomic
+    recursive_read = False  # rwlock_t readers may nest (lockdep: recursive read)
+
+    def __init__(self, name: str | None = None) -> None:
+        n = new_number()
+        self.key = object_key(n)
+        self.cls = name or init_site(3)
+        self.name = name or f"{self.kind}@{self.cls}"
+        self.owner: int | None = None
+        self.readers: dict[int, int] = {}
+        self.w_rel: Clock = []  # clock published by the last exclusive release
+        self.r_rel: Clock = []  # join of clocks published by shared releases
+
+    # -- the engine's Blocker protocol --------------------------------------------
+    def _kc_state(self) -> tuple[int | None, int]:
+        return (self.owner, len(self.readers))
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        owner, nreaders = (self.owner, len(self.readers)) if state is None else state
+        if op.arg == EXCL:
+            return owner is None and nreaders == 0
+        if op.arg == SHARED:
+            return owner is None
+        return True
+
+    def _kc_holders(self) -> list[int]:
+        return [self.owner] if self.owner is not None else sorted(self.readers)
+
+    def _kc_label(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name}>"
+
+
+def _acquire(lock: _Lock, shared: bool, op_name: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
+    t = current_thread()
+    kt = kthread(t)
+    if lock.sleeps:
+        from kvmcheck.kernel.context import might_sleep_check
+
+        might_sleep_check(op_name)
+    if lock.owner == t.tid or (t.tid in lock.readers and not (shared and lock.recursive_read)):
+        bug(
+            "deadlock",
+            f"{op_name}: {lock.name} is already held by this task",
+            headline="WARNING: possible recursive locking detected",
+        )
+    held = Held(lock, shared, False, subclass, irqsave)
+    lockdep.on_acquire(kt, held)
+    ex = runtime.current
+    assert ex is not None
+    ex.visible(Op(lock.key, not shared, op_name, lock, SHARED if shared else EXCL))
+    if shared:
+        lock.readers[t.tid] = lock.readers.get(t.tid, 0) + 1
+        t.vc = vc_join(t.vc, lock.w_rel)
+    else:
+        lock.owner = t.tid
+        t.vc = vc_join(vc_join(t.vc, lock.w_rel), lock.r_rel)
+    if irqsave:
+        kt.irq_off += 1
+    kt.held.append(held)
+    return held
+
+
+def _trylock(lock: _Lock, shared: bool, op_name: str) -> bool:
+    t = current_thread()
+    kt = kthread(t)
+    ex = runtime.current
+    assert ex is not None
+    ex.visible(Op(lock.key, True, op_name, lock, "try"))
+    ok = lock.owner is None and (shared or not lock.readers)
+    if not ok:
+        return False
+    held = Held(lock, shared, True)
+    lockdep.on_acquire(kt, held)
+    if shared:
+        lock.readers[t.tid] = lock.readers.get(t.tid, 0) + 1
+        t.vc = vc_join(t.vc, lock.w_rel)
+    else:
+        lock.owner = t.tid
+        t.vc = vc_join(vc_join(t.vc, lock.w_rel), lock.r_rel)
+    kt.held.append(held)
+    return True
+
+
+def _release(lock: _Lock, shared: bool, op_name: str, *, irqrestore: bool = False) -> None:
+    t = current_thread()
+    kt = kthread(t)
+    mine = lock.readers.get(t.tid, 0) > 0 if shared else lock.owner == t.tid
+    if not mine:
+        bug(
+            "unlock-unheld",
+            f"{op_name}: {lock.name} is not held by this task",
+            headline="WARNING: bad unlock balance detected!",
+        )
+    ex = runtime.current
+    assert ex is not None
+    ex.visible(Op(lock.key, not shared, op_name, lock, "rel"))
+    if shared:
+        lock.r_rel = vc_join(lock.r_rel, t.vc)
+        n = lock.readers[t.tid] - 1
+        if n:
+            lock.readers[t.tid] = n
+        else:
+            del lock.readers[t.tid]
+    else:
+        lock.w_rel = t.vc[:]
+        lock.owner = None
+    vc_tick(t.vc, t.tid)
+    for i in range(len(kt.held) - 1, -1, -1):
+        h = kt.held[i]
+        if h.lock is lock and h.shared == shared:
+            del kt.held[i]
+            if h.irqsave or irqrestore:
+                kt.irq_off -= 1
+            return
+
+
+# -- spinlock_t ------------------------------------------------------------------
+class SpinLock(_Lock):
+    """``spinlock_t``: holding it makes the task atomic (no sleeping)."""
+
+    kind = "spinlock_t"
+
+
+def spin_lock(lock: SpinLock) -> None:
+    _acquire(lock, False, f"spin_lock({lock.name})")
+
+
+def spin_lock_nested(lock: SpinLock, subclass: int) -> None:
+    _acquire(lock, False, f"spin_lock_nested({lock.name}, {subclass})", subclass=subclass)
+
+
+def spin_unlock(lock: SpinLock) -> None:
+    _release(lock, False, f"spin_unlock({lock.name})")
+
+
+def spin_lock_irq(lock: SpinLock) -> None:
+    _acquire(lock, False, f"spin_lock_irq({lock.name})", irqsave=True)
+
+
+def spin_unlock_irq(lock: SpinLock) -> None:
+    _release(lock, False, f"spin_unlock_irq({lock.name})")
+
+
+def spin_lock_irqsave(lock: SpinLock) -> int:
+    """Returns the saved flags; pass them to spin_unlock_irqrestore."""
+    _acquire(lock, False, f"spin_lock_irqsave({lock.name})", irqsave=True)
+    return kthread().irq_off
+
+
+def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
+    _release(lock, False, f"spin_unlock_irqrestore({lock.name})")
+
+
+def spin_lock_bh(lock: SpinLock) -> None:
+    _acquire(lock, False, f"spin_lock_bh({lock.name})")
+    kthread().bh_off += 1
+
+
+def spin_unlock_bh(lock: SpinLock) -> None:
+    _release(lock, False, f"spin_unlock_bh({lock.name})")
+    kthread().bh_off -= 1
+
+
+def spin_trylock(lock: SpinLock) -> bool:
+    return _trylock(lock, False, f"spin_trylock({lock.name})")
+
+
+# -- rwlock_t ----------------------------------------------------------------------
+class RwLock(_Lock):
+    """``rwlock_t``: a spinning reader-writer lock; readers may nest."""
+
+    kind = "rwlock_t"
+    recursive_read = True
+
+
+def read_lock(lock: RwLock) -> None:
+    _acquire(lock, True, f"read_lock({lock.name})")
+
+
+def read_unlock(lock: RwLock) -> None:
+    _release(lock, True, f"read_unlock({lock.name})")
+
+
+def write_lock(lock: RwLock) -> None:
+    _acquire(lock, False, f"write_lock({lock.name})")
+
+
+def write_unlock(lock: RwLock) -> None:
+    _release(lock, False, f"write_unlock({lock.name})")
+
+
+def read_lock_irq(lock: RwLock) -> None:
+    _acquire(lock, True, f"read_lock_irq({lock.name})", irqsave=True)
+
+
+def read_unlock_irq(lock: RwLock) -> None:
+    _release(lock, True, f"read_unlock_irq({lock.name})")
+
+
+def write_lock_irq(lock: RwLock) -> None:
+    _acquire(lock, False, f"write_lock_irq({lock.name})", irqsave=True)
+
+
+def write_unlock_irq(lock: RwLock) -> None:
+    _release(lock, False, f"write_unlock_irq({lock.name})")
+
+
+def read_lock_irqsave(lock: RwLock) -> int:
+    _acquire(lock, True, f"read_lock_irqsave({lock.name})", irqsave=True)
+    return kthread().irq_off
+
+
+def read_unlock_irqrestore(lock: RwLock, flags: int) -> None:
+    _release(lock, True, f"read_unlock_irqrestore({lock.name})")
+
+
+def write_lock_irqsave(lock: RwLock) -> int:
+    _acquire(lock, False, f"write_lock_irqsave({lock.name})", irqsave=True)
+    return kthread().irq_off
+
+
+def write_unlock_irqrestore(lock: RwLock, flags: int) -> None:
+    _release(lock, False, f"write_unlock_irqrestore({lock.name})")
+
+
+def read_trylock(lock: RwLock) -> bool:
+    return _trylock(lock, True, f"read_trylock({lock.name})")
+
+
+def write_trylock(lock: RwLock) -> bool:
+    return _trylock(lock, False, f"write_trylock({lock.name})")
+
+
+# -- struct mutex ----------------------------------------------------------------------
+class Mutex(_Lock):
+    """``struct mutex``: a sleeping lock; taking it is a might_sleep point."""
+
+    kind = "mutex"
+    sleeps = True
+
+
+def mutex_lock(lock: Mutex) -> None:
+    _acquire(lock, False, f"mutex_lock({lock.name})")
+
+
+def mutex_lock_nested(lock: Mutex, subclass: int) -> None:
+    _acquire(lock, False, f"mutex_lock_nested({lock.name}, {subclass})", subclass=subclass)
+
+
+def mutex_unlock(lock: Mutex) -> None:
+    _release(lock, False, f"mutex_unlock({lock.name})")
+
+
+def mutex_trylock(lock: Mutex) -> bool:
+    """1 if taken; never sleeps (so no might_sleep), never adds a lockdep dependency."""
+    return _trylock(lock, False, f"mutex_trylock({lock.name})")
+
+
+def mutex_is_locked(lock: Mutex) -> bool:
+    ex = runtime.current
+    assert ex is not None
+    ex.visible(Op(lock.key, False, f"mutex_is_locked({lock.name})"))
+    return lock.owner is not None
+
+
+@contextmanager
+def guard(lock: Mutex) -> Iterator[None]:
+    """``guard(mutex)(&lock)`` from cleanup.h: held until the end of the ``with`` block."""
+    mutex_lock(lock)
+    try:
+        yield
+    finally:
+        mutex_unlock(lock)
+
+
+# -- struct rw_semaphore ------------------------------------------------------------------
+class RwSem(_Lock):
+    """``struct rw_semaphore``: a sleeping reader-writer lock."""
+
+    kind = "rw_semaphore"
+    sleeps = True
+
+
+def down_read(sem: RwSem) -> None:
+    _acquire(sem, True, f"down_read({sem.name})")
+
+
+def up_read(sem: RwSem) -> None:
+    _release(sem, True, f"up_read({sem.name})")
+
+
+def down_write(sem: RwSem) -> None:
+    _acquire(sem, False, f"down_write({sem.name})")
+
+
+def up_write(sem: RwSem) -> None:
+    _release(sem, False, f"up_write({sem.name})")
+
+
+def down_read_trylock(sem: RwSem) -> bool:
+    return _trylock(sem, True, f"down_read_trylock({sem.name})")
+
+
+def down_write_trylock(sem: RwSem) -> bool:
+    return _trylock(sem, False, f"down_write_trylock({sem.name})")
+
+
+# -- lock-break points ----------------------------------------------------------------------
+def cond_resched_lock(lock: SpinLock) -> bool:
+    """Drop ``lock``, offer a reschedule point, retake it.  Returns True (it always yields here)."""
+    spin_unlock(lock)
+    from kvmcheck.kernel.context import cond_resched
+
+    cond_resched()
+    spin_lock(lock)
+    return True
+
+
+def cond_resched_rwlock_read(lock: RwLock) -> bool:
+    read_unlock(lock)
+    from kvmcheck.kernel.context import cond_resched
+
+    cond_resched()
+    read_lock(lock)
+    return True
+
+
+def cond_resched_rwlock_write(lock: RwLock) -> bool:
+    write_unlock(lock)
+    from kvmcheck.kernel.context import cond_resched
+
+    cond_resched()
+    write_lock(lock)
+    return True
+
+
+# -- lockdep assertions ---------------------------------------------------------------------
+def _held(lock: _Lock) -> Any:
+    return lockdep.held_by(kthread(), lock)
+
+
+def lockdep_assert_held(lock: _Lock) -> None:
+    if _held(lock) is None:
+        warn("assert-held", f"{lock.name} is not held", headline="WARNING: lockdep_assert_held() failed")
+
+
+def lockdep_assert_held_write(lock: _Lock) -> None:
+    h = _held(lock)
+    if h is None or h.shared:
+        warn(
+            "assert-held",
+            f"{lock.name} is not held for write",
+            headline="WARNING: lockdep_assert_held_write() failed",
+        )
+
+
+def lockdep_assert_held_read(lock: _Lock) -> None:
+    h = _held(lock)
+    if h is None or not h.shared:
+        warn(
+            "assert-held",
+            f"{lock.name} is not held for read",
+            headline="WARNING: lockdep_assert_held_read() failed",
+        )
+
+
+def lockdep_assert_not_held(lock: _Lock) -> None:
+    if _held(lock) is not None:
+        warn("assert-held", f"{lock.name} is held", headline="WARNING: lockdep_assert_not_held() failed")
+
+
+def irqs_disabled() -> bool:
+    return not kthread().irqs_enabled()
+

@@ -1,0 +1,177 @@
+"""Struct: shared memory the checker sees.
+
+Every annotated field of a ``Struct`` subclass is instrumented: each read and
+each write is a visible operation on (object, field), checked by
+
+* KASAN -- an access to a freed object is a use-after-free, reported with its
+  allocation and free sites;
+* KCSAN -- two accesses to one field, at least one a write, at least one
+  plain (not READ_ONCE/WRITE_ONCE/atomic), not ordered by happens-before
+  (locks, spawn/join, RCU grace periods, completions) are a data race;
+* the locking contract -- ``__locking__ = {"field": "lock_attr"}`` (or a tuple
+  of alternatives) says which lock of the same object protects a field; a
+  plain read needs one of them held, a plain write needs one held
+  exclusively.
+
+Plain Python objects (lists, dicts, attributes not annotated) are invisible to
+the checker: they are thread-local as far as it is concerned.  Initialising
+fields in the constructor is not an access (the object is not shared yet).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from kvmcheck._engine import runtime
+from kvmcheck._engine.ops import FIELD_SLOTS, Op, object_key
+from kvmcheck.kernel import kasan, kcsan
+
+
+class Field:
+    """Descriptor for one instrumented field."""
+
+    __slots__ = ("index", "name", "rlabel", "wlabel")
+
+    def __init__(self, owner: str, name: str, index: int) -> None:
+        self.name = name
+        self.index = index
+        self.rlabel = f"read {owner}.{name}"
+        self.wlabel = f"write {owner}.{name}"
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        if runtime.current is None or not obj._kc_num:
+            return obj.__dict__[self.name]
+        return access(obj, self, False, False)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if runtime.current is None or not obj._kc_num:
+            obj.__dict__[self.name] = value
+            return
+        access(obj, self, True, False, value)
+
+
+def access(obj: Any, f: Field, write: bool, marked: bool, value: Any = None, what: str | None = None) -> Any:
+    """One visible access to ``obj.<f>`` with every check applied."""
+    ex = runtime.current
+    assert ex is not None
+    key = obj._kc_num * FIELD_SLOTS + f.index
+    label = what or (f.wlabel if write else f.rlabel)
+    ex.visible(Op(key, write, label))
+    if obj._kc_freed is not None:
+        kasan.report_freed(obj, f.name, write)
+    t = ex.current
+    assert t is not None
+    kcsan.on_access(ex, t, key, obj, f.name, write, marked)
+    if not marked and obj._kc_contract:
+        _check_contract(obj, f.name, write)
+    if write:
+        obj.__dict__[f.name] = value
+        return None
+    return obj.__dict__[f.name]
+
+
+def _check_contract(obj: Any, name: str, write: bool) -> None:
+    guards = obj._kc_contract.get(name)
+    if guards is None:
+        return
+    from kvmcheck.kernel._core import kthread, warn
+    from kvmcheck.kernel.lockdep import held_by
+
+    kt = kthread()
+    locks = [getattr(obj, g) if isinstance(g, str) else g(obj) for g in guards]
+    for lk in locks:
+        h = held_by(kt, lk)
+        if h is not None and (not write or not h.shared):
+            return
+    need = " or ".join(lk.name for lk in locks)
+    verb = "write to" if write else "read of"
+    warn(
+        "assert-held",
+        f"plain {verb} {type(obj).__name__}.{name} without {need} held"
+        f"{' for write' if write else ''} (locking contract of {type(obj).__name__})",
+        headline="WARNING: locking contract violated",
+    )
+
+
+class Struct:
+    """Base class for instrumented kernel structs (annotated fields are shared memory)."""
+
+    __locking__: ClassVar[dict[str, str | tuple[str, ...]]] = {}
+    _kc_fields: ClassVar[dict[str, Field]] = {}
+    _kc_contract: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    _kc_num: int
+    _kc_freed: Any
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        fields = dict(cls._kc_fields)
+        defaults: dict[str, Any] = dict(getattr(cls, "_kc_defaults", {}))
+        for name in cls.__dict__.get("__annotations__", {}):
+            if name.startswith("_") or name in fields:
+                continue
+            if len(fields) >= FIELD_SLOTS - 1:
+                raise TypeError(f"{cls.__name__}: too many instrumented fields")
+            if name in cls.__dict__:
+                defaults[name] = cls.__dict__[name]
+            fields[name] = Field(cls.__name__, name, len(fields))
+            setattr(cls, name, fields[name])
+        cls._kc_fields = fields
+        cls._kc_defaults = defaults  # type: ignore[attr-defined]
+        contract: dict[str, tuple[Any, ...]] = {}
+        for name, guard in cls.__locking__.items():
+            contract[name] = guard if isinstance(guard, tuple) else (guard,)
+        cls._kc_contract = contract
+
+    def __init__(self, **values: Any) -> None:
+        d = self.__dict__
+        for name, default in type(self)._kc_defaults.items():  # type: ignore[attr-defined]
+            d[name] = _fresh(default)
+        for name in type(self)._kc_fields:
+            d.setdefault(name, None)
+        for name, value in values.items():
+            if name not in type(self)._kc_fields:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            d[name] = value
+        ex = runtime.current
+        d["_kc_num"] = ex.new_number() if ex is not None else 0
+        d["_kc_freed"] = None
+        if ex is not None:
+            kasan.on_create(ex, self)
+
+    def _kc_key(self, name: str) -> int:
+        return object_key(self._kc_num, type(self)._kc_fields[name].index)
+
+
+def _fresh(default: Any) -> Any:
+    if isinstance(default, (list, dict, set)):
+        return type(default)(default)
+    return default
+
+
+def field_of(obj: Any, name: str) -> Field:
+    try:
+        return type(obj)._kc_fields[name]  # type: ignore[no-any-return]
+    except (AttributeError, KeyError):
+        raise TypeError(f"{type(obj).__name__} has no instrumented field {name!r}") from None
+
+
+def READ_ONCE(obj: Any, name: str) -> Any:  # noqa: N802 - kernel name
+    if runtime.current is None or not obj._kc_num:
+        return getattr(obj, name)
+    return access(obj, field_of(obj, name), False, True, what=f"READ_ONCE({type(obj).__name__}.{name})")
+
+
+def WRITE_ONCE(obj: Any, name: str, value: Any) -> None:  # noqa: N802 - kernel name
+    if runtime.current is None or not obj._kc_num:
+        setattr(obj, name, value)
+        return
+    access(obj, field_of(obj, name), True, True, value, what=f"WRITE_ONCE({type(obj).__name__}.{name})")
+
+
+def data_race(obj: Any, name: str) -> Any:
+    """``data_race(obj->name)``: a read the model declares racy on purpose."""
+    return READ_ONCE(obj, name)
+

@@ -1,0 +1,1 @@
+"""Counterexample reports: text, JSON and HTML."""

@@ -1,0 +1,1 @@
+"""Bundled scenarios: harnesses over the models, each with its expected verdicts."""
