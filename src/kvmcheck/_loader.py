@@ -35,7 +35,10 @@ def load_file(path: str) -> ModuleType:
         tb = e.__traceback__
         line = 0
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == os.path.abspath(path) or tb.tb_frame.f_code.co_filename == path:
+            if (
+                tb.tb_frame.f_code.co_filename == os.path.abspath(path)
+                or tb.tb_frame.f_code.co_filename == path
+            ):
                 line = tb.tb_lineno
             tb = tb.tb_next
         raise UsageError(
@@ -68,9 +71,7 @@ def resolve(target: str) -> list[Scenario]:
         for s in found:
             if s.name == name:
                 return [s]
-        raise UsageError(
-            f"no scenario {name!r} in {path}; it defines: {', '.join(s.name for s in found)}"
-        )
+        raise UsageError(f"no scenario {name!r} in {path}; it defines: {', '.join(s.name for s in found)}")
     for s in bundled():
         if s.name == target:
             return [s]

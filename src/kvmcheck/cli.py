@@ -38,6 +38,7 @@ def _run_one(s: Scenario, variant: str | None, opts: dict[str, Any]) -> Result:
         seed=opts["seed"],
         variant=variant,
         max_steps=opts["max_steps"],
+        kcsan=opts["kcsan"],
     )
 
 
@@ -62,10 +63,16 @@ def _pairs(scns: list[Scenario], variant: str | None) -> list[tuple[Scenario, st
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--kcsan/--no-kcsan",
+    default=None,
+    help="Force the plain-access checks (KCSAN, locking contract) on or off.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report.")
-def check_cmd(target: str | None, variant: str | None, run_all: bool, as_json: bool,
-              html_path: str | None, **opts: Any) -> None:
+def check_cmd(
+    target: str | None, variant: str | None, run_all: bool, as_json: bool, html_path: str | None, **opts: Any
+) -> None:
     """Check FILE.py[::SCENARIO], a bundled SCENARIO, or --all bundled ones."""
     if run_all == bool(target):
         raise UsageError("give exactly one of TARGET (FILE.py[::SCENARIO] or a bundled scenario) and --all")
@@ -77,8 +84,11 @@ def check_cmd(target: str | None, variant: str | None, run_all: bool, as_json: b
         if not as_json and not run_all:
             click.echo(render_result(r))
             if r.finding is not None:
-                click.echo(f"replay: kvmcheck replay {target if '::' in (target or '') else s.name}"
-                           + (f" --variant {v}" if v else "") + f" '{r.finding.schedule}'")
+                click.echo(
+                    f"replay: kvmcheck replay {target if '::' in (target or '') else s.name}"
+                    + (f" --variant {v}" if v else "")
+                    + f" '{r.finding.schedule}'"
+                )
     if html_path:
         from kvmcheck.report.html import write_html
 
@@ -157,7 +167,9 @@ def run() -> None:
         sys.exit(130)
     except click.UsageError as e:
         msg = e.format_message().replace("\n", " ")
-        click.echo(f"kvmcheck: error: {msg} (see kvmcheck {e.ctx.info_name if e.ctx else ''} --help)", err=True)
+        click.echo(
+            f"kvmcheck: error: {msg} (see kvmcheck {e.ctx.info_name if e.ctx else ''} --help)", err=True
+        )
         sys.exit(2)
     except UsageError as e:
         click.echo(f"kvmcheck: error: {e}", err=True)

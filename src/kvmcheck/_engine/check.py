@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kvmcheck._engine import runtime
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
 from kvmcheck._engine.scenario import Scenario
@@ -75,9 +74,9 @@ def _as_scenario(scn: Scenario | Callable[..., Any]) -> Scenario:
     raise UsageError(f"{scn!r} is not a scenario (decorate a function with @scenario)")
 
 
-def _new_session() -> dict[str, Any]:
+def _new_session(kcsan: bool = True) -> dict[str, Any]:
     """State that lives across the executions of one check (lockdep's graph, ...)."""
-    return {"run": 0, "schedules": {}}
+    return {"run": 0, "schedules": {}, "kcsan": kcsan}
 
 
 def _end_run(ex: Execution) -> None:
@@ -107,14 +106,19 @@ def check(
     max_steps: int = DEFAULT_MAX_STEPS,
     bound: int | None = None,
     depth: int = 3,
+    kcsan: bool | None = None,
 ) -> Result:
-    """Explore ``scn`` under ``strategy`` and return a :class:`Result`."""
+    """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
+
+    ``kcsan`` turns data-race reports on or off (default: the scenario's choice).
+    """
     s = _as_scenario(scn)
     body = s.body(variant)
     strat = _strategy(strategy, seed, bound, depth)
     if strategy in ("random", "pct") and max_executions is None and max_seconds is None:
         max_executions = DEFAULT_SAMPLES
-    session = _new_session()
+    use_kcsan = s.kcsan if kcsan is None else kcsan
+    session = _new_session(use_kcsan)
     t0 = time.perf_counter()
     executions = steps = 0
     finding: Finding | None = None
@@ -148,7 +152,7 @@ def check(
         finding = soft
     if finding is not None:
         finding.scenario = s.name
-        _attach_trace(s, variant, finding, max_steps)
+        _attach_trace(s, variant, finding, max_steps, use_kcsan)
         verdict = "bug"
     else:
         verdict = "ok" if complete else "bounded"
@@ -185,17 +189,22 @@ def _coverage(strat: Any, executions: int, complete: bool, finding: Finding | No
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
 
 
-def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int) -> None:
-    replayed = _replay_runs(s, variant, finding.schedule, max_steps, tracing=True)
-    if replayed is not None:
-        finding.trace = replayed.steps
+def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:
+    """Replay the finding with tracing on: the trace, and the report's sites, come from there."""
+    replayed = _replay_runs(s, variant, finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+    if replayed is None:
+        return
+    finding.trace = replayed.steps
+    again = replayed.finding
+    if again is not None and again.kind == finding.kind:
+        finding.message, finding.headline, finding.details = again.message, again.headline, again.details
 
 
 def _replay_runs(
-    s: Scenario, variant: str | None, schedule: str, max_steps: int, tracing: bool
+    s: Scenario, variant: str | None, schedule: str, max_steps: int, tracing: bool, kcsan: bool
 ) -> Execution | None:
     runs = split_runs(schedule)
-    session = _new_session()
+    session = _new_session(kcsan)
     body = s.body(variant)
     ex: Execution | None = None
     for n, tids in enumerate(runs):
@@ -221,11 +230,14 @@ def replay(
     *,
     variant: str | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    kcsan: bool | None = None,
 ) -> Result:
     """Re-run one schedule exactly; the result carries its finding (if any) with a trace."""
     s = _as_scenario(scn)
     t0 = time.perf_counter()
-    ex = _replay_runs(s, variant, schedule, max_steps, tracing=True)
+    ex = _replay_runs(
+        s, variant, schedule, max_steps, tracing=True, kcsan=s.kcsan if kcsan is None else kcsan
+    )
     assert ex is not None
     finding = ex.finding
     if finding is not None:

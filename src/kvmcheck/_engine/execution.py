@@ -96,6 +96,13 @@ class Execution:
         self.exit_hooks: list[ThreadHook] = []
         self.end_hooks: list[Hook] = []
         self._numbers = 0
+        # Fair yields (CHESS's "good samaritan" rule): a thread that yields twice
+        # with no other thread stepping in between may not run again while another
+        # thread is enabled and has not taken a step.  One yield costs nothing, so
+        # orders after a single yield are all kept; only endless spins are cut.
+        self._yielded: int | None = None
+        self._last_yield: dict[int, int] = {}  # tid -> step index of its last yield
+        self._last_step: dict[int, int] = {}  # tid -> step index of its last step
         self._unstarted: list[tuple[Thread, Callable[..., Any], tuple[Any, ...]]] = []
         self._sched = greenlet.getcurrent()
 
@@ -188,6 +195,9 @@ class Execution:
                 obj = op.obj
                 if obj is None or obj._kc_enabled(op, t.tid, None):
                     enabled.append(t.tid)
+            y = self._yielded
+            if y is not None and len(enabled) > 1 and y in enabled:
+                enabled.remove(y)
             if not enabled:
                 if live:
                     self._deadlock()
@@ -209,6 +219,15 @@ class Execution:
             op = t.pending
             assert op is not None
             self.strategy.on_event(self, tid, op)
+            step = len(self.schedule)
+            if tid != self._yielded:
+                self._yielded = None
+            if op.arg == "yield":
+                prev = self._last_yield.get(tid)
+                if prev is not None and all(i < prev for u, i in self._last_step.items() if u != tid):
+                    self._yielded = tid
+                self._last_yield[tid] = step
+            self._last_step[tid] = step
             self.schedule.append(tid)
             self.ops.append(op)
             t.pending = None

@@ -86,7 +86,7 @@ class Finding:
         }
 
 
-class Abort(BaseException):  # noqa: N818 - control flow, not an error
+class Abort(BaseException):
     """Unwinds a model thread once its execution has stopped (finding or kill).
 
     A BaseException so that model code's ``except Exception`` cannot swallow it.

@@ -22,8 +22,10 @@ class Scenario:
         fn: Callable[..., Any],
         name: str | None = None,
         expect: str | dict[str, str] | None = None,
+        kcsan: bool = True,
     ) -> None:
         self.fn = fn
+        self.kcsan = kcsan  # report data races (KCSAN) by default
         self.name = name or fn.__name__
         self.doc = inspect.getdoc(fn) or ""
         self.takes_variant = "variant" in inspect.signature(fn).parameters
@@ -67,7 +69,11 @@ class Scenario:
 def scenario(fn: Callable[..., Any]) -> Scenario: ...
 @overload
 def scenario(
-    fn: None = None, *, name: str | None = None, expect: str | dict[str, str] | None = None
+    fn: None = None,
+    *,
+    name: str | None = None,
+    expect: str | dict[str, str] | None = None,
+    kcsan: bool = True,
 ) -> Callable[[Callable[..., Any]], Scenario]: ...
 
 
@@ -76,12 +82,13 @@ def scenario(
     *,
     name: str | None = None,
     expect: str | dict[str, str] | None = None,
+    kcsan: bool = True,
 ) -> Scenario | Callable[[Callable[..., Any]], Scenario]:
-    """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=...)``."""
+    """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=..., kcsan=...)``."""
     if fn is not None:
         return Scenario(fn)
 
     def wrap(f: Callable[..., Any]) -> Scenario:
-        return Scenario(f, name=name, expect=expect)
+        return Scenario(f, name=name, expect=expect, kcsan=kcsan)
 
     return wrap

@@ -14,12 +14,16 @@ if TYPE_CHECKING:
 class KState:
     """Kernel state of one execution."""
 
-    __slots__ = ("allocs", "kcsan", "objects")
+    __slots__ = ("allocs", "kcsan", "kcsan_on", "mb", "objects", "rcu", "rel")
 
     def __init__(self) -> None:
+        self.kcsan_on = True
         self.kcsan: dict[int, list[Any]] = {}
         self.allocs: list[Any] = []  # kmalloc'ed objects and kernel mappings
         self.objects: list[Any] = []  # every Struct created
+        self.rcu: Any = None  # the RCU domain (kernel/rcu.py), made at the first use
+        self.rel: dict[int, Any] = {}  # field key -> (clock, tid, epoch) of its last release store
+        self.mb: dict[tuple[str, int], Any] = {}  # smp_mb__{before,after}_atomic bookkeeping
 
 
 def _thread_exit(ex: Execution, t: Thread) -> None:
@@ -38,5 +42,6 @@ def _thread_exit(ex: Execution, t: Thread) -> None:
 
 def setup(ex: Execution) -> None:
     ex.k = KState()
+    ex.k.kcsan_on = bool(ex.session.get("kcsan", True))
     ex.exit_hooks.append(_thread_exit)
     ex.end_hooks.append(kmemleak_scan)

@@ -11,22 +11,22 @@ from kvmcheck._engine import runtime
 from kvmcheck.kernel._core import bug, site_here, warn
 
 
-def BUG_ON(cond: object, msg: str = "") -> None:  # noqa: N802 - kernel name
+def BUG_ON(cond: object, msg: str = "") -> None:
     if cond:
         bug("bug-on", msg or "BUG_ON condition true", f"kernel BUG at {site_here(3)}!")
 
 
-def BUG(msg: str = "") -> None:  # noqa: N802 - kernel name
+def BUG(msg: str = "") -> None:
     bug("bug-on", msg or "BUG()", f"kernel BUG at {site_here(3)}!")
 
 
-def WARN_ON(cond: object, msg: str = "") -> bool:  # noqa: N802 - kernel name
+def WARN_ON(cond: object, msg: str = "") -> bool:
     if cond:
         warn("warn", msg or "WARN_ON condition true", f"WARNING: at {site_here(3)}")
     return bool(cond)
 
 
-def WARN_ON_ONCE(cond: object, msg: str = "") -> bool:  # noqa: N802 - kernel name
+def WARN_ON_ONCE(cond: object, msg: str = "") -> bool:
     if cond:
         ex = runtime.current
         key = f"warn-once:{site_here(3)}"
@@ -38,7 +38,7 @@ def WARN_ON_ONCE(cond: object, msg: str = "") -> bool:  # noqa: N802 - kernel na
     return bool(cond)
 
 
-def KVM_BUG_ON(cond: object, kvm: object = None, msg: str = "") -> bool:  # noqa: N802 - kernel name
+def KVM_BUG_ON(cond: object, kvm: object = None, msg: str = "") -> bool:
     """WARN_ON_ONCE and mark the VM bugged (``kvm->vm_bugged``); returns the condition."""
     if cond:
         warn("warn", msg or "KVM_BUG_ON condition true", f"WARNING: KVM_BUG_ON at {site_here(3)}")

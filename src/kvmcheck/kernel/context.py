@@ -36,12 +36,17 @@ def might_sleep() -> None:
 
 
 def cond_resched() -> None:
-    """A reschedule point: may sleep, and lets any other thread run."""
+    """A reschedule point: may sleep, and lets the other threads run.
+
+    Fairness: after it, this thread does not run again until another enabled
+    thread has taken a step (CHESS's fair yield), so retry loops that wait for
+    another thread terminate instead of spinning forever in the search.
+    """
     might_sleep_check("cond_resched()")
     t = current_thread()
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(t.key, False, "cond_resched()"))
+    ex.visible(Op(t.key, False, "cond_resched()", None, "yield"))
 
 
 def schedule() -> None:

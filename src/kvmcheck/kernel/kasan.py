@@ -70,8 +70,7 @@ def check_free(obj: Any, how: str) -> None:
     if obj is None:
         return
     if not hasattr(obj, "_kc_freed"):
-        bug("double-free", f"{how} of {obj!r}, which is not a tracked allocation",
-            "BUG: KASAN: invalid-free")
+        bug("double-free", f"{how} of {obj!r}, which is not a tracked allocation", "BUG: KASAN: invalid-free")
     fr = obj._kc_freed
     if fr is not None:
         bug(

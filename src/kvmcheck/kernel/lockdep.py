@@ -89,7 +89,7 @@ def on_acquire(kt: KThread, new: Held) -> None:
                 headline="WARNING: possible recursive locking detected",
             )
             continue
-        if new.trylock or hc in g.edges and cls in g.edges[hc]:
+        if new.trylock or (hc in g.edges and cls in g.edges[hc]):
             continue
         back = _path(g, cls, hc)
         edge = Edge(hc, cls, h.lock.name, site_here(4), _run_index())

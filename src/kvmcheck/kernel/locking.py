@@ -407,4 +407,3 @@ def lockdep_assert_not_held(lock: _Lock) -> None:
 
 def irqs_disabled() -> bool:
     return not kthread().irqs_enabled()
-

@@ -40,8 +40,11 @@ def kfree(obj: Any) -> None:
     if obj is None:
         return
     if "_kc_kmalloc" not in getattr(obj, "__dict__", {}):
-        bug("double-free", f"kfree() of {type(obj).__name__}, which was not kmalloc'ed",
-            "BUG: KASAN: invalid-free")
+        bug(
+            "double-free",
+            f"kfree() of {type(obj).__name__}, which was not kmalloc'ed",
+            "BUG: KASAN: invalid-free",
+        )
     kasan.check_free(obj, "kfree")
     kasan.mark_freed(obj, "kfree")
 
@@ -59,10 +62,13 @@ class KernelMapping(Struct):
 
     pfn: int = 0
     mem: int = 0
+    page: Any = None  # the struct page behind it (None for memremap of a non-page pfn)
 
 
 def kmap(page: Any) -> KernelMapping:
-    return kmalloc_mapping(getattr(page, "pfn", 0))
+    m = kmalloc_mapping(getattr(page, "pfn", 0))
+    m.__dict__["page"] = page
+    return m
 
 
 def kunmap(m: KernelMapping) -> None:

@@ -11,7 +11,11 @@ each write is a visible operation on (object, field), checked by
 * the locking contract -- ``__locking__ = {"field": "lock_attr"}`` (or a tuple
   of alternatives) says which lock of the same object protects a field; a
   plain read needs one of them held, a plain write needs one held
-  exclusively.
+  exclusively.  ``{"field": {"write": "lock_attr", "read": ()}}`` documents
+  a field written under a lock but read locklessly on purpose.
+
+KCSAN and the contract are the *plain-access* checks; a scenario (or
+``check(kcsan=False)`` / ``--no-kcsan``) turns both off together.
 
 Plain Python objects (lists, dicts, attributes not annotated) are invisible to
 the checker: they are thread-local as far as it is concerned.  Initialising
@@ -52,8 +56,20 @@ class Field:
         access(obj, self, True, False, value)
 
 
-def access(obj: Any, f: Field, write: bool, marked: bool, value: Any = None, what: str | None = None) -> Any:
-    """One visible access to ``obj.<f>`` with every check applied."""
+def access(
+    obj: Any,
+    f: Field,
+    write: bool,
+    marked: bool,
+    value: Any = None,
+    what: str | None = None,
+    update: Any = None,
+) -> Any:
+    """One visible access to ``obj.<f>`` with every check applied.
+
+    With ``update`` (a function), the access is an atomic read-modify-write:
+    it stores ``update(old)`` and returns ``old``.
+    """
     ex = runtime.current
     assert ex is not None
     key = obj._kc_num * FIELD_SLOTS + f.index
@@ -63,9 +79,14 @@ def access(obj: Any, f: Field, write: bool, marked: bool, value: Any = None, wha
         kasan.report_freed(obj, f.name, write)
     t = ex.current
     assert t is not None
-    kcsan.on_access(ex, t, key, obj, f.name, write, marked)
-    if not marked and obj._kc_contract:
-        _check_contract(obj, f.name, write)
+    if ex.k.kcsan_on:  # the plain-access checks: KCSAN and the locking contract
+        kcsan.on_access(ex, t, key, obj, f.name, write, marked)
+        if not marked and obj._kc_contract:
+            _check_contract(obj, f.name, write)
+    if update is not None:
+        old = obj.__dict__[f.name]
+        obj.__dict__[f.name] = update(old)
+        return old
     if write:
         obj.__dict__[f.name] = value
         return None
@@ -73,14 +94,19 @@ def access(obj: Any, f: Field, write: bool, marked: bool, value: Any = None, wha
 
 
 def _check_contract(obj: Any, name: str, write: bool) -> None:
-    guards = obj._kc_contract.get(name)
-    if guards is None:
+    rule = obj._kc_contract.get(name)
+    if rule is None:
+        return
+    guards = rule[1] if write else rule[0]
+    if not guards:
         return
     from kvmcheck.kernel._core import kthread, warn
     from kvmcheck.kernel.lockdep import held_by
 
     kt = kthread()
-    locks = [getattr(obj, g) if isinstance(g, str) else g(obj) for g in guards]
+    locks = [
+        lk for lk in (getattr(obj, g) if isinstance(g, str) else g(obj) for g in guards) if lk is not None
+    ]
     for lk in locks:
         h = held_by(kt, lk)
         if h is not None and (not write or not h.shared):
@@ -98,9 +124,9 @@ def _check_contract(obj: Any, name: str, write: bool) -> None:
 class Struct:
     """Base class for instrumented kernel structs (annotated fields are shared memory)."""
 
-    __locking__: ClassVar[dict[str, str | tuple[str, ...]]] = {}
+    __locking__: ClassVar[dict[str, Any]] = {}
     _kc_fields: ClassVar[dict[str, Field]] = {}
-    _kc_contract: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    _kc_contract: ClassVar[dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]]] = {}
 
     _kc_num: int
     _kc_freed: Any
@@ -120,9 +146,12 @@ class Struct:
             setattr(cls, name, fields[name])
         cls._kc_fields = fields
         cls._kc_defaults = defaults  # type: ignore[attr-defined]
-        contract: dict[str, tuple[Any, ...]] = {}
+        contract: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         for name, guard in cls.__locking__.items():
-            contract[name] = guard if isinstance(guard, tuple) else (guard,)
+            if isinstance(guard, dict):
+                contract[name] = (_guards(guard.get("read", ())), _guards(guard.get("write", ())))
+            else:
+                contract[name] = (_guards(guard), _guards(guard))
         cls._kc_contract = contract
 
     def __init__(self, **values: Any) -> None:
@@ -145,6 +174,10 @@ class Struct:
         return object_key(self._kc_num, type(self)._kc_fields[name].index)
 
 
+def _guards(g: Any) -> tuple[Any, ...]:
+    return g if isinstance(g, tuple) else (g,)
+
+
 def _fresh(default: Any) -> Any:
     if isinstance(default, (list, dict, set)):
         return type(default)(default)
@@ -158,13 +191,26 @@ def field_of(obj: Any, name: str) -> Field:
         raise TypeError(f"{type(obj).__name__} has no instrumented field {name!r}") from None
 
 
-def READ_ONCE(obj: Any, name: str) -> Any:  # noqa: N802 - kernel name
+def struct_init(obj: Any, **values: Any) -> None:
+    """Initialise fields of an object that is not shared yet (a C initialiser, as in kvm_gpc_init).
+
+    Not an access: no visible step, no contract check.  Using it on an object
+    other threads can already see hides real races -- do not.
+    """
+    fields = type(obj)._kc_fields
+    for name, value in values.items():
+        if name not in fields:
+            raise TypeError(f"{type(obj).__name__} has no field {name!r}")
+        obj.__dict__[name] = value
+
+
+def READ_ONCE(obj: Any, name: str) -> Any:
     if runtime.current is None or not obj._kc_num:
         return getattr(obj, name)
     return access(obj, field_of(obj, name), False, True, what=f"READ_ONCE({type(obj).__name__}.{name})")
 
 
-def WRITE_ONCE(obj: Any, name: str, value: Any) -> None:  # noqa: N802 - kernel name
+def WRITE_ONCE(obj: Any, name: str, value: Any) -> None:
     if runtime.current is None or not obj._kc_num:
         setattr(obj, name, value)
         return
@@ -175,3 +221,13 @@ def data_race(obj: Any, name: str) -> Any:
     """``data_race(obj->name)``: a read the model declares racy on purpose."""
     return READ_ONCE(obj, name)
 
+
+def rmw(obj: Any, name: str, fn: Any, what: str) -> tuple[Any, Any]:
+    """One atomic read-modify-write of ``obj.<name>`` (a marked access): returns (old, new)."""
+    if runtime.current is None or not obj._kc_num:
+        old = obj.__dict__[name]
+        new = fn(old)
+        obj.__dict__[name] = new
+        return old, new
+    old = access(obj, field_of(obj, name), True, True, what=what, update=fn)
+    return old, obj.__dict__[name]

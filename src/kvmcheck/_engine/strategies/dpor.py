@@ -135,7 +135,9 @@ class Dpor:
         if op.arg == "spawn":
             self.tclock[op.obj.tid] = c  # type: ignore[union-attr]
 
-    def _races(self, j: int, tid: int, op: Op, pre: Clock, events: list[int], cj: Clock, ex: Execution) -> None:
+    def _races(
+        self, j: int, tid: int, op: Op, pre: Clock, events: list[int], cj: Clock, ex: Execution
+    ) -> None:
         ops = ex.ops
         ev_tid = self.ev_tid
         ev_clock = self.ev_clock

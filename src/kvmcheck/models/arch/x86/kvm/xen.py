@@ -1,0 +1,169 @@
+"""arch/x86/kvm/xen.c -- the users of the gfn_to_pfn caches that matter to seed 000.
+
+Modelled after the v6.6..v6.8 xen.c (read in a mainline copy; see the note on
+kvm_xen_set_evtchn_fast): which locks each path really holds around the cache.
+
+  __kvm_xen_has_interrupt    vCPU thread (KVM_RUN holds vcpu->mutex -- the
+                             *caller* takes it, not this function); read_lock_irqsave
+                             on the vcpu_info cache; refreshes when the check fails
+                             and it may sleep; reads vcpu_info->evtchn_upcall_pending.
+  kvm_xen_set_evtchn_fast    any context, atomic (irqfd wakeup; hrtimer from v6.7):
+                             read_lock_irqsave on shared_info then vcpu_info (plain
+                             read_lock, NOT trylock: the trylock version was the
+                             unapplied "[PATCH v2 7/8]"; the digest was wrong here);
+                             never refreshes; first tests vcpu_info_cache.active
+                             unlocked (v6.8).
+  kvm_xen_vcpu_set_attr      vCPU ioctl: vcpu->mutex + kvm->arch.xen.xen_lock;
+                             deactivate (INVALID gpa) or activate the vcpu_info cache.
+  kvm_xen_destroy_vcpu       VM teardown: NO vcpu->mutex, no xen_lock (Sean, in the thread).
+  kvm_xen_destroy_vm         VM teardown: no xen_lock.
+Lock order: vcpu->mutex -> xen_lock -> (refresh_lock) -> gpc->lock.
+"""
+
+from __future__ import annotations
+
+from kvmcheck.kernel import (
+    in_atomic,
+    mutex_lock,
+    mutex_unlock,
+    read_lock_irqsave,
+    read_unlock_irqrestore,
+)
+from kvmcheck.models.virt.kvm.kvm_host import INVALID_GPA, Kvm, KvmVcpu
+from kvmcheck.models.virt.kvm.pfncache import GfnToPfnCache
+
+VCPU_INFO_SIZE = 64
+SHARED_INFO_SIZE = 3072
+EWOULDBLOCK, EINVAL = -11, -22
+
+
+class KvmVcpuXen:
+    """``struct kvm_vcpu_xen``: the per-vCPU caches (only vcpu_info is modelled)."""
+
+    def __init__(self) -> None:
+        self.vcpu_info_cache = GfnToPfnCache("vcpu_info_cache")
+
+
+class KvmXen:
+    """``struct kvm_xen``: the VM-wide shared_info cache."""
+
+    def __init__(self) -> None:
+        self.shinfo_cache = GfnToPfnCache("shinfo_cache")
+
+
+def xen_vcpu(v: KvmVcpu) -> KvmVcpuXen:
+    x: KvmVcpuXen = v.__dict__.setdefault("xen", KvmVcpuXen())
+    return x
+
+
+def xen_vm(kvm: Kvm) -> KvmXen:
+    x: KvmXen = kvm.__dict__.setdefault("xen", KvmXen())
+    return x
+
+
+def kvm_xen_init_vcpu(v: KvmVcpu) -> None:
+    """kvm_xen_init_vcpu(): kvm_gpc_init() of the vCPU's caches (guard: vcpu->mutex)."""
+    v.kvm.kernel.kvm_gpc_init(xen_vcpu(v).vcpu_info_cache, v.kvm, v.mutex)
+
+
+def kvm_xen_init_vm(kvm: Kvm) -> None:
+    """kvm_xen_init_vm(): kvm_gpc_init() of the shared_info cache (guard: xen_lock)."""
+    kvm.kernel.kvm_gpc_init(xen_vm(kvm).shinfo_cache, kvm, kvm.xen_lock)
+
+
+def evtchn_read(gpc: GfnToPfnCache) -> int:
+    """Dereference gpc->khva: read the guest page through the kernel mapping."""
+    khva = gpc.khva
+    assert khva is not None
+    page = khva.page  # an access through the mapping: KASAN checks it is still mapped
+    return int(page.data) if page is not None else int(khva.mem)
+
+
+def evtchn_write(gpc: GfnToPfnCache, value: int) -> None:
+    khva = gpc.khva
+    assert khva is not None
+    page = khva.page
+    if page is not None:
+        page.data = value
+    else:
+        khva.mem = value
+
+
+def __kvm_xen_has_interrupt(v: KvmVcpu) -> int:
+    """__kvm_xen_has_interrupt(): is an upcall pending in vcpu_info? (vCPU thread)."""
+    kvm = v.kvm
+    gpc = xen_vcpu(v).vcpu_info_cache
+    assert gpc.lock is not None
+    flags = read_lock_irqsave(gpc.lock)
+    while not kvm.kernel.kvm_gpc_check(gpc, VCPU_INFO_SIZE):
+        read_unlock_irqrestore(gpc.lock, flags)
+        if in_atomic():
+            return 1  # cannot refresh here; assume an event is pending
+        if kvm.kernel.kvm_gpc_refresh(gpc, VCPU_INFO_SIZE):
+            return 0  # the gpa is no longer valid: nothing to report
+        flags = read_lock_irqsave(gpc.lock)
+    rc = evtchn_read(gpc)  # vcpu_info->evtchn_upcall_pending
+    read_unlock_irqrestore(gpc.lock, flags)
+    return rc
+
+
+def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
+    """kvm_xen_set_evtchn_fast(): mark an event pending in shared_info, then kick vcpu_info."""
+    vgpc = xen_vcpu(v).vcpu_info_cache
+    if not vgpc.active:  # v6.8 tests this unlocked
+        return EINVAL
+    gpc = xen_vm(kvm).shinfo_cache
+    assert gpc.lock is not None and vgpc.lock is not None
+    flags = read_lock_irqsave(gpc.lock)
+    if not kvm.kernel.kvm_gpc_check(gpc, SHARED_INFO_SIZE):
+        read_unlock_irqrestore(gpc.lock, flags)
+        return EWOULDBLOCK
+    evtchn_write(gpc, 1)  # set the port's bit in shared_info->evtchn_pending
+    read_unlock_irqrestore(gpc.lock, flags)
+    flags = read_lock_irqsave(vgpc.lock)
+    if kvm.kernel.kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
+        evtchn_write(vgpc, 1)  # vcpu_info->evtchn_upcall_pending = 1
+        delivered = 1
+    else:
+        delivered = 0  # the in-kernel evtchn_pending_sel is set instead (not modelled)
+    read_unlock_irqrestore(vgpc.lock, flags)
+    return delivered
+
+
+def kvm_xen_vcpu_set_attr_vcpu_info(v: KvmVcpu, gpa: int) -> int:
+    """kvm_xen_vcpu_set_attr(KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO): under vcpu->mutex and xen_lock."""
+    kvm = v.kvm
+    gpc = xen_vcpu(v).vcpu_info_cache
+    mutex_lock(v.mutex)  # the vcpu ioctl
+    mutex_lock(kvm.xen_lock)
+    if gpa == INVALID_GPA:
+        kvm.kernel.kvm_gpc_deactivate(gpc)
+        r = 0
+    else:
+        r = kvm.kernel.kvm_gpc_activate(gpc, gpa, VCPU_INFO_SIZE)
+    mutex_unlock(kvm.xen_lock)
+    mutex_unlock(v.mutex)
+    return int(r)
+
+
+def kvm_xen_hvm_set_attr_shared_info(kvm: Kvm, gpa: int) -> int:
+    """kvm_xen_hvm_set_attr(KVM_XEN_ATTR_TYPE_SHARED_INFO): under xen_lock."""
+    gpc = xen_vm(kvm).shinfo_cache
+    mutex_lock(kvm.xen_lock)
+    if gpa == INVALID_GPA:
+        kvm.kernel.kvm_gpc_deactivate(gpc)
+        r = 0
+    else:
+        r = kvm.kernel.kvm_gpc_activate(gpc, gpa, SHARED_INFO_SIZE)
+    mutex_unlock(kvm.xen_lock)
+    return int(r)
+
+
+def kvm_xen_destroy_vcpu(v: KvmVcpu) -> None:
+    """kvm_xen_destroy_vcpu(): deactivate the vCPU's caches -- holding neither vcpu->mutex nor xen_lock."""
+    v.kvm.kernel.kvm_gpc_deactivate(xen_vcpu(v).vcpu_info_cache)
+
+
+def kvm_xen_destroy_vm(kvm: Kvm) -> None:
+    """kvm_xen_destroy_vm(): deactivate shared_info -- without xen_lock."""
+    kvm.kernel.kvm_gpc_deactivate(xen_vm(kvm).shinfo_cache)

@@ -1,0 +1,97 @@
+"""A host process address space: page tables, GUP and mmu notifiers (mm/gup.c, mm/mmu_notifier.c).
+
+Modelled: one page-table entry per user virtual address the scenario uses
+(``hva -> pfn``), protected by ``page_table_lock`` (the PTE lock);
+``get_user_pages`` resolves an hva and takes a page reference;
+``migrate_page`` is what the host does when it moves or reclaims a page: it
+brackets the PTE change with ``mmu_notifier_invalidate_range_start/_end`` and
+drops the old page's reference after the change, so the old page is freed
+unless somebody (a GUP caller) still holds a reference.
+
+Locking contract:
+  page_table_lock (spinlock_t) protects Pte.pfn.
+  Notifier subscribers are fixed before threads start (plain list).
+Lock order: mmu notifier callbacks run with no mm lock held here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kvmcheck.kernel import SpinLock, Struct, cond_resched, spin_lock, spin_unlock
+from kvmcheck.models.mm.page import Page, get_page, put_page
+
+
+class Pte(Struct):
+    """One page-table entry: the pfn an hva maps to (0: not present)."""
+
+    __locking__ = {"pfn": "ptl"}
+
+    pfn: int = 0
+
+    def __init__(self, ptl: SpinLock, pfn: int) -> None:
+        super().__init__(pfn=pfn)
+        self.ptl = ptl
+
+
+# A subscriber's (start, end) callbacks take (mm, start, end).
+Notifier = tuple[Callable[[Any, int, int], None], Callable[[Any, int, int], None]]
+
+
+class MmStruct:
+    """``struct mm_struct``: the VMAs' page tables and the mmu notifier subscriptions."""
+
+    def __init__(self) -> None:
+        self.page_table_lock = SpinLock("mm->page_table_lock")
+        self.ptes: dict[int, Pte] = {}
+        self.pages: dict[int, Page] = {}  # pfn -> struct page (the memory map)
+        self.notifiers: list[Notifier] = []
+
+    def map_page(self, hva: int, page: Page) -> None:
+        """Set up a present mapping before the threads start (the page's own reference)."""
+        self.pages[page.pfn] = page
+        self.ptes[hva] = Pte(self.page_table_lock, page.pfn)
+
+    def add_page(self, page: Page) -> None:
+        self.pages[page.pfn] = page
+
+
+def get_user_pages(mm: MmStruct, hva: int) -> int:
+    """GUP of one page: the pfn ``hva`` maps to, with a reference taken; 0 if not present.
+
+    Like __get_user_pages(), it may sleep and calls cond_resched() for each page.
+    """
+    pte = mm.ptes.get(hva)
+    if pte is None:
+        return 0
+    cond_resched()
+    spin_lock(mm.page_table_lock)
+    pfn = pte.pfn
+    if pfn:
+        get_page(mm.pages[pfn])
+    spin_unlock(mm.page_table_lock)
+    return pfn
+
+
+def mmu_notifier_invalidate_range_start(mm: MmStruct, start: int, end: int) -> None:
+    for on_start, _ in mm.notifiers:
+        on_start(mm, start, end)
+
+
+def mmu_notifier_invalidate_range_end(mm: MmStruct, start: int, end: int) -> None:
+    for _, on_end in mm.notifiers:
+        on_end(mm, start, end)
+
+
+def migrate_page(mm: MmStruct, hva: int, new: Page) -> None:
+    """Move ``hva`` to page ``new`` (migration, compaction, reclaim + refault), notifying first."""
+    mmu_notifier_invalidate_range_start(mm, hva, hva + 1)
+    pte = mm.ptes[hva]
+    spin_lock(mm.page_table_lock)
+    old_pfn = pte.pfn
+    pte.pfn = new.pfn
+    spin_unlock(mm.page_table_lock)
+    mm.add_page(new)
+    put_page(mm.pages[old_pfn])  # the old mapping's reference: frees it unless GUP holds one
+    mmu_notifier_invalidate_range_end(mm, hva, hva + 1)

@@ -1,0 +1,1 @@
+"""Models mirroring the kernel tree."""

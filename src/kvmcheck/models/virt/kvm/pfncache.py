@@ -1,0 +1,294 @@
+"""virt/kvm/pfncache.c -- the gfn -> pfn cache, as in Linux v6.3 .. v6.8.
+
+Modelled version: the shape between 9f87791d686d (v6.2, "Drop KVM's API to
+allow temporarily unmapping gfn=>pfn cache": deactivate inlines the unmap and
+no longer takes refresh_lock) and 6addfcf27139 (v6.9).  Read from a v6.8-era
+mainline copy of pfncache.c (kali-linex/linex@555e8b16, same code as
+sean-jc/linux@01a49f80) and from the seed thread.  Each method names the C
+function it models; ``pfncache_variants.py`` holds the later versions and the
+thread's proposals as small subclasses (a variant is a patch).
+
+Simplifications: one page per cache, so page offsets vanish (``khva`` is the
+mapping object itself); every cache is KVM_HOST_USES_PFN (all Xen caches are),
+so the GUEST_USES_PFN vCPU kick is not modelled; a kmap can not fail.
+
+Locking contract (as it really is in v6.3 .. v6.8):
+  gpc->lock (rwlock_t), write side -> every write of valid, pfn, khva, gpa,
+      generation, uhva, active.  Readers (kvm_gpc_check + deref) hold it for read.
+  gpc->refresh_lock (mutex) -> serialises refresh against refresh ONLY.
+      hva_to_pfn_retry reads gpc->uhva and gpc->pfn with gpc->lock dropped,
+      relying on refresh_lock; but kvm_gpc_activate / kvm_gpc_deactivate do not
+      take refresh_lock -- the hole of seed 000.
+  Unlocked reads by design: ``active`` in activate/deactivate, ``valid`` in
+      activate's KVM_BUG_ON, ``gpa`` in kvm_gpc_refresh.
+  kvm->gpc_lock (spinlock) -> kvm->gpc_list membership.
+Lock order: refresh_lock -> gpc->lock -> kvm->gpc_lock (never nested here).
+Object lifetime: a kernel mapping made by kmap is owned by the cache while it
+is gpc->khva, and must be unmapped exactly once after it stops being so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kvmcheck.kernel import (
+    KVM_BUG_ON,
+    WARN_ON_ONCE,
+    KernelMapping,
+    Mutex,
+    RwLock,
+    Struct,
+    cond_resched,
+    kmap,
+    kunmap,
+    lockdep_assert_held,
+    lockdep_assert_held_write,
+    mutex_lock,
+    mutex_unlock,
+    spin_lock,
+    spin_unlock,
+    struct_init,
+    write_lock_irq,
+    write_unlock_irq,
+)
+from kvmcheck.models.virt.kvm.kvm_host import (
+    KVM_HVA_ERR_BAD,
+    KVM_PFN_ERR_FAULT,
+    PAGE_SIZE,
+    Kvm,
+)
+from kvmcheck.models.virt.kvm.kvm_main import (
+    gfn_to_hva_memslot,
+    hva_to_pfn,
+    is_error_noslot_pfn,
+    kvm_memslots,
+    kvm_release_pfn_clean,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def c_name(name: str) -> Callable[[F], F]:
+    """Give a method the C function's exact name in traces (``__kvm_gpc_refresh``).
+
+    Python mangles ``__names`` inside classes, so the method is spelt with one
+    underscore and renamed here.
+    """
+
+    def rename(fn: F) -> F:
+        fn.__code__ = fn.__code__.replace(co_name=name)
+        fn.__name__ = name
+        return fn
+
+    return rename
+
+
+class GfnToPfnCache(Struct):
+    """``struct gfn_to_pfn_cache``."""
+
+    # Reads need one of these held, writes one held exclusively (see module docstring).
+    __locking__ = dict.fromkeys(
+        ("gpa", "generation", "uhva", "khva", "pfn", "active", "valid"),
+        ("lock", "refresh_lock", "guard_lock"),
+    )
+
+    gpa: int = 0
+    generation: int = 0
+    uhva: int = KVM_HVA_ERR_BAD
+    khva: KernelMapping | None = None
+    pfn: int = KVM_PFN_ERR_FAULT
+    active: bool = False
+    valid: bool = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name  # e.g. "vcpu_info_cache"
+        self.kvm: Kvm | None = None
+        self.lock: RwLock | None = None
+        self.refresh_lock: Mutex | None = None
+        self.guard_lock: Mutex | None = None  # only in the sean-contract variant
+
+    def __repr__(self) -> str:
+        return f"<gpc {self.name}>"
+
+
+def kvm_is_error_hva(hva: int) -> bool:
+    return hva == KVM_HVA_ERR_BAD
+
+
+class Pfncache:
+    """virt/kvm/pfncache.c at v6.8.  Subclasses in pfncache_variants.py are patches on it."""
+
+    version = "v6.8"
+
+    # -- kvm_gpc_init -----------------------------------------------------------
+    def kvm_gpc_init(self, gpc: GfnToPfnCache, kvm: Kvm, guard_lock: Mutex | None = None) -> None:
+        """kvm_gpc_init(): init the locks; pfn/uhva to error values (active/valid rely on kzalloc)."""
+        gpc.lock = RwLock("gpc->lock")
+        gpc.refresh_lock = Mutex("gpc->refresh_lock")
+        gpc.guard_lock = guard_lock  # the caller's mutex (vcpu->mutex, xen_lock): contract only
+        gpc.kvm = kvm
+        struct_init(gpc, pfn=KVM_PFN_ERR_FAULT, uhva=KVM_HVA_ERR_BAD)
+
+    # -- kvm_gpc_check ----------------------------------------------------------
+    def kvm_gpc_check(self, gpc: GfnToPfnCache, length: int) -> bool:
+        """kvm_gpc_check(): caller holds gpc->lock for read; True means khva may be used."""
+        assert gpc.kvm is not None
+        slots = kvm_memslots(gpc.kvm)
+        if not gpc.active:
+            return False
+        if (gpc.gpa % PAGE_SIZE) + length > PAGE_SIZE:
+            return False
+        if gpc.generation != slots.generation or kvm_is_error_hva(gpc.uhva):
+            return False
+        return bool(gpc.valid)
+
+    # -- mapping helpers ----------------------------------------------------------
+    def gpc_map(self, kvm: Kvm, pfn: int) -> KernelMapping:
+        """The inline kmap() of hva_to_pfn_retry (gpc_map() from v6.9): may sleep."""
+        return kmap(kvm.mm.pages[pfn])
+
+    def gpc_unmap_khva(self, pfn: int, khva: KernelMapping | None) -> None:
+        """gpc_unmap_khva(): kunmap/memunmap unless pfn or khva is absent (gpc_unmap() in v6.9)."""
+        if not is_error_noslot_pfn(pfn) and khva is not None:
+            kunmap(khva)
+
+    # -- mmu_notifier_retry_cache -------------------------------------------------
+    def mmu_notifier_retry_cache(self, kvm: Kvm, mmu_seq: int) -> bool:
+        """mmu_notifier_retry_cache(): an invalidation is running, or ran since mmu_seq."""
+        if kvm.mn_active_invalidate_count:  # plain read, no mn_invalidate_lock
+            return True
+        return bool(kvm.mmu_invalidate_seq != mmu_seq)  # after smp_rmb()
+
+    # -- hva_to_pfn_retry -----------------------------------------------------------
+    def hva_to_pfn_retry(self, gpc: GfnToPfnCache) -> int:
+        """hva_to_pfn_retry(): entered and left with refresh_lock and gpc->lock (write) held."""
+        kvm = gpc.kvm
+        assert kvm is not None and gpc.lock is not None and gpc.refresh_lock is not None
+        old_khva = gpc.khva
+        new_pfn = KVM_PFN_ERR_FAULT
+        new_khva: KernelMapping | None = None
+        lockdep_assert_held(gpc.refresh_lock)
+        lockdep_assert_held_write(gpc.lock)
+        gpc.valid = False  # so a concurrent check() fails while the lock is dropped
+        while True:
+            mmu_seq = kvm.mmu_invalidate_seq  # then smp_rmb()
+            write_unlock_irq(gpc.lock)
+            if new_pfn != KVM_PFN_ERR_FAULT:  # the previous iteration lost to an invalidation
+                if new_khva is not old_khva:
+                    self.gpc_unmap_khva(new_pfn, new_khva)
+                kvm_release_pfn_clean(kvm, new_pfn)
+                cond_resched()
+            new_pfn = hva_to_pfn(kvm, gpc.uhva)  # unlocked read of gpc->uhva
+            if is_error_noslot_pfn(new_pfn):
+                write_lock_irq(gpc.lock)
+                return -14  # -EFAULT
+            if new_pfn == gpc.pfn:  # unlocked read of gpc->pfn: reuse the old mapping
+                new_khva = old_khva
+            else:
+                new_khva = self.gpc_map(kvm, new_pfn)
+            write_lock_irq(gpc.lock)
+            WARN_ON_ONCE(gpc.valid, "hva_to_pfn_retry: cache became valid while gpc->lock was dropped")
+            if not self.mmu_notifier_retry_cache(kvm, mmu_seq):
+                break
+        gpc.valid = True
+        gpc.pfn = new_pfn
+        gpc.khva = new_khva
+        kvm_release_pfn_clean(kvm, new_pfn)  # from now on the mmu notifier protects the pfn
+        return 0
+
+    # -- __kvm_gpc_refresh ----------------------------------------------------------
+    @c_name("__kvm_gpc_refresh")
+    def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
+        """__kvm_gpc_refresh(): revalidate gpa -> uhva -> pfn -> khva."""
+        kvm = gpc.kvm
+        assert kvm is not None and gpc.lock is not None and gpc.refresh_lock is not None
+        if (gpa % PAGE_SIZE) + length > PAGE_SIZE:
+            return -22  # -EINVAL
+        mutex_lock(gpc.refresh_lock)
+        write_lock_irq(gpc.lock)
+        ret, old_pfn, old_khva, unmap_old = self._refresh_locked(gpc, kvm, gpa)
+        write_unlock_irq(gpc.lock)
+        mutex_unlock(gpc.refresh_lock)
+        if unmap_old:
+            self.gpc_unmap_khva(old_pfn, old_khva)
+        return ret
+
+    def _refresh_locked(self, gpc: GfnToPfnCache, kvm: Kvm, gpa: int) -> tuple[int, int, Any, bool]:
+        """The body of __kvm_gpc_refresh() between taking and dropping gpc->lock."""
+        if not gpc.active:
+            return -22, KVM_PFN_ERR_FAULT, None, False
+        old_pfn = gpc.pfn
+        old_khva = gpc.khva
+        old_uhva = gpc.uhva
+        slots = kvm_memslots(kvm)
+        ret = 0
+        if gpc.gpa != gpa or gpc.generation != slots.generation or kvm_is_error_hva(gpc.uhva):
+            gpc.gpa = gpa
+            gpc.generation = slots.generation
+            gpc.uhva = gfn_to_hva_memslot(slots, gpa // PAGE_SIZE)
+            if kvm_is_error_hva(gpc.uhva):
+                ret = -14
+        if ret == 0:
+            if not gpc.valid or old_uhva != gpc.uhva:
+                ret = self.hva_to_pfn_retry(gpc)
+            else:
+                gpc.khva = old_khva  # already valid: only the offset could change
+                return 0, old_pfn, old_khva, False
+        if ret:
+            gpc.valid = False
+            gpc.pfn = KVM_PFN_ERR_FAULT
+            gpc.khva = None
+        return ret, old_pfn, old_khva, old_pfn != gpc.pfn
+
+    # -- kvm_gpc_refresh ----------------------------------------------------------------
+    def kvm_gpc_refresh(self, gpc: GfnToPfnCache, length: int) -> int:
+        """kvm_gpc_refresh(): refresh at the cache's current gpa (read with no lock held)."""
+        return self._kvm_gpc_refresh(gpc, gpc.gpa, length)
+
+    # -- kvm_gpc_activate / kvm_gpc_deactivate -------------------------------------------
+    def kvm_gpc_activate(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
+        """kvm_gpc_activate(): put the cache on kvm->gpc_list, mark it active, refresh it."""
+        kvm = gpc.kvm
+        assert kvm is not None and gpc.lock is not None
+        if not gpc.active:  # unlocked read
+            if KVM_BUG_ON(gpc.valid, kvm, "kvm_gpc_activate: inactive cache is still valid"):
+                return -5  # -EIO
+            spin_lock(kvm.gpc_lock)
+            kvm.gpc_list = (*kvm.gpc_list, gpc)  # list_add(&gpc->list, &kvm->gpc_list)
+            spin_unlock(kvm.gpc_lock)
+            write_lock_irq(gpc.lock)
+            gpc.active = True
+            write_unlock_irq(gpc.lock)
+        return self._kvm_gpc_refresh(gpc, gpa, length)
+
+    def kvm_gpc_deactivate(self, gpc: GfnToPfnCache) -> None:
+        """kvm_gpc_deactivate(): v6.2 .. v6.8, WITHOUT refresh_lock (the seed's race)."""
+        kvm = gpc.kvm
+        assert kvm is not None and gpc.lock is not None
+        if gpc.active:  # unlocked read
+            write_lock_irq(gpc.lock)
+            gpc.active = False
+            gpc.valid = False
+            old_khva = gpc.khva
+            gpc.khva = None
+            old_pfn = gpc.pfn
+            gpc.pfn = KVM_PFN_ERR_FAULT
+            write_unlock_irq(gpc.lock)
+            spin_lock(kvm.gpc_lock)
+            kvm.gpc_list = tuple(g for g in kvm.gpc_list if g is not gpc)  # list_del
+            spin_unlock(kvm.gpc_lock)
+            self.gpc_unmap_khva(old_pfn, old_khva)
+
+    # -- the mmu notifier hook ----------------------------------------------------------------
+    def gfn_to_pfn_cache_invalidate_start(self, kvm: Kvm, start: int, end: int) -> None:
+        """gfn_to_pfn_cache_invalidate_start(): clear ``valid`` on every cache whose uhva is in range."""
+        spin_lock(kvm.gpc_lock)
+        for gpc in kvm.gpc_list:
+            assert gpc.lock is not None
+            write_lock_irq(gpc.lock)
+            if gpc.valid and not is_error_noslot_pfn(gpc.pfn) and start <= gpc.uhva < end:
+                gpc.valid = False
+            write_unlock_irq(gpc.lock)
+        spin_unlock(kvm.gpc_lock)
