@@ -34,7 +34,7 @@ class Blocker(Protocol):
 class Op:
     """One visible operation announced by a thread."""
 
-    __slots__ = ("arg", "excl", "key", "name", "obj")
+    __slots__ = ("arg", "excl", "key", "key2", "name", "obj")
 
     def __init__(
         self,
@@ -43,15 +43,22 @@ class Op:
         name: str,
         obj: Blocker | None = None,
         arg: Any = None,
+        key2: int = -1,
     ) -> None:
         self.key = key
         self.excl = excl
+        # A second key the op touches in *shared* mode: an access to a field of a
+        # freeable object also touches the whole object, so that freeing it
+        # (exclusive on the whole object) is dependent with every access.
+        self.key2 = key2
         self.name = name  # what the trace shows, e.g. "mutex_lock(kvm->lock)"
         self.obj = obj  # set only when the operation can block
         self.arg = arg  # free for the kernel layer (e.g. read/write flavour)
 
     def dependent(self, other: Op) -> bool:
-        return self.key == other.key and (self.excl or other.excl)
+        if self.key == other.key:
+            return self.excl or other.excl
+        return (self.key2 == other.key and other.excl) or (other.key2 == self.key and self.excl)
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

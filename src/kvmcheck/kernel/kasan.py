@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import runtime
+from kvmcheck._engine.ops import Op, object_key
 from kvmcheck.kernel._core import bug, site_here
 
 if TYPE_CHECKING:
@@ -33,10 +34,16 @@ def on_create(ex: Execution, obj: Any) -> None:
 
 
 def mark_freed(obj: Any, how: str) -> None:
+    """Free or unmap ``obj``: one visible step, exclusive on the whole object."""
     ex = runtime.current
     assert ex is not None and ex.current is not None
+    ex.visible(Op(object_key(obj._kc_num), True, f"{how}({obj._kc_label()})"))
     site = site_here(3) if ex.tracing else "(site recorded on replay)"
     obj.__dict__["_kc_freed"] = Freed(how, site, ex.current.name)
+
+
+def make_freeable(obj: Any) -> None:
+    obj.__dict__["_kc_freeable"] = True
 
 
 def _where() -> str:
@@ -46,17 +53,18 @@ def _where() -> str:
 
 def report_freed(obj: Any, field: str, write: bool) -> None:
     fr: Freed = obj._kc_freed
-    name = f"{type(obj).__name__}.{field}"
+    name = f"{obj._kc_label()}->{field}"
     verb = "Write" if write else "Read"
     unmap = fr.how in ("kunmap", "memunmap", "vunmap")
     kind = "use-after-unmap" if unmap else "use-after-free"
     where = _where()
     headline = (
-        f"BUG: unable to handle page fault for address: {name} (unmapped by {fr.how})"
+        f"BUG: unable to handle page fault for address: {obj._kc_label()} (unmapped by {fr.how})"
         if unmap
-        else f"BUG: KASAN: slab-use-after-free in {where.split(' ')[0] or name}"
+        else f"BUG: KASAN: use-after-free in {where.split(' ')[0] or name}"
     )
     details = [
+        *([f"RIP: {where.split(' ')[0]}"] if unmap and where else []),
         f"{verb} of {name} by task {runtime.current.current.name if runtime.current and runtime.current.current else '?'}"
         + (f" at {where}" if where else ""),
         f"Allocated at: {obj.__dict__.get('_kc_alloc_site', '(see trace)')}",

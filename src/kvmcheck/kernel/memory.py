@@ -24,6 +24,7 @@ T = TypeVar("T", bound=Struct)
 
 def kmalloc(cls: type[T], **fields: Any) -> T:
     obj = cls(**fields)
+    kasan.make_freeable(obj)
     ex = runtime.current
     if ex is not None:
         ex.k.allocs.append(obj)
@@ -64,6 +65,9 @@ class KernelMapping(Struct):
     mem: int = 0
     page: Any = None  # the struct page behind it (None for memremap of a non-page pfn)
 
+    def _kc_label(self) -> str:
+        return f"khva[pfn {self.__dict__['pfn']}]"
+
 
 def kmap(page: Any) -> KernelMapping:
     m = kmalloc_mapping(getattr(page, "pfn", 0))
@@ -85,6 +89,7 @@ def memunmap(m: KernelMapping) -> None:
 
 def kmalloc_mapping(pfn: int) -> KernelMapping:
     m = KernelMapping(pfn=pfn)
+    kasan.make_freeable(m)
     ex = runtime.current
     if ex is not None:
         ex.k.allocs.append(m)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kvmcheck._engine import runtime
-from kvmcheck._engine.ops import FIELD_SLOTS, Op, object_key
+from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
 from kvmcheck.kernel import kasan, kcsan
 
 
@@ -72,9 +72,14 @@ def access(
     """
     ex = runtime.current
     assert ex is not None
-    key = obj._kc_num * FIELD_SLOTS + f.index
-    label = what or (f.wlabel if write else f.rlabel)
-    ex.visible(Op(key, write, label))
+    num = obj._kc_num
+    key = num * FIELD_SLOTS + f.index
+    whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
+    if ex.tracing:  # only reports need the instance's own name
+        label = _traced_label(obj, f.name, write, what)
+    else:
+        label = what or (f.wlabel if write else f.rlabel)
+    ex.visible(Op(key, write, label, None, None, whole))
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
@@ -91,6 +96,13 @@ def access(
         obj.__dict__[f.name] = value
         return None
     return obj.__dict__[f.name]
+
+
+def _traced_label(obj: Any, field: str, write: bool, what: str | None) -> str:
+    name = f"{obj._kc_label()}->{field}"
+    if what is not None:
+        return what.split("(", 1)[0] + f"({name})" if "(" in what else what
+    return f"{'write' if write else 'read'} {name}"
 
 
 def _check_contract(obj: Any, name: str, write: bool) -> None:
@@ -130,6 +142,9 @@ class Struct:
 
     _kc_num: int
     _kc_freed: Any
+    # Objects that can be freed (kmalloc'ed, kernel mappings, struct page): every
+    # access also touches the whole object, so a free is ordered against it.
+    _kc_freeable: bool = False
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -169,6 +184,10 @@ class Struct:
         d["_kc_freed"] = None
         if ex is not None:
             kasan.on_create(ex, self)
+
+    def _kc_label(self) -> str:
+        """How reports name this object (override: e.g. a cache's own name)."""
+        return type(self).__name__.lower()
 
     def _kc_key(self, name: str) -> int:
         return object_key(self._kc_num, type(self)._kc_fields[name].index)

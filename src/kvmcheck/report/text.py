@@ -1,4 +1,9 @@
-"""The text report: kernel-style headline, then the interleaving, one column per thread."""
+"""The text report: kernel-style headline, then the interleaving, one column per thread.
+
+Steps taken while only the scenario's main thread existed (its setup) are
+folded into one line naming what they called; every other step is one line,
+"operation  function:line", in its thread's column.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,35 @@ if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
     from kvmcheck._engine.finding import Finding, Step
 
-WIDTH = 44
+WIDTH = 58
 RULE = "=" * 78
 
 
-def _cell(step: Step) -> list[str]:
-    lines = [step.op, f"  {step.site.function} {step.site.file.rsplit('/', 1)[-1]}:{step.site.line}"]
-    if step.held:
-        lines.append("  [" + ", ".join(step.held) + "]")
-    return [ln if len(ln) <= WIDTH else ln[: WIDTH - 1] + "~" for ln in lines]
+def setup_prefix(steps: list[Step]) -> int:
+    """Number of leading steps taken before any thread but main ran."""
+    for i, s in enumerate(steps):
+        if s.thread != 0:
+            # keep main's spawn steps visible: fold only up to the first spawn
+            j = i
+            while j > 0 and steps[j - 1].op.startswith("spawn("):
+                j -= 1
+            return j
+    return 0
+
+
+def setup_summary(steps: list[Step]) -> str:
+    calls: list[str] = []
+    for s in steps:
+        name = s.stack[2] if len(s.stack) > 2 else s.site.function
+        if name not in calls:
+            calls.append(name)
+    return ", ".join(calls)
+
+
+def cell(step: Step) -> str:
+    where = f"{step.site.function}:{step.site.line}"
+    text = f"{step.op}  {where}"
+    return text if len(text) <= WIDTH else step.op[: WIDTH - len(where) - 3] + "~  " + where
 
 
 def render_trace(steps: list[Step]) -> list[str]:
@@ -27,13 +52,13 @@ def render_trace(steps: list[Step]) -> list[str]:
     col = {t: i for i, t in enumerate(tids)}
     header = "step | " + " | ".join(f"T{t} {names[t]}"[:WIDTH].ljust(WIDTH) for t in tids)
     out = [header, "-" * len(header)]
-    for s in steps:
-        cell = _cell(s)
-        for n, line in enumerate(cell):
-            cols = [" " * WIDTH] * len(tids)
-            cols[col[s.thread]] = line.ljust(WIDTH)
-            num = f"{s.index:4d}" if n == 0 else "    "
-            out.append(f"{num} | " + " | ".join(cols).rstrip())
+    n = setup_prefix(steps)
+    if n:
+        out.append(f"   0 | ... steps 0-{n - 1}: main sets up ({setup_summary(steps[:n])})")
+    for s in steps[n:]:
+        cols = [" " * WIDTH] * len(tids)
+        cols[col[s.thread]] = cell(s).ljust(WIDTH)
+        out.append(f"{s.index:4d} | " + " | ".join(cols).rstrip())
     return out
 
 

@@ -108,26 +108,34 @@ class Dpor:
         return sleep
 
     # -- recording events and races ---------------------------------------------
+    def _rec(self, key: int) -> list[object]:
+        rec = self.objrec.get(key)
+        if rec is None:
+            rec = self.objrec[key] = [[], None, None]
+        return rec
+
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         j = len(self.ev_tid)
         pre = self.tclock[tid]
-        rec = self.objrec.get(op.key)
-        if rec is None:
-            rec = self.objrec[op.key] = [[], None, None]
+        recs = [(op.key, self._rec(op.key), op.excl)]
+        if op.key2 >= 0:
+            recs.append((op.key2, self._rec(op.key2), False))
         c = pre[:]
-        if rec[1] is not None:
-            c = vc_join(c, rec[1])  # type: ignore[arg-type]
-        if op.excl and rec[2] is not None:
-            c = vc_join(c, rec[2])  # type: ignore[arg-type]
+        for _, rec, excl in recs:
+            if rec[1] is not None:
+                c = vc_join(c, rec[1])  # type: ignore[arg-type]
+            if excl and rec[2] is not None:
+                c = vc_join(c, rec[2])  # type: ignore[arg-type]
         vc_tick(c, tid)
-        if j >= self._analyse_from:
-            self._races(j, tid, op, pre, rec[0], c, ex)  # type: ignore[arg-type]
-        if op.excl:
-            rec[1] = c
-            rec[2] = None
-        else:
-            rec[2] = c if rec[2] is None else vc_join(rec[2], c)  # type: ignore[arg-type]
-        rec[0].append(j)  # type: ignore[attr-defined]
+        for k, rec, excl in recs:
+            if j >= self._analyse_from:
+                self._races(j, tid, op, k, excl, pre, rec[0], c, ex)  # type: ignore[arg-type]
+            if excl:
+                rec[1] = c
+                rec[2] = None
+            else:
+                rec[2] = c if rec[2] is None else vc_join(rec[2], c)  # type: ignore[arg-type]
+            rec[0].append(j)  # type: ignore[attr-defined]
         self.ev_tid.append(tid)
         self.ev_clock.append(c)
         self.ev_state.append(op.obj._kc_state() if op.obj is not None else None)
@@ -136,30 +144,46 @@ class Dpor:
             self.tclock[op.obj.tid] = c  # type: ignore[union-attr]
 
     def _races(
-        self, j: int, tid: int, op: Op, pre: Clock, events: list[int], cj: Clock, ex: Execution
+        self,
+        j: int,
+        tid: int,
+        op: Op,
+        k: int,
+        excl: bool,
+        pre: Clock,
+        events: list[int],
+        cj: Clock,
+        ex: Execution,
     ) -> None:
+        """Races of the new event e_j with the earlier events on object key ``k``.
+
+        ``excl`` is e_j's mode on ``k``; an earlier event is exclusive on ``k``
+        only if ``k`` is its primary key and it was exclusive (a secondary key
+        is always touched in shared mode).
+        """
         ops = ex.ops
         ev_tid = self.ev_tid
         ev_clock = self.ev_clock
         cands: list[int] = []
         for i in reversed(events):
             opi = ops[i]
-            if not (op.excl or opi.excl):
+            opi_excl = opi.excl and opi.key == k
+            if not (excl or opi_excl):
                 continue
             ti = ev_tid[i]
             ci_val = ev_clock[i][ti]
             if ti == tid or ci_val <= vc_get(pre, ti):
-                if opi.excl:
+                if opi_excl:
                     break  # everything earlier on this object happens before e_i
                 continue
             if op.obj is not None and not op.obj._kc_enabled(op, tid, self.ev_state[i]):
                 continue  # not reversible: e_i is what let e_j proceed
-            if any(ci_val <= vc_get(ev_clock[k], ti) for k in cands):
-                if opi.excl:
+            if any(ci_val <= vc_get(ev_clock[c], ti) for c in cands):
+                if opi_excl:
                     break
                 continue
             cands.append(i)
-            if opi.excl:
+            if opi_excl:
                 break
         for i in cands:
             self._add_source(i, j, tid, cj)

@@ -21,6 +21,7 @@ from kvmcheck.kernel.struct import rmw
 class Page(Struct):
     """``struct page`` (only what KVM's memory management looks at)."""
 
+    _kc_freeable = True  # a page can go back to the allocator
     refcount: int = 1  # page->_refcount
     data: int = 0  # the page's contents (e.g. vcpu_info->evtchn_upcall_pending)
 
@@ -29,6 +30,9 @@ class Page(Struct):
         self.pfn = pfn  # immutable after creation: plain attribute, not shared memory
         self.reserved = reserved  # PG_reserved: put_page never frees it
         self.refcounted = refcounted  # False: a VM_PFNMAP pfn with no refcounted struct page
+
+    def _kc_label(self) -> str:
+        return f"page[pfn {self.pfn}]"
 
 
 def page_ref_count(page: Page) -> int:

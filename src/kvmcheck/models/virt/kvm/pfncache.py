@@ -112,6 +112,9 @@ class GfnToPfnCache(Struct):
     def __repr__(self) -> str:
         return f"<gpc {self.name}>"
 
+    def _kc_label(self) -> str:
+        return self.name
+
 
 def kvm_is_error_hva(hva: int) -> bool:
     return hva == KVM_HVA_ERR_BAD

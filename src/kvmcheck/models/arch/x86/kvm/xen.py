@@ -71,22 +71,9 @@ def kvm_xen_init_vm(kvm: Kvm) -> None:
     kvm.kernel.kvm_gpc_init(xen_vm(kvm).shinfo_cache, kvm, kvm.xen_lock)
 
 
-def evtchn_read(gpc: GfnToPfnCache) -> int:
-    """Dereference gpc->khva: read the guest page through the kernel mapping."""
-    khva = gpc.khva
-    assert khva is not None
-    page = khva.page  # an access through the mapping: KASAN checks it is still mapped
-    return int(page.data) if page is not None else int(khva.mem)
-
-
-def evtchn_write(gpc: GfnToPfnCache, value: int) -> None:
-    khva = gpc.khva
-    assert khva is not None
-    page = khva.page
-    if page is not None:
-        page.data = value
-    else:
-        khva.mem = value
+# Dereferencing gpc->khva is inline in the C code ("vi = gpc->khva; vi->field"):
+# reading ``khva.page`` is the access through the kernel mapping (KASAN checks
+# it is still mapped), ``.data`` the access to the page behind it.
 
 
 def __kvm_xen_has_interrupt(v: KvmVcpu) -> int:
@@ -102,7 +89,9 @@ def __kvm_xen_has_interrupt(v: KvmVcpu) -> int:
         if kvm.kernel.kvm_gpc_refresh(gpc, VCPU_INFO_SIZE):
             return 0  # the gpa is no longer valid: nothing to report
         flags = read_lock_irqsave(gpc.lock)
-    rc = evtchn_read(gpc)  # vcpu_info->evtchn_upcall_pending
+    khva = gpc.khva
+    assert khva is not None
+    rc = int(khva.page.data)  # ((struct vcpu_info *)gpc->khva)->evtchn_upcall_pending
     read_unlock_irqrestore(gpc.lock, flags)
     return rc
 
@@ -118,11 +107,15 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
     if not kvm.kernel.kvm_gpc_check(gpc, SHARED_INFO_SIZE):
         read_unlock_irqrestore(gpc.lock, flags)
         return EWOULDBLOCK
-    evtchn_write(gpc, 1)  # set the port's bit in shared_info->evtchn_pending
+    shinfo = gpc.khva
+    assert shinfo is not None
+    shinfo.page.data = 1  # set the port's bit in shared_info->evtchn_pending
     read_unlock_irqrestore(gpc.lock, flags)
     flags = read_lock_irqsave(vgpc.lock)
     if kvm.kernel.kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
-        evtchn_write(vgpc, 1)  # vcpu_info->evtchn_upcall_pending = 1
+        vi = vgpc.khva
+        assert vi is not None
+        vi.page.data = 1  # vcpu_info->evtchn_upcall_pending = 1
         delivered = 1
     else:
         delivered = 0  # the in-kernel evtchn_pending_sel is set instead (not modelled)
