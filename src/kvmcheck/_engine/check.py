@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kvmcheck._engine.execution import Execution
@@ -37,6 +37,7 @@ class Result:
     elapsed_s: float
     finding: Finding | None
     coverage: str  # one sentence: what was covered
+    warnings: list[Finding] = field(default_factory=list)  # other WARN-class reports seen
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class Result:
             "elapsed_s": round(self.elapsed_s, 4),
             "coverage": self.coverage,
             "finding": self.finding.as_dict() if self.finding else None,
+            "warnings": [{"kind": w.kind, "headline": w.headline, "message": w.message} for w in self.warnings],
         }
 
 
@@ -123,6 +125,7 @@ def check(
     executions = steps = 0
     finding: Finding | None = None
     soft: Finding | None = None  # first WARN-class finding; reported if nothing worse is found
+    warnings: dict[tuple[str, str], Finding] = {}
     exhausted = False
     while True:
         ex = Execution(body, strat, session, max_steps)
@@ -134,10 +137,12 @@ def check(
         if ex.finding is not None:
             finding = ex.finding
             finding.schedule = _schedule_for(ex, finding)
+            _collect(warnings, ex.soft)
             break
         if ex.soft and soft is None:
             soft = ex.soft[0]
             soft.schedule = _schedule_for(ex, soft)
+        _collect(warnings, ex.soft)
         _end_run(ex)
         if not strat.next_execution():
             exhausted = True
@@ -168,7 +173,17 @@ def check(
         elapsed_s=elapsed,
         finding=finding,
         coverage=_coverage(strat, executions, complete, finding),
+        warnings=[w for w in warnings.values() if w is not finding],
     )
+
+
+MAX_WARNINGS = 20
+
+
+def _collect(into: dict[tuple[str, str], Finding], found: list[Finding]) -> None:
+    for f in found:
+        if len(into) < MAX_WARNINGS:
+            into.setdefault((f.kind, f.message), f)
 
 
 def _schedule_for(ex: Execution, finding: Finding) -> str:

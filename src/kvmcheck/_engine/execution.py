@@ -184,17 +184,22 @@ class Execution:
 
     def _loop(self) -> None:
         threads = self.threads
+        schedule = self.schedule
+        ops = self.ops
+        choose = self.strategy.choose
+        on_event = self.strategy.on_event
+        max_steps = self.max_steps
+        last_step = self._last_step
         while self.finding is None:
             enabled = []
             live = False
             for t in threads:
                 op = t.pending
-                if op is None:
-                    continue
-                live = True
-                obj = op.obj
-                if obj is None or obj._kc_enabled(op, t.tid, None):
-                    enabled.append(t.tid)
+                if op is not None:
+                    live = True
+                    obj = op.obj
+                    if obj is None or obj._kc_enabled(op, t.tid, None):
+                        enabled.append(t.tid)
             y = self._yielded
             if y is not None and len(enabled) > 1 and y in enabled:
                 enabled.remove(y)
@@ -204,40 +209,42 @@ class Execution:
                 else:
                     self.outcome = "complete"
                 return
-            if len(self.schedule) >= self.max_steps:
+            step = len(schedule)
+            if step >= max_steps:
                 self.finding = Finding(
                     "step-limit",
-                    f"execution exceeded {self.max_steps} steps (livelock or unbounded loop?)",
+                    f"execution exceeded {max_steps} steps (livelock or unbounded loop?)",
                     headline="step limit reached",
                 )
                 break
-            tid = self.strategy.choose(self, enabled)
+            tid = choose(self, enabled)
             if tid is None:
                 self.outcome = "blocked"
                 return
             t = threads[tid]
             op = t.pending
             assert op is not None
-            self.strategy.on_event(self, tid, op)
-            step = len(self.schedule)
-            if tid != self._yielded:
+            on_event(self, tid, op)
+            if tid != y:
                 self._yielded = None
             if op.arg == "yield":
-                prev = self._last_yield.get(tid)
-                if prev is not None and all(i < prev for u, i in self._last_step.items() if u != tid):
-                    self._yielded = tid
-                self._last_yield[tid] = step
-            self._last_step[tid] = step
-            self.schedule.append(tid)
-            self.ops.append(op)
+                self._note_yield(tid, step)
+            last_step[tid] = step
+            schedule.append(tid)
+            ops.append(op)
             t.pending = None
             self.current = t
-            assert t.glet is not None
-            t.glet.switch()
+            t.glet.switch()  # type: ignore[union-attr]
             self.current = None
             if self._unstarted:
                 self._start_new()
         self.outcome = "finding"
+
+    def _note_yield(self, tid: int, step: int) -> None:
+        prev = self._last_yield.get(tid)
+        if prev is not None and all(i < prev for u, i in self._last_step.items() if u != tid):
+            self._yielded = tid
+        self._last_yield[tid] = step
 
     def _start_new(self) -> None:
         while self._unstarted:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
 
 
-@dataclass
+@dataclass(slots=True)
 class Held:
     """One entry of a thread's held-lock stack."""
 

@@ -44,6 +44,16 @@ class _Lock:
         self.w_rel: Clock = []  # clock published by the last exclusive release
         self.r_rel: Clock = []  # join of clocks published by shared releases
 
+        self._ops: dict[tuple[str, int], Op] = {}
+
+    def _op(self, fn: str, excl: bool, arg: str, subclass: int = 0) -> Op:
+        """The (immutable) visible operation ``fn(lock)``, built once per lock."""
+        op = self._ops.get((fn, subclass))
+        if op is None:
+            label = f"{fn}({self.name}, {subclass})" if subclass else f"{fn}({self.name})"
+            op = self._ops[(fn, subclass)] = Op(self.key, excl, label, self, arg)
+        return op
+
     # -- the engine's Blocker protocol --------------------------------------------
     def _kc_state(self) -> tuple[int | None, int]:
         return (self.owner, len(self.readers))
@@ -66,42 +76,46 @@ class _Lock:
         return f"<{self.kind} {self.name}>"
 
 
-def _acquire(lock: _Lock, shared: bool, op_name: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
+def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
     t = current_thread()
     kt = kthread(t)
-    if lock.sleeps:
+    if lock.sleeps and kt.atomic_reason() is not None:
         from kvmcheck.kernel.context import might_sleep_check
 
-        might_sleep_check(op_name)
+        might_sleep_check(f"{fn}({lock.name})")
     if lock.owner == t.tid or (t.tid in lock.readers and not (shared and lock.recursive_read)):
         bug(
             "deadlock",
-            f"{op_name}: {lock.name} is already held by this task",
+            f"{fn}: {lock.name} is already held by this task",
             headline="WARNING: possible recursive locking detected",
         )
     held = Held(lock, shared, False, subclass, irqsave)
     lockdep.on_acquire(kt, held)
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(lock.key, not shared, op_name, lock, SHARED if shared else EXCL))
+    ex.visible(lock._op(fn, not shared, SHARED if shared else EXCL, subclass))
     if shared:
         lock.readers[t.tid] = lock.readers.get(t.tid, 0) + 1
-        t.vc = vc_join(t.vc, lock.w_rel)
+        if lock.w_rel:
+            t.vc = vc_join(t.vc, lock.w_rel)
     else:
         lock.owner = t.tid
-        t.vc = vc_join(vc_join(t.vc, lock.w_rel), lock.r_rel)
+        if lock.w_rel:
+            t.vc = vc_join(t.vc, lock.w_rel)
+        if lock.r_rel:
+            t.vc = vc_join(t.vc, lock.r_rel)
     if irqsave:
         kt.irq_off += 1
     kt.held.append(held)
     return held
 
 
-def _trylock(lock: _Lock, shared: bool, op_name: str) -> bool:
+def _trylock(lock: _Lock, shared: bool, fn: str) -> bool:
     t = current_thread()
     kt = kthread(t)
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(lock.key, True, op_name, lock, "try"))
+    ex.visible(lock._op(fn, True, "try"))
     ok = lock.owner is None and (shared or not lock.readers)
     if not ok:
         return False
@@ -117,19 +131,19 @@ def _trylock(lock: _Lock, shared: bool, op_name: str) -> bool:
     return True
 
 
-def _release(lock: _Lock, shared: bool, op_name: str, *, irqrestore: bool = False) -> None:
+def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) -> None:
     t = current_thread()
     kt = kthread(t)
     mine = lock.readers.get(t.tid, 0) > 0 if shared else lock.owner == t.tid
     if not mine:
         bug(
             "unlock-unheld",
-            f"{op_name}: {lock.name} is not held by this task",
+            f"{fn}: {lock.name} is not held by this task",
             headline="WARNING: bad unlock balance detected!",
         )
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(lock.key, not shared, op_name, lock, "rel"))
+    ex.visible(lock._op(fn, not shared, "rel"))
     if shared:
         lock.r_rel = vc_join(lock.r_rel, t.vc)
         n = lock.readers[t.tid] - 1
@@ -158,47 +172,47 @@ class SpinLock(_Lock):
 
 
 def spin_lock(lock: SpinLock) -> None:
-    _acquire(lock, False, f"spin_lock({lock.name})")
+    _acquire(lock, False, "spin_lock")
 
 
 def spin_lock_nested(lock: SpinLock, subclass: int) -> None:
-    _acquire(lock, False, f"spin_lock_nested({lock.name}, {subclass})", subclass=subclass)
+    _acquire(lock, False, "spin_lock_nested", subclass=subclass)
 
 
 def spin_unlock(lock: SpinLock) -> None:
-    _release(lock, False, f"spin_unlock({lock.name})")
+    _release(lock, False, "spin_unlock")
 
 
 def spin_lock_irq(lock: SpinLock) -> None:
-    _acquire(lock, False, f"spin_lock_irq({lock.name})", irqsave=True)
+    _acquire(lock, False, "spin_lock_irq", irqsave=True)
 
 
 def spin_unlock_irq(lock: SpinLock) -> None:
-    _release(lock, False, f"spin_unlock_irq({lock.name})")
+    _release(lock, False, "spin_unlock_irq")
 
 
 def spin_lock_irqsave(lock: SpinLock) -> int:
     """Returns the saved flags; pass them to spin_unlock_irqrestore."""
-    _acquire(lock, False, f"spin_lock_irqsave({lock.name})", irqsave=True)
+    _acquire(lock, False, "spin_lock_irqsave", irqsave=True)
     return kthread().irq_off
 
 
 def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
-    _release(lock, False, f"spin_unlock_irqrestore({lock.name})")
+    _release(lock, False, "spin_unlock_irqrestore")
 
 
 def spin_lock_bh(lock: SpinLock) -> None:
-    _acquire(lock, False, f"spin_lock_bh({lock.name})")
+    _acquire(lock, False, "spin_lock_bh")
     kthread().bh_off += 1
 
 
 def spin_unlock_bh(lock: SpinLock) -> None:
-    _release(lock, False, f"spin_unlock_bh({lock.name})")
+    _release(lock, False, "spin_unlock_bh")
     kthread().bh_off -= 1
 
 
 def spin_trylock(lock: SpinLock) -> bool:
-    return _trylock(lock, False, f"spin_trylock({lock.name})")
+    return _trylock(lock, False, "spin_trylock")
 
 
 # -- rwlock_t ----------------------------------------------------------------------
@@ -210,61 +224,61 @@ class RwLock(_Lock):
 
 
 def read_lock(lock: RwLock) -> None:
-    _acquire(lock, True, f"read_lock({lock.name})")
+    _acquire(lock, True, "read_lock")
 
 
 def read_unlock(lock: RwLock) -> None:
-    _release(lock, True, f"read_unlock({lock.name})")
+    _release(lock, True, "read_unlock")
 
 
 def write_lock(lock: RwLock) -> None:
-    _acquire(lock, False, f"write_lock({lock.name})")
+    _acquire(lock, False, "write_lock")
 
 
 def write_unlock(lock: RwLock) -> None:
-    _release(lock, False, f"write_unlock({lock.name})")
+    _release(lock, False, "write_unlock")
 
 
 def read_lock_irq(lock: RwLock) -> None:
-    _acquire(lock, True, f"read_lock_irq({lock.name})", irqsave=True)
+    _acquire(lock, True, "read_lock_irq", irqsave=True)
 
 
 def read_unlock_irq(lock: RwLock) -> None:
-    _release(lock, True, f"read_unlock_irq({lock.name})")
+    _release(lock, True, "read_unlock_irq")
 
 
 def write_lock_irq(lock: RwLock) -> None:
-    _acquire(lock, False, f"write_lock_irq({lock.name})", irqsave=True)
+    _acquire(lock, False, "write_lock_irq", irqsave=True)
 
 
 def write_unlock_irq(lock: RwLock) -> None:
-    _release(lock, False, f"write_unlock_irq({lock.name})")
+    _release(lock, False, "write_unlock_irq")
 
 
 def read_lock_irqsave(lock: RwLock) -> int:
-    _acquire(lock, True, f"read_lock_irqsave({lock.name})", irqsave=True)
+    _acquire(lock, True, "read_lock_irqsave", irqsave=True)
     return kthread().irq_off
 
 
 def read_unlock_irqrestore(lock: RwLock, flags: int) -> None:
-    _release(lock, True, f"read_unlock_irqrestore({lock.name})")
+    _release(lock, True, "read_unlock_irqrestore")
 
 
 def write_lock_irqsave(lock: RwLock) -> int:
-    _acquire(lock, False, f"write_lock_irqsave({lock.name})", irqsave=True)
+    _acquire(lock, False, "write_lock_irqsave", irqsave=True)
     return kthread().irq_off
 
 
 def write_unlock_irqrestore(lock: RwLock, flags: int) -> None:
-    _release(lock, False, f"write_unlock_irqrestore({lock.name})")
+    _release(lock, False, "write_unlock_irqrestore")
 
 
 def read_trylock(lock: RwLock) -> bool:
-    return _trylock(lock, True, f"read_trylock({lock.name})")
+    return _trylock(lock, True, "read_trylock")
 
 
 def write_trylock(lock: RwLock) -> bool:
-    return _trylock(lock, False, f"write_trylock({lock.name})")
+    return _trylock(lock, False, "write_trylock")
 
 
 # -- struct mutex ----------------------------------------------------------------------
@@ -276,26 +290,26 @@ class Mutex(_Lock):
 
 
 def mutex_lock(lock: Mutex) -> None:
-    _acquire(lock, False, f"mutex_lock({lock.name})")
+    _acquire(lock, False, "mutex_lock")
 
 
 def mutex_lock_nested(lock: Mutex, subclass: int) -> None:
-    _acquire(lock, False, f"mutex_lock_nested({lock.name}, {subclass})", subclass=subclass)
+    _acquire(lock, False, "mutex_lock_nested", subclass=subclass)
 
 
 def mutex_unlock(lock: Mutex) -> None:
-    _release(lock, False, f"mutex_unlock({lock.name})")
+    _release(lock, False, "mutex_unlock")
 
 
 def mutex_trylock(lock: Mutex) -> bool:
     """1 if taken; never sleeps (so no might_sleep), never adds a lockdep dependency."""
-    return _trylock(lock, False, f"mutex_trylock({lock.name})")
+    return _trylock(lock, False, "mutex_trylock")
 
 
 def mutex_is_locked(lock: Mutex) -> bool:
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(lock.key, False, f"mutex_is_locked({lock.name})"))
+    ex.visible(Op(lock.key, False, "mutex_is_locked"))
     return lock.owner is not None
 
 
@@ -318,27 +332,27 @@ class RwSem(_Lock):
 
 
 def down_read(sem: RwSem) -> None:
-    _acquire(sem, True, f"down_read({sem.name})")
+    _acquire(sem, True, "down_read")
 
 
 def up_read(sem: RwSem) -> None:
-    _release(sem, True, f"up_read({sem.name})")
+    _release(sem, True, "up_read")
 
 
 def down_write(sem: RwSem) -> None:
-    _acquire(sem, False, f"down_write({sem.name})")
+    _acquire(sem, False, "down_write")
 
 
 def up_write(sem: RwSem) -> None:
-    _release(sem, False, f"up_write({sem.name})")
+    _release(sem, False, "up_write")
 
 
 def down_read_trylock(sem: RwSem) -> bool:
-    return _trylock(sem, True, f"down_read_trylock({sem.name})")
+    return _trylock(sem, True, "down_read_trylock")
 
 
 def down_write_trylock(sem: RwSem) -> bool:
-    return _trylock(sem, False, f"down_write_trylock({sem.name})")
+    return _trylock(sem, False, "down_write_trylock")
 
 
 # -- lock-break points ----------------------------------------------------------------------

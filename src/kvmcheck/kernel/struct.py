@@ -72,14 +72,22 @@ def access(
     """
     ex = runtime.current
     assert ex is not None
-    num = obj._kc_num
-    key = num * FIELD_SLOTS + f.index
-    whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
-    if ex.tracing:  # only reports need the instance's own name
-        label = _traced_label(obj, f.name, write, what)
-    else:
-        label = what or (f.wlabel if write else f.rlabel)
-    ex.visible(Op(key, write, label, None, None, whole))
+    if ex.tracing or what is not None or update is not None:
+        num = obj._kc_num
+        whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
+        label = _traced_label(obj, f.name, write, what) if ex.tracing else what or (f.wlabel if write else f.rlabel)
+        op = Op(num * FIELD_SLOTS + f.index, write, label, None, None, whole)
+    else:  # plain read/write: the op is immutable, build it once per object and field
+        cache = obj.__dict__["_kc_ops"]
+        slot = f.index * 2 + write
+        op = cache.get(slot)
+        if op is None:
+            num = obj._kc_num
+            whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
+            op = cache[slot] = Op(num * FIELD_SLOTS + f.index, write, f.wlabel if write else f.rlabel,
+                                  None, None, whole)
+    key = op.key
+    ex.visible(op)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
@@ -182,6 +190,7 @@ class Struct:
         ex = runtime.current
         d["_kc_num"] = ex.new_number() if ex is not None else 0
         d["_kc_freed"] = None
+        d["_kc_ops"] = {}
         if ex is not None:
             kasan.on_create(ex, self)
 

@@ -66,6 +66,30 @@ class Dpor:
         self.tclock: dict[int, Clock] = {0: []}
         # key -> [event indices, clock of last exclusive, join of shared since]
         self.objrec: dict[int, list[object]] = {}
+        # per event: what to restore to take it back (see _rollback)
+        self.undo: list[tuple[object, ...]] = []
+
+    def _rollback(self, depth: int) -> None:
+        """Take back every recorded event from ``depth`` on.
+
+        The prefix before ``depth`` is replayed identically by the next
+        execution, so its clocks and object records are kept, not recomputed.
+        """
+        while len(self.ev_tid) > depth:
+            tid, old_tclock, child, old_child, recs = self.undo.pop()
+            self.ev_tid.pop()
+            self.ev_clock.pop()
+            self.ev_state.pop()
+            for rec, old1, old2 in reversed(recs):  # type: ignore[attr-defined]
+                rec[0].pop()
+                rec[1] = old1
+                rec[2] = old2
+            self.tclock[tid] = old_tclock  # type: ignore[index]
+            if child is not None:
+                if old_child is None:
+                    del self.tclock[child]  # type: ignore[arg-type]
+                else:
+                    self.tclock[child] = old_child  # type: ignore[index]
 
     def describe(self) -> str:
         return "dpor (source sets + sleep sets)"
@@ -115,7 +139,9 @@ class Dpor:
         return rec
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
-        j = len(self.ev_tid)
+        j = len(ex.schedule)
+        if j < len(self.ev_tid):
+            return  # a replayed prefix step: recorded by an earlier execution
         pre = self.tclock[tid]
         recs = [(op.key, self._rec(op.key), op.excl)]
         if op.key2 >= 0:
@@ -127,7 +153,9 @@ class Dpor:
             if excl and rec[2] is not None:
                 c = vc_join(c, rec[2])  # type: ignore[arg-type]
         vc_tick(c, tid)
+        undo_recs = []
         for k, rec, excl in recs:
+            undo_recs.append((rec, rec[1], rec[2]))
             if j >= self._analyse_from:
                 self._races(j, tid, op, k, excl, pre, rec[0], c, ex)  # type: ignore[arg-type]
             if excl:
@@ -140,8 +168,12 @@ class Dpor:
         self.ev_clock.append(c)
         self.ev_state.append(op.obj._kc_state() if op.obj is not None else None)
         self.tclock[tid] = c
+        child = old_child = None
         if op.arg == "spawn":
-            self.tclock[op.obj.tid] = c  # type: ignore[union-attr]
+            child = op.obj.tid  # type: ignore[union-attr]
+            old_child = self.tclock.get(child)
+            self.tclock[child] = c
+        self.undo.append((tid, pre, child, old_child, undo_recs))
 
     def _races(
         self,
@@ -228,7 +260,7 @@ class Dpor:
                     node.done.add(t)
                     node.chosen = t
                     self._analyse_from = len(stack) - 1
-                    self._reset()
+                    self._rollback(len(stack) - 1)
                     return True
             stack.pop()
         return False
