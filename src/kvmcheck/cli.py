@@ -144,7 +144,7 @@ def replay_cmd(target: str, schedule: str, variant: str | None, as_json: bool) -
 def list_cmd(file: str | None, as_json: bool) -> None:
     """List scenarios (bundled, or in FILE) with each variant's expected verdict."""
     scns = scenarios_in(load_file(file)) if file else bundled()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in scns:
         if s.variants:
             rows.extend({"scenario": s.name, "variant": v, "expect": s.expect[v]} for v in s.variants)

@@ -56,7 +56,8 @@ def test_check_ok_and_bug_exit_codes(model):
     assert run("check", f"{model}::locked").returncode == 0
     r = run("check", f"{model}::lost_update")
     assert r.returncode == 1
-    assert "assertion" in r.stdout and "replay: kvmcheck replay" in r.stdout
+    assert "assertion" in r.stdout
+    assert "replay: kvmcheck replay" in r.stdout
 
 
 def test_json_output_shape(model):

@@ -22,7 +22,8 @@ def test_verdict_matches_expectation(scn, variant):
 def test_v68_trace_reads_like_woodhouses_explanation():
     r = check(pc.seed_race, variant="v6.8")
     f = r.finding
-    assert f is not None and f.kind == "use-after-unmap"
+    assert f is not None
+    assert f.kind == "use-after-unmap"
     functions = {s.site.function for s in f.trace} | {fn for s in f.trace for fn in s.stack}
     assert {"hva_to_pfn_retry", "__kvm_gpc_refresh", "kvm_gpc_deactivate"} <= functions
     assert any(s.op.startswith("kunmap(") and "gpc_unmap" in " ".join(s.stack) for s in f.trace)
@@ -30,7 +31,11 @@ def test_v68_trace_reads_like_woodhouses_explanation():
     assert last.op == "read khva[pfn 1]->page"  # the dereference of the unmapped khva
     assert last.site.function in ("__kvm_xen_has_interrupt", "kvm_xen_set_evtchn_fast", "deliver_upcall")
     # the refresher decided to reuse the mapping (read gpc->pfn) before deactivate unmapped it
-    pfn_read = next(s.index for s in f.trace if s.op == "read vcpu_info_cache->pfn" and s.site.function == "hva_to_pfn_retry")
+    pfn_read = next(
+        s.index
+        for s in f.trace
+        if s.op == "read vcpu_info_cache->pfn" and s.site.function == "hva_to_pfn_retry"
+    )
     unmap = next(s.index for s in f.trace if s.op.startswith("kunmap("))
     assert pfn_read < unmap
 
@@ -38,7 +43,8 @@ def test_v68_trace_reads_like_woodhouses_explanation():
 def test_seed_patch_misses_an_invalidation_between_retry_check_and_lock():
     r = check(pc.mmu_notifier, variant="seed-v1")
     f = r.finding
-    assert f is not None and f.kind == "use-after-free"
+    assert f is not None
+    assert f.kind == "use-after-free"
     assert "page[pfn 1]" in f.message
 
 

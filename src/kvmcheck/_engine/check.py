@@ -52,7 +52,9 @@ class Result:
             "elapsed_s": round(self.elapsed_s, 4),
             "coverage": self.coverage,
             "finding": self.finding.as_dict() if self.finding else None,
-            "warnings": [{"kind": w.kind, "headline": w.headline, "message": w.message} for w in self.warnings],
+            "warnings": [
+                {"kind": w.kind, "headline": w.headline, "message": w.message} for w in self.warnings
+            ],
         }
 
 

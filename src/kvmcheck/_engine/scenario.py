@@ -32,7 +32,7 @@ class Scenario:
         if isinstance(expect, dict):
             if not self.takes_variant:
                 raise UsageError(f"scenario {self.name}: expect per variant needs a 'variant' parameter")
-            self.expect: dict[str | None, str] = dict(expect)
+            self.expect: dict[str | None, str] = dict(expect.items())
         else:
             self.expect = {None: expect} if expect else {}
         for v in self.expect.values():

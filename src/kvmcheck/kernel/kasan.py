@@ -36,7 +36,8 @@ def on_create(ex: Execution, obj: Any) -> None:
 def mark_freed(obj: Any, how: str) -> None:
     """Free or unmap ``obj``: one visible step, exclusive on the whole object."""
     ex = runtime.current
-    assert ex is not None and ex.current is not None
+    assert ex is not None
+    assert ex.current is not None
     ex.visible(Op(object_key(obj._kc_num), True, f"{how}({obj._kc_label()})"))
     site = site_here(3) if ex.tracing else "(site recorded on replay)"
     obj.__dict__["_kc_freed"] = Freed(how, site, ex.current.name)
@@ -49,6 +50,11 @@ def make_freeable(obj: Any) -> None:
 def _where() -> str:
     ex = runtime.current
     return site_here(4) if ex is not None and ex.tracing else ""
+
+
+def _task() -> str:
+    ex = runtime.current
+    return ex.current.name if ex is not None and ex.current is not None else "?"
 
 
 def report_freed(obj: Any, field: str, write: bool) -> None:
@@ -65,8 +71,7 @@ def report_freed(obj: Any, field: str, write: bool) -> None:
     )
     details = [
         *([f"RIP: {where.split(' ')[0]}"] if unmap and where else []),
-        f"{verb} of {name} by task {runtime.current.current.name if runtime.current and runtime.current.current else '?'}"
-        + (f" at {where}" if where else ""),
+        f"{verb} of {name} by task {_task()}" + (f" at {where}" if where else ""),
         f"Allocated at: {obj.__dict__.get('_kc_alloc_site', '(see trace)')}",
         f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
     ]

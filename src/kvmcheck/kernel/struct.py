@@ -75,7 +75,11 @@ def access(
     if ex.tracing or what is not None or update is not None:
         num = obj._kc_num
         whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
-        label = _traced_label(obj, f.name, write, what) if ex.tracing else what or (f.wlabel if write else f.rlabel)
+        label = (
+            _traced_label(obj, f.name, write, what)
+            if ex.tracing
+            else what or (f.wlabel if write else f.rlabel)
+        )
         op = Op(num * FIELD_SLOTS + f.index, write, label, None, None, whole)
     else:  # plain read/write: the op is immutable, build it once per object and field
         cache = obj.__dict__["_kc_ops"]
@@ -84,8 +88,9 @@ def access(
         if op is None:
             num = obj._kc_num
             whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
-            op = cache[slot] = Op(num * FIELD_SLOTS + f.index, write, f.wlabel if write else f.rlabel,
-                                  None, None, whole)
+            op = cache[slot] = Op(
+                num * FIELD_SLOTS + f.index, write, f.wlabel if write else f.rlabel, None, None, whole
+            )
     key = op.key
     ex.visible(op)
     if obj._kc_freed is not None:
@@ -158,7 +163,7 @@ class Struct:
         super().__init_subclass__(**kw)
         fields = dict(cls._kc_fields)
         defaults: dict[str, Any] = dict(getattr(cls, "_kc_defaults", {}))
-        for name in cls.__dict__.get("__annotations__", {}):
+        for name in cls.__dict__.get("__annotations__", {}):  # noqa: RUF063 - own annotations only
             if name.startswith("_") or name in fields:
                 continue
             if len(fields) >= FIELD_SLOTS - 1:

@@ -164,7 +164,7 @@ def teardown(variant: str) -> None:
       lockdep_assert_held fires -- step 2 of the proposal ("fix the cases where that
       doesn't hold true") is exactly this caller.
     """
-    kvm, v, gpc = setup_vm(variant)
+    _kvm, v, gpc = setup_vm(variant)
     t1 = spawn(vcpu_run, v, name="vcpu")
     t2 = spawn(kvm_xen_destroy_vcpu, v, name="destroy")
     join(t1, t2)

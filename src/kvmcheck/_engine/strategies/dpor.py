@@ -49,6 +49,21 @@ class _Node:
         self.done = {chosen}
 
 
+class _ObjRec:
+    """What DPOR remembers of one object in the current execution."""
+
+    __slots__ = ("events", "excl", "shared")
+
+    def __init__(self) -> None:
+        self.events: list[int] = []  # indices of the events that touched it
+        self.excl: Clock | None = None  # clock of the last exclusive event
+        self.shared: Clock | None = None  # join of the shared events since then
+
+
+# per event: (tid, its previous clock, spawned child, child's previous clock, [(rec, excl, shared)])
+_Undo = tuple[int, Clock, "int | None", "Clock | None", list[tuple[_ObjRec, "Clock | None", "Clock | None"]]]
+
+
 class Dpor:
     name = "dpor"
     exhaustive = True
@@ -64,10 +79,8 @@ class Dpor:
         self.ev_clock: list[Clock] = []
         self.ev_state: list[object] = []
         self.tclock: dict[int, Clock] = {0: []}
-        # key -> [event indices, clock of last exclusive, join of shared since]
-        self.objrec: dict[int, list[object]] = {}
-        # per event: what to restore to take it back (see _rollback)
-        self.undo: list[tuple[object, ...]] = []
+        self.objrec: dict[int, _ObjRec] = {}
+        self.undo: list[_Undo] = []  # per event: what to restore to take it back
 
     def _rollback(self, depth: int) -> None:
         """Take back every recorded event from ``depth`` on.
@@ -80,16 +93,16 @@ class Dpor:
             self.ev_tid.pop()
             self.ev_clock.pop()
             self.ev_state.pop()
-            for rec, old1, old2 in reversed(recs):  # type: ignore[attr-defined]
-                rec[0].pop()
-                rec[1] = old1
-                rec[2] = old2
-            self.tclock[tid] = old_tclock  # type: ignore[index]
+            for rec, old_excl, old_shared in reversed(recs):
+                rec.events.pop()
+                rec.excl = old_excl
+                rec.shared = old_shared
+            self.tclock[tid] = old_tclock
             if child is not None:
                 if old_child is None:
-                    del self.tclock[child]  # type: ignore[arg-type]
+                    del self.tclock[child]
                 else:
-                    self.tclock[child] = old_child  # type: ignore[index]
+                    self.tclock[child] = old_child
 
     def describe(self) -> str:
         return "dpor (source sets + sleep sets)"
@@ -132,10 +145,10 @@ class Dpor:
         return sleep
 
     # -- recording events and races ---------------------------------------------
-    def _rec(self, key: int) -> list[object]:
+    def _rec(self, key: int) -> _ObjRec:
         rec = self.objrec.get(key)
         if rec is None:
-            rec = self.objrec[key] = [[], None, None]
+            rec = self.objrec[key] = _ObjRec()
         return rec
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
@@ -148,27 +161,28 @@ class Dpor:
             recs.append((op.key2, self._rec(op.key2), False))
         c = pre[:]
         for _, rec, excl in recs:
-            if rec[1] is not None:
-                c = vc_join(c, rec[1])  # type: ignore[arg-type]
-            if excl and rec[2] is not None:
-                c = vc_join(c, rec[2])  # type: ignore[arg-type]
+            if rec.excl is not None:
+                c = vc_join(c, rec.excl)
+            if excl and rec.shared is not None:
+                c = vc_join(c, rec.shared)
         vc_tick(c, tid)
         undo_recs = []
         for k, rec, excl in recs:
-            undo_recs.append((rec, rec[1], rec[2]))
+            undo_recs.append((rec, rec.excl, rec.shared))
             if j >= self._analyse_from:
-                self._races(j, tid, op, k, excl, pre, rec[0], c, ex)  # type: ignore[arg-type]
+                self._races(j, tid, op, k, excl, pre, rec.events, c, ex)
             if excl:
-                rec[1] = c
-                rec[2] = None
+                rec.excl = c
+                rec.shared = None
             else:
-                rec[2] = c if rec[2] is None else vc_join(rec[2], c)  # type: ignore[arg-type]
-            rec[0].append(j)  # type: ignore[attr-defined]
+                rec.shared = c if rec.shared is None else vc_join(rec.shared, c)
+            rec.events.append(j)
         self.ev_tid.append(tid)
         self.ev_clock.append(c)
         self.ev_state.append(op.obj._kc_state() if op.obj is not None else None)
         self.tclock[tid] = c
-        child = old_child = None
+        child: int | None = None
+        old_child: Clock | None = None
         if op.arg == "spawn":
             child = op.obj.tid  # type: ignore[union-attr]
             old_child = self.tclock.get(child)

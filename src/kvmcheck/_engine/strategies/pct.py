@@ -32,7 +32,7 @@ class Pct:
         self._new_run()
 
     def _new_run(self) -> None:
-        self.prio: dict[int, int] = {}
+        self.prio: dict[int, float] = {}
         k = self.max_steps
         self.change_points = set(self.rng.sample(range(1, k + 1), min(self.depth - 1, k)))
         self.step = 0

@@ -168,7 +168,9 @@ class Pfncache:
     def hva_to_pfn_retry(self, gpc: GfnToPfnCache) -> int:
         """hva_to_pfn_retry(): entered and left with refresh_lock and gpc->lock (write) held."""
         kvm = gpc.kvm
-        assert kvm is not None and gpc.lock is not None and gpc.refresh_lock is not None
+        assert kvm is not None
+        assert gpc.lock is not None
+        assert gpc.refresh_lock is not None
         old_khva = gpc.khva
         new_pfn = KVM_PFN_ERR_FAULT
         new_khva: KernelMapping | None = None
@@ -206,7 +208,9 @@ class Pfncache:
     def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
         """__kvm_gpc_refresh(): revalidate gpa -> uhva -> pfn -> khva."""
         kvm = gpc.kvm
-        assert kvm is not None and gpc.lock is not None and gpc.refresh_lock is not None
+        assert kvm is not None
+        assert gpc.lock is not None
+        assert gpc.refresh_lock is not None
         if (gpa % PAGE_SIZE) + length > PAGE_SIZE:
             return -22  # -EINVAL
         mutex_lock(gpc.refresh_lock)
@@ -254,7 +258,8 @@ class Pfncache:
     def kvm_gpc_activate(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
         """kvm_gpc_activate(): put the cache on kvm->gpc_list, mark it active, refresh it."""
         kvm = gpc.kvm
-        assert kvm is not None and gpc.lock is not None
+        assert kvm is not None
+        assert gpc.lock is not None
         if not gpc.active:  # unlocked read
             if KVM_BUG_ON(gpc.valid, kvm, "kvm_gpc_activate: inactive cache is still valid"):
                 return -5  # -EIO
@@ -269,7 +274,8 @@ class Pfncache:
     def kvm_gpc_deactivate(self, gpc: GfnToPfnCache) -> None:
         """kvm_gpc_deactivate(): v6.2 .. v6.8, WITHOUT refresh_lock (the seed's race)."""
         kvm = gpc.kvm
-        assert kvm is not None and gpc.lock is not None
+        assert kvm is not None
+        assert gpc.lock is not None
         if gpc.active:  # unlocked read
             write_lock_irq(gpc.lock)
             gpc.active = False

@@ -68,7 +68,9 @@ class SeedV1(Pfncache):
     @c_name("__kvm_gpc_refresh")
     def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
         kvm = gpc.kvm
-        assert kvm is not None and gpc.lock is not None and gpc.refresh_lock is not None
+        assert kvm is not None
+        assert gpc.lock is not None
+        assert gpc.refresh_lock is not None
         if (gpa % PAGE_SIZE) + length > PAGE_SIZE:
             return EINVAL
         mutex_lock(gpc.refresh_lock)  # now "purely an optimisation"
@@ -81,6 +83,7 @@ class SeedV1(Pfncache):
         return ret
 
     def _refresh_body(self, gpc: GfnToPfnCache, kvm: Kvm, gpa: int) -> tuple[int, int, KernelMapping | None]:
+        assert gpc.lock is not None
         if not gpc.active:
             return EINVAL, KVM_PFN_ERR_FAULT, None
         old_uhva = gpc.uhva
@@ -142,7 +145,9 @@ class Fix6addfcf27139(Pfncache):
     @c_name("__kvm_gpc_refresh")
     def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
         kvm = gpc.kvm
-        assert kvm is not None and gpc.lock is not None and gpc.refresh_lock is not None
+        assert kvm is not None
+        assert gpc.lock is not None
+        assert gpc.refresh_lock is not None
         lockdep_assert_held(gpc.refresh_lock)
         if (gpa % PAGE_SIZE) + length > PAGE_SIZE:
             return EINVAL

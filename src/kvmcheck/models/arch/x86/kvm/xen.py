@@ -102,7 +102,8 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
     if not vgpc.active:  # v6.8 tests this unlocked
         return EINVAL
     gpc = xen_vm(kvm).shinfo_cache
-    assert gpc.lock is not None and vgpc.lock is not None
+    assert gpc.lock is not None
+    assert vgpc.lock is not None
     flags = read_lock_irqsave(gpc.lock)
     if not kvm.kernel.kvm_gpc_check(gpc, SHARED_INFO_SIZE):
         read_unlock_irqrestore(gpc.lock, flags)
