@@ -51,12 +51,45 @@ def main() -> None:
     print(f"  time         {dt:.2f} s")
     print(f"  executions/s {r.executions / dt:,.0f}")
     print(f"  steps/s      {r.steps / dt:,.0f}")
+    where_the_time_goes()
     if "--profile" in sys.argv:
         prof = cProfile.Profile()
         prof.enable()
         check(lock_family(2, 6))
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+LAYERS = (
+    ("dpor search (clocks, races, sleep sets)", "strategies/dpor.py"),
+    ("scheduler + greenlet switches", "_engine/"),
+    ("kernel primitives (locks, lockdep, KCSAN)", "kernel/"),
+    ("model code (the scenario)", "bench_lock_family.py"),
+)
+
+
+def where_the_time_goes() -> None:
+    """Profile a 2x6 run and split its self time by layer (profiling inflates all of them)."""
+    prof = cProfile.Profile()
+    prof.enable()
+    check(lock_family(2, 6))
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = {}
+    for (path, _, func), (_, _, tottime, _, _) in stats.items():
+        layer = "python builtins / other"
+        if "greenlet" in func:
+            layer = "scheduler + greenlet switches"
+        else:
+            for name, marker in LAYERS:
+                if marker in path:
+                    layer = name
+                    break
+        totals[layer] = totals.get(layer, 0.0) + tottime
+    whole = sum(totals.values()) or 1.0
+    print("  where the time goes (self time under cProfile, 2x6 run):")
+    for layer, t in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"    {100 * t / whole:5.1f}%  {layer}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
     from kvmcheck._engine.finding import Finding, Step
 
-WIDTH = 58
+WIDTH = 72
 RULE = "=" * 78
 
 
@@ -39,9 +39,10 @@ def setup_summary(steps: list[Step]) -> str:
 
 
 def cell(step: Step) -> str:
-    where = f"{step.site.function}:{step.site.line}"
+    """"operation  function (file:line)", the operation shortened if the cell is too narrow."""
+    where = f"{step.site.function} ({step.site.file.rsplit('/', 1)[-1]}:{step.site.line})"
     text = f"{step.op}  {where}"
-    return text if len(text) <= WIDTH else step.op[: WIDTH - len(where) - 3] + "~  " + where
+    return text if len(text) <= WIDTH else step.op[: max(8, WIDTH - len(where) - 3)] + "~  " + where
 
 
 def render_trace(steps: list[Step]) -> list[str]:
@@ -55,10 +56,19 @@ def render_trace(steps: list[Step]) -> list[str]:
     n = setup_prefix(steps)
     if n:
         out.append(f"   0 | ... steps 0-{n - 1}: main sets up ({setup_summary(steps[:n])})")
+    held: dict[int, tuple[str, ...]] = {}
+    for s in steps[:n]:
+        held[s.thread] = s.held
     for s in steps[n:]:
-        cols = [" " * WIDTH] * len(tids)
-        cols[col[s.thread]] = cell(s).ljust(WIDTH)
-        out.append(f"{s.index:4d} | " + " | ".join(cols).rstrip())
+        lines = [cell(s)]
+        if s.held != held.get(s.thread, ()):  # show the locks held whenever they change
+            lines.append("  holding: " + (", ".join(s.held) or "nothing"))
+            held[s.thread] = s.held
+        for k, text in enumerate(lines):
+            cols = [" " * WIDTH] * len(tids)
+            cols[col[s.thread]] = text[:WIDTH].ljust(WIDTH)
+            num = f"{s.index:4d}" if k == 0 else "    "
+            out.append(f"{num} | " + " | ".join(cols).rstrip())
     return out
 
 

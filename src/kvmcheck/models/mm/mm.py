@@ -1,4 +1,5 @@
-"""A host process address space: page tables, GUP and mmu notifiers (mm/gup.c, mm/mmu_notifier.c).
+"""A host process address space: page tables, GUP and mmu notifiers (mm/gup.c,
+mm/mmu_notifier.c, mm/migrate.c), as in Linux v6.8, reduced to what KVM observes.
 
 Modelled: one page-table entry per user virtual address the scenario uses
 (``hva -> pfn``), protected by ``page_table_lock`` (the PTE lock);
@@ -57,7 +58,7 @@ class MmStruct:
         self.pages[page.pfn] = page
 
 
-def get_user_pages(mm: MmStruct, hva: int) -> int:
+def get_user_pages(mm: MmStruct, hva: int) -> int:  # get_user_pages_unlocked() for one page
     """GUP of one page: the pfn ``hva`` maps to, with a reference taken; 0 if not present.
 
     Like __get_user_pages(), it may sleep and calls cond_resched() for each page.
@@ -85,7 +86,11 @@ def mmu_notifier_invalidate_range_end(mm: MmStruct, start: int, end: int) -> Non
 
 
 def migrate_page(mm: MmStruct, hva: int, new: Page) -> None:
-    """Move ``hva`` to page ``new`` (migration, compaction, reclaim + refault), notifying first."""
+    """Move ``hva`` to page ``new``, the order migrate_pages()/try_to_migrate() follow:
+
+    invalidate_range_start, change the PTE under the PTE lock, drop the old page's
+    mapping reference, invalidate_range_end.
+    """
     mmu_notifier_invalidate_range_start(mm, hva, hva + 1)
     pte = mm.ptes[hva]
     spin_lock(mm.page_table_lock)

@@ -1,4 +1,5 @@
-"""struct page and its reference count (include/linux/mm.h, mm/page_alloc.c).
+"""struct page and its reference count (include/linux/mm.h, include/linux/page_ref.h,
+mm/page_alloc.c), as in Linux v6.8.
 
 Modelled: ``_refcount`` (field ``refcount``) with get_page / put_page (atomic RMW, one visible step
 each); a page whose count drops to zero goes back to the allocator, after
