@@ -90,15 +90,19 @@ def new_number() -> int:
     return ex.new_number() if ex is not None else 0
 
 
-def site_here(depth: int = 2) -> str:
-    """'function (file:line)' of the innermost model frame (slow: reports only)."""
-    site, _ = model_site(sys._getframe(depth))
+def site_here(depth: int = 1) -> str:
+    """'function (file:line)' of the innermost model frame (slow: reports only).
+
+    The walk starts at the caller and skips every engine and kernel frame, so
+    the answer does not depend on how deep inside the kernel layer it is asked.
+    """
+    site, _ = model_site(sys._getframe(1))
     return str(site)
 
 
-def init_site(depth: int = 2) -> str:
+def init_site(depth: int = 1) -> str:
     """file:line of the model code constructing a primitive (its lockdep class)."""
-    site, _ = model_site(sys._getframe(depth))
+    site, _ = model_site(sys._getframe(1))
     return f"{site.file}:{site.line}"
 
 

@@ -203,6 +203,9 @@ class Struct:
         """How reports name this object (override: e.g. a cache's own name)."""
         return type(self).__name__.lower()
 
+    def __repr__(self) -> str:  # deterministic: no memory addresses in reports
+        return f"<{self._kc_label()}>"
+
     def _kc_key(self, name: str) -> int:
         return object_key(self._kc_num, type(self)._kc_fields[name].index)
 
