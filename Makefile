@@ -24,9 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## bench: throughput of the checker (executions/s, steps/s)
+## bench: throughput of the checker (executions/s, steps/s), then side by side with frontrun
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_lock_family.py
+	$(BIN)/python bench/bench_peers.py
 
 ## lint: ruff (lint + format check) and mypy --strict on src/
 lint: $(STAMP)

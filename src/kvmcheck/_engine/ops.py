@@ -52,7 +52,10 @@ class Op:
         # (exclusive on the whole object) is dependent with every access.
         self.key2 = key2
         self.name = name  # what the trace shows, e.g. "mutex_lock(kvm->lock)"
-        self.obj = obj  # set only when the operation can block
+        # The object deciding enabledness.  Invariant: every op on the key of an
+        # object that has blocking ops names that object (even if this op never
+        # blocks), so DPOR can record the object's state before each of them.
+        self.obj = obj
         self.arg = arg  # free for the kernel layer (e.g. read/write flavour)
 
     def dependent(self, other: Op) -> bool:

@@ -26,22 +26,40 @@ def WARN_ON(cond: object, msg: str = "") -> bool:
     return bool(cond)
 
 
+def _first_time(site: str) -> bool:
+    """True the first time a *_ONCE site fires in this check (its static 'warned' flag)."""
+    ex = runtime.current
+    key = f"warn-once:{site}"
+    if ex is None:
+        return True
+    if key in ex.session:
+        return False
+    ex.session[key] = True
+    return True
+
+
 def WARN_ON_ONCE(cond: object, msg: str = "") -> bool:
     if cond:
-        ex = runtime.current
-        key = f"warn-once:{site_here(3)}"
-        if ex is not None and key in ex.session:
-            return True
-        if ex is not None:
-            ex.session[key] = True
-        warn("warn", msg or "WARN_ON_ONCE condition true", f"WARNING: at {site_here(3)}")
+        site = site_here(3)
+        if _first_time(site):
+            warn("warn", msg or "WARN_ON_ONCE condition true", f"WARNING: at {site}")
     return bool(cond)
 
 
+_NO_FIELD = object()
+
+
 def KVM_BUG_ON(cond: object, kvm: object = None, msg: str = "") -> bool:
-    """WARN_ON_ONCE and mark the VM bugged (``kvm->vm_bugged``); returns the condition."""
+    """WARN_ON_ONCE and mark the VM bugged (``kvm->vm_bugged``); returns the condition.
+
+    As in kvm_host.h, a VM that is already bugged does not warn again.
+    """
     if cond:
-        warn("warn", msg or "KVM_BUG_ON condition true", f"WARNING: KVM_BUG_ON at {site_here(3)}")
-        if kvm is not None and hasattr(kvm, "vm_bugged"):
-            kvm.vm_bugged = True
+        site = site_here(3)
+        bugged = getattr(kvm, "vm_bugged", _NO_FIELD) if kvm is not None else _NO_FIELD
+        has_field = bugged is not _NO_FIELD
+        if not (has_field and bugged) and _first_time(site):
+            warn("warn", msg or "KVM_BUG_ON condition true", f"WARNING: KVM_BUG_ON at {site}")
+        if has_field and not bugged:
+            kvm.vm_bugged = True  # type: ignore[attr-defined]
     return bool(cond)

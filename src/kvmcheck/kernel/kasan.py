@@ -39,6 +39,8 @@ def mark_freed(obj: Any, how: str) -> None:
     assert ex is not None
     assert ex.current is not None
     ex.visible(Op(object_key(obj._kc_num), True, f"{how}({obj._kc_label()})"))
+    # Checked again *after* the step: a racing free granted in between is a double-free too.
+    _check_not_freed(obj, how)
     site = site_here(3) if ex.tracing else "(site recorded on replay)"
     obj.__dict__["_kc_freed"] = Freed(how, site, ex.current.name)
 
@@ -84,6 +86,10 @@ def check_free(obj: Any, how: str) -> None:
         return
     if not hasattr(obj, "_kc_freed"):
         bug("double-free", f"{how} of {obj!r}, which is not a tracked allocation", "BUG: KASAN: invalid-free")
+    _check_not_freed(obj, how)
+
+
+def _check_not_freed(obj: Any, how: str) -> None:
     fr = obj._kc_freed
     if fr is not None:
         bug(

@@ -10,7 +10,16 @@ trylocked lock (they cannot wait), as in lockdep.  ``*_nested`` acquisitions
 use a subclass, so two locks of one class taken in a fixed order are fine.
 
 Irq safety: a class used in hard-irq context and also taken with irqs enabled
-is "inconsistent lock state" -- the handler can interrupt the holder.
+is "inconsistent lock state" -- the handler can interrupt the holder.  As in
+lockdep's mark_lock_irq, read usages conflict only with write usages: an
+rwlock_t read in an irq and read with irqs enabled elsewhere is fine (a
+reader in interrupt context never waits for a waiting writer).
+
+Recursive reads: with queued rwlocks (x86), read_lock() is a *recursive*
+read only in interrupt context (read_lock_is_recursive()); in process context
+read_lock(L) while holding L for read is "possible recursive locking", since
+a writer queued in between deadlocks it -- the fairness locking.py does not
+model, so lockdep is what reports it, as in the kernel.
 """
 
 from __future__ import annotations
@@ -81,6 +90,8 @@ def on_acquire(kt: KThread, new: Held) -> None:
         if h.lock is new.lock and not (h.shared and new.shared and new.lock.recursive_read):
             return  # recursive locking is reported by the lock itself
         hc = lock_class(h)
+        if hc == cls and h.shared and new.shared and new.lock.recursive_read and kt.hardirq:
+            continue  # read-after-read in interrupt context: a recursive read (check_deadlock)
         if hc == cls and not new.trylock:
             warn(
                 "lock-order",
@@ -143,26 +154,32 @@ def _earlier_runs(back: list[Edge]) -> list[str]:
 
 
 def _usage(kt: KThread, new: Held) -> None:
-    """Irq-usage bits: IN-HARDIRQ vs HARDIRQ-ON for the class being taken."""
+    """Irq-usage bits: IN-HARDIRQ vs HARDIRQ-ON, each -R (read) or -W, for the class being taken."""
     if new.lock.sleeps:
         return
     cls = lock_class(new)
-    bit = "IN-HARDIRQ" if kt.hardirq else ("HARDIRQ-ON" if kt.irqs_enabled() and not new.irqsave else None)
-    if bit is None:
+    rw = "R" if new.shared else "W"
+    if kt.hardirq:
+        bit, opposite = f"IN-HARDIRQ-{rw}", "HARDIRQ-ON"
+    elif kt.irqs_enabled() and not new.irqsave:
+        bit, opposite = f"HARDIRQ-ON-{rw}", "IN-HARDIRQ"
+    else:
         return
     g = graph()
     bits = g.usage.setdefault(cls, {})
     if bit in bits:
         return
     bits[bit] = site_here(4)
-    other = "HARDIRQ-ON" if bit == "IN-HARDIRQ" else "IN-HARDIRQ"
-    if other in bits:
-        warn(
-            "lock-order",
-            f"{new.lock.name}: {{{other}-W}} usage at {bits[other]} and {{{bit}-W}} usage at {bits[bit]}; "
-            "an irq taking this lock can interrupt a holder on the same CPU",
-            headline="WARNING: inconsistent lock state",
-        )
+    # A usage conflicts with the opposite write usage; a write usage also with the opposite read one.
+    for other in (f"{opposite}-W", f"{opposite}-R") if rw == "W" else (f"{opposite}-W",):
+        if other in bits:
+            warn(
+                "lock-order",
+                f"{new.lock.name}: {{{other}}} usage at {bits[other]} and {{{bit}}} usage at {bits[bit]}; "
+                "an irq taking this lock can interrupt a holder on the same CPU",
+                headline="WARNING: inconsistent lock state",
+            )
+            return
 
 
 def held_by(kt: KThread, lock: Any) -> Held | None:

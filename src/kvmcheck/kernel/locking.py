@@ -309,7 +309,9 @@ def mutex_trylock(lock: Mutex) -> bool:
 def mutex_is_locked(lock: Mutex) -> bool:
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(lock.key, False, "mutex_is_locked"))
+    # Named object (never blocks): every op on a lock's key must record the lock's
+    # state, or DPOR's reversibility test would read the current state instead.
+    ex.visible(lock._op("mutex_is_locked", False, "peek"))
     return lock.owner is not None
 
 

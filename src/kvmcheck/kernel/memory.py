@@ -93,9 +93,9 @@ def kmalloc_mapping(pfn: int) -> KernelMapping:
     ex = runtime.current
     if ex is not None:
         ex.k.allocs.append(m)
-        m.__dict__["_kc_kmalloc"] = "map"
-        if ex.tracing:
-            m.__dict__["_kc_alloc_site"] = site_here(3)
+        site = site_here() if ex.tracing else "(site recorded on replay)"
+        m.__dict__["_kc_kmalloc"] = site
+        m.__dict__["_kc_alloc_site"] = site
     return m
 
 

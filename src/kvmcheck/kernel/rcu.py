@@ -19,7 +19,9 @@ section when it began.  One :class:`GpDomain` per flavour holds the readers
   wait step is left out (it would do nothing).
 
 Happens-before (the clocks KCSAN uses): the end of a grace period joins
-the clocks of the snapshotted readers' unlocks, and a reader section that
+the clocks of the snapshotted readers' unlocks and of every section that
+had ended before it began ("if any part of a reader precedes the beginning
+of a grace period, all of it precedes its end"), and a reader section that
 begins after a grace period began joins the updater's clock at that start
 ("if any part of a reader follows the end of a grace period, all of it
 follows its beginning" -- the model cannot know yet whether the section will
@@ -55,10 +57,16 @@ was deleted goes on from the successor that entry had when it was deleted.
 Each entry is published by the ``list_add_rcu`` that added it, and a reader
 reaching it acquires that.
 
+A grace period can end as soon as its readers are gone, or at any later
+step (the scheduler decides when the waiting thread runs), which covers
+every duration a real grace period can have.
+
 Simplifications: only explicit ``rcu_read_lock`` sections are readers
 (since v4.20 a preempt-/irq-/bh-disabled region is one too, but holding a
-spinlock does not delay a grace period here); grace periods never end early
-or late beyond what the guarantee allows, and callbacks are not batched.
+spinlock does not delay a grace period here); callbacks are not batched
+(each has its own grace period and thread); lockdep does not see RCU/SRCU
+read sections as locks (an SRCU deadlock is found when an explored
+execution deadlocks, not predicted from lock order alone).
 """
 
 from __future__ import annotations
@@ -78,12 +86,14 @@ from kvmcheck.kernel.struct import access, field_of
 
 
 class _Gp:
-    """One grace period: the reader sections (thread, position) it must wait for."""
+    """One grace period: the reader sections (thread, position) it must wait for, and the
+    clocks of the sections that had already ended when it began (they precede its end too)."""
 
-    __slots__ = ("readers",)
+    __slots__ = ("ended", "readers")
 
-    def __init__(self, readers: tuple[tuple[int, int], ...]) -> None:
+    def __init__(self, readers: tuple[tuple[int, int], ...], ended: Clock) -> None:
         self.readers = readers
+        self.ended = ended
 
     def __repr__(self) -> str:
         return f"<gp waiting for {self.readers}>"
@@ -99,6 +109,7 @@ class GpDomain:
         self.name = name
         self.pos: list[int] = []  # per thread: 2*k+1 inside its k-th section, 2*k after it
         self.ends: dict[tuple[int, int], Clock] = {}  # (thread, position) -> clock at that unlock
+        self.ended: Clock = []  # join of the clocks at every unlock so far
         self.gp_clock: Clock = []  # join of the updaters' clocks at every grace-period start
         self.callbacks: list[Thread] = []
         self.flips = 0  # grace periods started (an SRCU reader's idx is flips & 1)
@@ -148,6 +159,7 @@ class GpDomain:
         t = self.step(False, label, "exit")
         p = self.pos[t.tid]
         self.ends[(t.tid, p)] = t.vc[:]
+        self.ended = vc_join(self.ended, t.vc)
         self.pos[t.tid] = p + 1
         vc_tick(t.vc, t.tid)
 
@@ -158,14 +170,17 @@ class GpDomain:
         self.gp_clock = vc_join(self.gp_clock, t.vc)
         vc_tick(t.vc, t.tid)
         self.flips += 1
-        return _Gp(readers)
+        return _Gp(readers, self.ended)
 
     def gp_wait(self, gp: _Gp, label: str) -> None:
-        if not gp.readers:
-            return
-        t = self.step(True, label, gp)
-        for r in gp.readers:
-            t.vc = vc_join(t.vc, self.ends[r])
+        """The end of ``gp``: after every section it waited for, and every one that ended before it."""
+        if gp.readers:
+            t = self.step(True, label, gp)
+            for r in gp.readers:
+                t.vc = vc_join(t.vc, self.ends[r])
+        else:
+            t = current_thread()
+        t.vc = vc_join(t.vc, gp.ended)
 
     def queue_callback(self, gp: _Gp, head: Any, func: Callable[[Any], Any], name: str) -> Thread:
         """Spawn the thread that runs ``func(head)`` once ``gp`` has ended."""

@@ -64,8 +64,11 @@ def access(
     value: Any = None,
     what: str | None = None,
     update: Any = None,
+    racy: bool = False,
 ) -> Any:
     """One visible access to ``obj.<f>`` with every check applied.
+
+    ``racy``: a ``data_race()`` access, which KCSAN ignores entirely.
 
     With ``update`` (a function), the access is an atomic read-modify-write:
     it stores ``update(old)`` and returns ``old``.
@@ -97,7 +100,7 @@ def access(
         kasan.report_freed(obj, f.name, write)
     t = ex.current
     assert t is not None
-    if ex.k.kcsan_on:  # the plain-access checks: KCSAN and the locking contract
+    if ex.k.kcsan_on and not racy:  # the plain-access checks: KCSAN and the locking contract
         kcsan.on_access(ex, t, key, obj, f.name, write, marked)
         if not marked and obj._kc_contract:
             _check_contract(obj, f.name, write)
@@ -254,8 +257,12 @@ def WRITE_ONCE(obj: Any, name: str, value: Any) -> None:
 
 
 def data_race(obj: Any, name: str) -> Any:
-    """``data_race(obj->name)``: a read the model declares racy on purpose."""
-    return READ_ONCE(obj, name)
+    """``data_race(obj->name)``: a read the model declares racy on purpose; KCSAN ignores it."""
+    if runtime.current is None or not obj._kc_num:
+        return getattr(obj, name)
+    return access(
+        obj, field_of(obj, name), False, True, what=f"data_race({type(obj).__name__}.{name})", racy=True
+    )
 
 
 def rmw(obj: Any, name: str, fn: Any, what: str) -> tuple[Any, Any]:

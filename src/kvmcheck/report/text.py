@@ -39,7 +39,7 @@ def setup_summary(steps: list[Step]) -> str:
 
 
 def cell(step: Step) -> str:
-    """"operation  function (file:line)", the operation shortened if the cell is too narrow."""
+    """ "operation  function (file:line)", the operation shortened if the cell is too narrow."""
     where = f"{step.site.function} ({step.site.file.rsplit('/', 1)[-1]}:{step.site.line})"
     text = f"{step.op}  {where}"
     return text if len(text) <= WIDTH else step.op[: max(8, WIDTH - len(where) - 3)] + "~  " + where

@@ -1,0 +1,425 @@
+"""A conformance corpus for the kernel primitives: RCU, SRCU, atomics, refcounts, completions.
+
+Each scenario returns a hashable terminal state, so that DPOR and brute
+force can be compared by the *set* of terminal states and findings they
+reach.  Tiny on purpose: two or three threads and a few visible operations.
+``EXPECTED`` lists, for some of them, the exact set of terminal states the
+primitive's semantics allow (checked against brute force).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvmcheck import Scenario, join, scenario, spawn
+from kvmcheck.kernel import (
+    READ_ONCE,
+    WRITE_ONCE,
+    Atomic,
+    Completion,
+    Kref,
+    Refcount,
+    RwLock,
+    Srcu,
+    Struct,
+    atomic_cmpxchg,
+    atomic_inc_return,
+    atomic_read,
+    call_rcu,
+    complete,
+    kfree,
+    kmalloc,
+    kref_get_unless_zero,
+    kref_put,
+    list_add_tail_rcu,
+    list_del_rcu,
+    list_for_each_entry_rcu,
+    rcu_assign_pointer,
+    rcu_barrier,
+    rcu_dereference,
+    rcu_read_lock,
+    rcu_read_unlock,
+    read_lock,
+    read_unlock,
+    refcount_dec_and_test,
+    smp_load_acquire,
+    smp_store_release,
+    srcu_read_lock,
+    srcu_read_unlock,
+    synchronize_rcu,
+    synchronize_srcu,
+    try_wait_for_completion,
+    wait_for_completion,
+)
+
+
+class Node(Struct):
+    val: int = 0
+
+
+class K(Struct):
+    ptr: Any = None
+    x: int = 0
+    flag: int = 0
+    inside: int = 0
+    items: list[Any] = []  # noqa: RUF012 - a Struct field, copied per instance
+
+
+CORPUS: dict[str, Scenario] = {}
+EXPECTED: dict[str, set[Any]] = {}
+
+
+def corpus(expect: set[Any] | None = None) -> Any:
+    def wrap(fn: Any) -> Scenario:
+        s = scenario(fn)
+        assert s.name not in CORPUS, s.name
+        CORPUS[s.name] = s
+        if expect is not None:
+            EXPECTED[s.name] = expect
+        return s
+
+    return wrap
+
+
+# -- independence: readers never order each other ---------------------------------------------
+@corpus({(7, 7)})
+def rcu_two_readers() -> Any:
+    k = K(ptr=kmalloc(Node, val=7))
+
+    def reader() -> int:
+        rcu_read_lock()
+        p = rcu_dereference(k, "ptr")
+        v = p.val
+        rcu_read_unlock()
+        return int(v)
+
+    return join(spawn(reader), spawn(reader))
+
+
+@corpus({(3, 3)})
+def rwlock_two_readers() -> Any:
+    k = K(x=3)
+    lock = RwLock("lock")
+
+    def reader() -> int:
+        read_lock(lock)
+        v = k.x
+        read_unlock(lock)
+        return int(v)
+
+    return join(spawn(reader), spawn(reader))
+
+
+# -- grace periods ----------------------------------------------------------------------
+@corpus({(0, 0), (0, 1), (1, 0)})
+def rcu_gp_waits_for_preexisting_reader() -> Any:
+    """(updater saw the reader inside, reader saw the grace period's end): never both."""
+    k = K()
+
+    def updater() -> int:
+        seen = READ_ONCE(k, "inside")
+        synchronize_rcu()
+        WRITE_ONCE(k, "flag", 1)
+        return int(seen)
+
+    def reader() -> int:
+        rcu_read_lock()
+        WRITE_ONCE(k, "inside", 1)
+        v = READ_ONCE(k, "flag")
+        rcu_read_unlock()
+        return int(v)
+
+    return join(spawn(updater), spawn(reader))
+
+
+@corpus({0, 1})
+def rcu_late_reader_not_waited() -> Any:
+    k = K()
+
+    def updater() -> None:
+        synchronize_rcu()
+        WRITE_ONCE(k, "flag", 1)
+
+    def reader() -> int:
+        rcu_read_lock()
+        v = READ_ONCE(k, "flag")
+        rcu_read_unlock()
+        return int(v)
+
+    return join(spawn(updater), spawn(reader))[1]
+
+
+@corpus({None, 5})
+def rcu_publish() -> Any:
+    k = K()
+
+    def updater() -> None:
+        n = kmalloc(Node)
+        n.val = 5
+        rcu_assign_pointer(k, "ptr", n)
+
+    def reader() -> Any:
+        rcu_read_lock()
+        p = rcu_dereference(k, "ptr")
+        v = p.val if p is not None else None
+        rcu_read_unlock()
+        return v
+
+    return join(spawn(updater), spawn(reader))[1]
+
+
+@corpus({(1, 2), (2,)})
+def rcu_list_del_traversal() -> Any:
+    """Delete the head entry a reader may be standing on (it goes on to b), free it after a GP."""
+    k = K()
+    a, b = kmalloc(Node, val=1), kmalloc(Node, val=2)
+    list_add_tail_rcu(a, k, "items")
+    list_add_tail_rcu(b, k, "items")
+
+    def reader() -> tuple[int, ...]:
+        rcu_read_lock()
+        vals = tuple(int(e.val) for e in list_for_each_entry_rcu(k, "items"))
+        rcu_read_unlock()
+        return vals
+
+    def updater() -> None:
+        list_del_rcu(a, k, "items")
+        synchronize_rcu()
+        kfree(a)
+
+    return join(spawn(reader), spawn(updater))[0]
+
+
+@corpus({(0, 0), (0, 1), (1, 0)})
+def call_rcu_waits_for_reader() -> Any:
+    """(main saw the reader inside before call_rcu, the reader saw the callback's effect)."""
+    k = K()
+
+    def cb(head: Any) -> None:
+        WRITE_ONCE(k, "flag", 1)
+
+    def reader() -> int:
+        rcu_read_lock()
+        WRITE_ONCE(k, "inside", 1)
+        v = READ_ONCE(k, "flag")
+        rcu_read_unlock()
+        return int(v)
+
+    t = spawn(reader)
+    inside = READ_ONCE(k, "inside")
+    call_rcu(None, cb)
+    v = join(t)
+    rcu_barrier()
+    return (int(inside), v)
+
+
+@corpus({(0, 0), (0, 1), (1, 1)})
+def rcu_reader_twice_across_gp() -> Any:
+    """Two sections of one reader: the second never sees less than the first."""
+    k = K()
+
+    def reader() -> tuple[int, int]:
+        rcu_read_lock()
+        v = READ_ONCE(k, "flag")
+        rcu_read_unlock()
+        rcu_read_lock()
+        w = READ_ONCE(k, "flag")
+        rcu_read_unlock()
+        return (int(v), int(w))
+
+    def updater() -> None:
+        synchronize_rcu()
+        WRITE_ONCE(k, "flag", 1)
+
+    return join(spawn(reader), spawn(updater))[0]
+
+
+@corpus({(1, 2), (1,), (2,)})
+def rcu_list_add_then_del() -> Any:
+    k = K()
+    a, b = kmalloc(Node, val=1), kmalloc(Node, val=2)
+    list_add_tail_rcu(a, k, "items")
+
+    def reader() -> tuple[int, ...]:
+        rcu_read_lock()
+        vals = tuple(int(e.val) for e in list_for_each_entry_rcu(k, "items"))
+        rcu_read_unlock()
+        return vals
+
+    def updater() -> None:
+        list_add_tail_rcu(b, k, "items")
+        list_del_rcu(a, k, "items")
+        synchronize_rcu()
+        kfree(a)
+
+    return join(spawn(reader), spawn(updater))[0]
+
+
+@corpus()
+def srcu_two_domains() -> Any:
+    """Nested sections of two srcu_structs, released out of order, against both grace periods."""
+    k = K()
+    s1, s2 = Srcu("s1"), Srcu("s2")
+
+    def reader() -> tuple[int, int, int, int]:
+        i = srcu_read_lock(s1)
+        j = srcu_read_lock(s2)
+        v = READ_ONCE(k, "flag")
+        srcu_read_unlock(s1, i)
+        w = READ_ONCE(k, "flag")
+        srcu_read_unlock(s2, j)
+        return (int(v), int(w), i, j)
+
+    def updater() -> None:
+        synchronize_srcu(s2)
+        WRITE_ONCE(k, "flag", 1)
+        synchronize_srcu(s1)
+
+    return join(spawn(reader), spawn(updater))[0]
+
+
+@corpus({(0, 0), (0, 1), (1, 0)})
+def srcu_gp_waits_for_preexisting_reader() -> Any:
+    k = K()
+    ssp = Srcu("ssp")
+
+    def updater() -> int:
+        seen = READ_ONCE(k, "inside")
+        synchronize_srcu(ssp)
+        WRITE_ONCE(k, "flag", 1)
+        return int(seen)
+
+    def reader() -> int:
+        idx = srcu_read_lock(ssp)
+        WRITE_ONCE(k, "inside", 1)
+        v = READ_ONCE(k, "flag")
+        srcu_read_unlock(ssp, idx)
+        return int(v)
+
+    return join(spawn(updater), spawn(reader))
+
+
+@corpus({0, 1})
+def srcu_index_depends_on_grace_period() -> Any:
+    ssp = Srcu("ssp")
+
+    def reader() -> int:
+        idx = srcu_read_lock(ssp)
+        srcu_read_unlock(ssp, idx)
+        return idx
+
+    t = spawn(reader)
+    synchronize_srcu(ssp)
+    return join(t)
+
+
+# -- atomics ----------------------------------------------------------------------------
+@corpus({((1, 2), 2)})
+def atomic_inc_return_race() -> Any:
+    v = Atomic(0)
+    got = join(spawn(atomic_inc_return, v), spawn(atomic_inc_return, v))
+    return (tuple(sorted(got)), atomic_read(v))
+
+
+@corpus({(0, 1, 1), (2, 0, 2)})
+def atomic_cmpxchg_winner() -> Any:
+    v = Atomic(0)
+    a, b = join(spawn(atomic_cmpxchg, v, 0, 1), spawn(atomic_cmpxchg, v, 0, 2))
+    return (a, b, atomic_read(v))
+
+
+@corpus({(0, -1), (1, 42)})
+def release_acquire_message_passing() -> Any:
+    k = K()
+
+    def producer() -> None:
+        k.x = 42
+        smp_store_release(k, "flag", 1)
+
+    def consumer() -> tuple[int, int]:
+        f = smp_load_acquire(k, "flag")
+        return (int(f), int(k.x) if f else -1)
+
+    return join(spawn(producer), spawn(consumer))[1]
+
+
+# -- refcounts ----------------------------------------------------------------------------
+@corpus({(False, True), (True, False)})
+def refcount_racing_puts() -> Any:
+    r = Refcount(2)
+    return join(spawn(refcount_dec_and_test, r), spawn(refcount_dec_and_test, r))
+
+
+@corpus({(0, 1), (1, 1)})
+def kref_get_unless_zero_vs_put() -> Any:
+    """(lookup got a reference, objects released): the release happens exactly once."""
+    k = K()
+    ref = Kref(1)
+
+    def release(kref: Kref) -> None:
+        k.flag = k.flag + 1
+
+    def lookup() -> int:
+        if kref_get_unless_zero(ref):
+            kref_put(ref, release)
+            return 1
+        return 0
+
+    def owner() -> None:
+        kref_put(ref, release)
+
+    got, _ = join(spawn(lookup), spawn(owner))
+    return (got, k.flag)
+
+
+# -- completions ------------------------------------------------------------------------------
+@corpus({1})
+def completion_orders_data() -> Any:
+    k = K()
+    done = Completion("done")
+
+    def producer() -> None:
+        k.x = 1
+        complete(done)
+
+    def consumer() -> int:
+        wait_for_completion(done)
+        return int(k.x)
+
+    return join(spawn(producer), spawn(consumer))[1]
+
+
+@corpus({(1, 2), (2, 1), (2, 2)})
+def completion_two_waiters() -> Any:
+    """Each complete() wakes one waiter; the second is woken only after flag = 2."""
+    k = K()
+    done = Completion("done")
+
+    def waiter() -> int:
+        wait_for_completion(done)
+        return int(READ_ONCE(k, "flag"))
+
+    def producer() -> None:
+        WRITE_ONCE(k, "flag", 1)
+        complete(done)
+        WRITE_ONCE(k, "flag", 2)
+        complete(done)
+
+    a, b, _ = join(spawn(waiter), spawn(waiter), spawn(producer))
+    return (a, b)
+
+
+@corpus({(False, 0), (True, 1)})
+def completion_try_wait() -> Any:
+    k = K()
+    done = Completion("done")
+
+    def producer() -> None:
+        WRITE_ONCE(k, "x", 1)
+        complete(done)
+
+    def consumer() -> tuple[bool, int]:
+        got = try_wait_for_completion(done)
+        return (got, int(READ_ONCE(k, "x")) if got else 0)
+
+    return join(spawn(producer), spawn(consumer))[1]

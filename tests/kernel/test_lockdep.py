@@ -1,0 +1,415 @@
+"""lockdep: lock-order inversions that never deadlock, trylock, nesting
+annotations, lock classes, irq-safety, locks held at thread exit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kvmcheck import Result, check, join, replay, scenario, spawn
+from kvmcheck.kernel import (
+    READ_ONCE,
+    WRITE_ONCE,
+    Mutex,
+    RwLock,
+    SpinLock,
+    Struct,
+    local_irq_disable,
+    local_irq_enable,
+    mutex_lock,
+    mutex_lock_nested,
+    mutex_unlock,
+    read_lock,
+    read_lock_irqsave,
+    read_unlock,
+    read_unlock_irqrestore,
+    spawn_irq,
+    spin_lock,
+    spin_lock_irq,
+    spin_lock_irqsave,
+    spin_lock_nested,
+    spin_trylock,
+    spin_unlock,
+    spin_unlock_irq,
+    spin_unlock_irqrestore,
+    write_lock,
+    write_lock_irq,
+    write_unlock,
+    write_unlock_irq,
+)
+
+CIRCULAR = "WARNING: possible circular locking dependency detected"
+RECURSIVE = "WARNING: possible recursive locking detected"
+INCONSISTENT = "WARNING: inconsistent lock state"
+
+
+class Flag(Struct):
+    x: int = 0
+
+
+def run(body: Callable[[], Any], **kw: Any) -> Result:
+    return check(scenario(body), **kw)
+
+
+def ok(r: Result) -> None:
+    assert r.verdict == "ok", r.finding
+    assert r.finding is None
+    assert r.complete
+    assert r.warnings == []
+
+
+def found(r: Result, kind: str, headline: str) -> None:
+    assert r.verdict == "bug"
+    assert r.finding is not None
+    assert r.finding.kind == kind, r.finding
+    assert r.finding.headline == headline, r.finding.headline
+    assert not r.complete
+
+
+def _ab(a: Any, b: Any) -> None:
+    spin_lock(a)
+    spin_lock(b)
+    spin_unlock(b)
+    spin_unlock(a)
+
+
+# -- inversions that never deadlock ----------------------------------------------------------------
+@scenario
+def serialised_inversion() -> None:
+    """A takes L1 then L2 and exits before B starts; B takes L2 then L1: no deadlock is possible."""
+    l1, l2 = SpinLock("L1"), SpinLock("L2")
+    join(spawn(_ab, l1, l2, name="A"))
+    join(spawn(_ab, l2, l1, name="B"))
+
+
+def test_inversion_that_never_deadlocks_is_reported() -> None:
+    r = check(serialised_inversion)
+    found(r, "lock-order", CIRCULAR)
+    f = r.finding
+    assert f is not None
+    assert "L1" in f.message and "L2" in f.message
+    text = "\n".join(f.details)
+    assert "L1" in text and "L2" in text
+    assert "*** DEADLOCK ***" in text
+    assert any(line.strip().startswith("-> #0 L2 acquired at _ab") for line in f.details), f.details
+    # no explored execution deadlocked: the circular dependency is the worst finding, and nothing else
+    assert r.warnings == []
+    # both orders were recorded in one execution (A then B), so no earlier run is needed
+    assert "|" not in f.schedule
+    again = replay(serialised_inversion, f.schedule)
+    assert again.finding is not None
+    assert (again.finding.kind, again.finding.headline, again.finding.message) == (
+        f.kind,
+        f.headline,
+        f.message,
+    )
+
+
+@scenario
+def inversion_across_executions() -> None:
+    """Which order main takes depends on a race, so each execution records only one order:
+    the cycle closes in a later execution, against the dependency an earlier one recorded."""
+    flag, a, b = Flag(), Mutex("M1"), Mutex("M2")
+    t = spawn(lambda: WRITE_ONCE(flag, "x", 1))
+    first, second = (a, b) if READ_ONCE(flag, "x") else (b, a)
+    mutex_lock(first)
+    mutex_lock(second)
+    mutex_unlock(second)
+    mutex_unlock(first)
+    join(t)
+
+
+def test_inversion_across_executions_needs_the_earlier_run_to_replay() -> None:
+    r = check(inversion_across_executions)
+    found(r, "lock-order", CIRCULAR)
+    f = r.finding
+    assert f is not None
+    assert r.executions == 2
+    assert "M1" in f.message and "M2" in f.message
+    assert "|" in f.schedule  # the earlier run's schedule comes first
+    earlier, last = f.schedule.rsplit("|", 1)
+    assert earlier and last
+
+    again = replay(inversion_across_executions, f.schedule)
+    assert again.verdict == "bug"
+    assert again.finding is not None
+    assert (again.finding.kind, again.finding.headline, again.finding.message) == (
+        f.kind,
+        f.headline,
+        f.message,
+    )
+    # the last run alone records only one order: nothing to report
+    alone = replay(inversion_across_executions, last)
+    assert alone.verdict == "ok"
+
+
+def test_consistent_order_is_fine() -> None:
+    def body() -> None:
+        l1, l2 = SpinLock("L1"), SpinLock("L2")
+        join(spawn(_ab, l1, l2), spawn(_ab, l1, l2))
+        _ab(l1, l2)
+
+    r = run(body)
+    ok(r)
+    assert r.executions >= 2
+
+
+def test_three_lock_cycle_is_reported() -> None:
+    def body() -> None:
+        a, b, c = SpinLock("LA"), SpinLock("LB"), SpinLock("LC")
+        _ab(a, b)
+        _ab(b, c)
+        _ab(c, a)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    text = "\n".join(r.finding.details)  # type: ignore[union-attr]
+    assert all(name in text for name in ("LA", "LB", "LC"))
+
+
+@pytest.mark.parametrize("reverse", ["trylock", "lock"])
+def test_trylock_in_reverse_order_does_not_close_a_cycle(reverse: str) -> None:
+    def body() -> None:
+        l1, l2 = SpinLock("L1"), SpinLock("L2")
+
+        def fwd() -> None:
+            _ab(l1, l2)
+
+        def rev() -> None:
+            spin_lock(l2)
+            if reverse == "trylock":
+                if spin_trylock(l1):
+                    spin_unlock(l1)
+            else:
+                spin_lock(l1)
+                spin_unlock(l1)
+            spin_unlock(l2)
+
+        join(spawn(fwd), spawn(rev))
+
+    r = run(body)
+    if reverse == "trylock":
+        ok(r)
+        assert r.executions >= 2
+    else:
+        found(r, "deadlock", "INFO: task blocked forever (deadlock)")
+        assert any(w.headline == CIRCULAR for w in r.warnings)
+
+
+def test_trylocked_lock_then_lock_still_records_a_dependency() -> None:
+    """A lock taken *while holding* a trylocked lock is a normal dependency."""
+
+    def body() -> None:
+        l1, l2 = SpinLock("L1"), SpinLock("L2")
+        assert spin_trylock(l1)
+        spin_lock(l2)
+        spin_unlock(l2)
+        spin_unlock(l1)
+        _ab(l2, l1)
+
+    found(run(body), "lock-order", CIRCULAR)
+
+
+# -- lock classes and *_nested -----------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["spin", "mutex"])
+@pytest.mark.parametrize("nested", [True, False])
+def test_same_class_needs_a_nesting_annotation(kind: str, nested: bool) -> None:
+    """Two locks of one class (here: one name) taken nested: fine with a subclass, else recursive."""
+
+    def body() -> None:
+        if kind == "spin":
+            parent, child = SpinLock("kvm->slots_lock"), SpinLock("kvm->slots_lock")
+            spin_lock(parent)
+            if nested:
+                spin_lock_nested(child, 1)
+            else:
+                spin_lock(child)
+            spin_unlock(child)
+            spin_unlock(parent)
+        else:
+            parent, child = Mutex("vcpu->mutex"), Mutex("vcpu->mutex")
+            mutex_lock(parent)
+            if nested:
+                mutex_lock_nested(child, 1)
+            else:
+                mutex_lock(child)
+            mutex_unlock(child)
+            mutex_unlock(parent)
+
+    r = run(body)
+    if nested:
+        ok(r)
+    else:
+        found(r, "lock-order", RECURSIVE)
+        assert "same class" in r.finding.message  # type: ignore[union-attr]
+        assert "_nested" in r.finding.message  # type: ignore[union-attr]
+
+
+def test_different_classes_are_not_recursive() -> None:
+    def body() -> None:
+        _ab(SpinLock("outer"), SpinLock("inner"))
+
+    ok(run(body))
+
+
+def _make_lock() -> SpinLock:
+    return SpinLock()  # one initialisation site: one lock class, as for spin_lock_init()
+
+
+def test_unnamed_locks_from_different_lines_are_different_classes() -> None:
+    """An unnamed lock's class is the model line that constructs it."""
+
+    def body() -> None:
+        a = SpinLock()
+        b = SpinLock()
+        _ab(a, b)
+
+    ok(run(body))
+
+
+def test_unnamed_locks_from_one_init_site_share_a_class() -> None:
+    """Locks built at one line of a helper share a class, whoever calls the helper."""
+
+    def body() -> None:
+        a = _make_lock()
+        b = _make_lock()
+        _ab(a, b)
+
+    found(run(body), "lock-order", RECURSIVE)
+
+
+# -- irq safety --------------------------------------------------------------------------------------
+def _irq_and_process(
+    process: Callable[[Any], None], handler_lock: Callable[[Any], None], lock_type: type = SpinLock
+) -> Result:
+    def body() -> None:
+        lk = lock_type("xen->evtchn_lock")
+        t = spawn_irq(handler_lock, lk)
+        process(lk)
+        join(t)
+
+    return run(body)
+
+
+def _spin(lk: Any) -> None:
+    spin_lock(lk)
+    spin_unlock(lk)
+
+
+def _spin_irq(lk: Any) -> None:
+    spin_lock_irq(lk)
+    spin_unlock_irq(lk)
+
+
+def _spin_irqsave(lk: Any) -> None:
+    flags = spin_lock_irqsave(lk)
+    spin_unlock_irqrestore(lk, flags)
+
+
+def _irqs_off_spin(lk: Any) -> None:
+    local_irq_disable()
+    spin_lock(lk)
+    spin_unlock(lk)
+    local_irq_enable()
+
+
+def test_irq_lock_taken_with_irqs_enabled_is_inconsistent() -> None:
+    r = _irq_and_process(_spin, _spin)
+    found(r, "lock-order", INCONSISTENT)
+    msg = r.finding.message  # type: ignore[union-attr]
+    assert "xen->evtchn_lock" in msg
+    assert "{IN-HARDIRQ-W}" in msg and "{HARDIRQ-ON-W}" in msg
+
+
+def test_irq_lock_taken_with_irqs_enabled_before_any_irq_is_inconsistent() -> None:
+    """The order of the two usages does not matter."""
+
+    def body() -> None:
+        lk = SpinLock("xen->evtchn_lock")
+        _spin(lk)
+        join(spawn_irq(_spin, lk))
+
+    found(run(body), "lock-order", INCONSISTENT)
+
+
+@pytest.mark.parametrize("process", [_spin_irq, _spin_irqsave, _irqs_off_spin])
+def test_irq_lock_taken_with_irqs_disabled_is_consistent(process: Callable[[Any], None]) -> None:
+    r = _irq_and_process(process, _spin)
+    ok(r)
+
+
+def test_lock_never_taken_in_irq_may_be_taken_with_irqs_on() -> None:
+    def body() -> None:
+        lk = SpinLock("process-only")
+        join(spawn(_spin, lk), spawn(_spin, lk))
+
+    ok(run(body))
+
+
+def _read(lk: Any) -> None:
+    read_lock(lk)
+    read_unlock(lk)
+
+
+def _read_irqsave(lk: Any) -> None:
+    flags = read_lock_irqsave(lk)
+    read_unlock_irqrestore(lk, flags)
+
+
+def _write(lk: Any) -> None:
+    write_lock(lk)
+    write_unlock(lk)
+
+
+def _write_irq(lk: Any) -> None:
+    write_lock_irq(lk)
+    write_unlock_irq(lk)
+
+
+@pytest.mark.parametrize(
+    ("handler", "process", "inconsistent"),
+    [
+        (_read, _read, False),  # IN-HARDIRQ-R + HARDIRQ-ON-R: a recursive reader in irq never waits
+        (_read_irqsave, _read, False),
+        (_read, _write, True),  # IN-HARDIRQ-R + HARDIRQ-ON-W: the irq reader spins on the writer
+        (_write, _read, True),  # IN-HARDIRQ-W + HARDIRQ-ON-R
+        (_read, _write_irq, False),  # the pfncache pattern: readers in irq, writers with irqs off
+    ],
+)
+def test_rwlock_irq_usage(
+    handler: Callable[[Any], None], process: Callable[[Any], None], inconsistent: bool
+) -> None:
+    r = _irq_and_process(process, handler, RwLock)
+    if inconsistent:
+        found(r, "lock-order", INCONSISTENT)
+    else:
+        ok(r)
+
+
+# -- locks held at thread exit ----------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["thread", "main"])
+@pytest.mark.parametrize("releases", [True, False])
+def test_exit_holding_a_lock(where: str, releases: bool) -> None:
+    def body() -> None:
+        lk = Mutex("kvm->slots_lock")
+
+        def worker() -> None:
+            mutex_lock(lk)
+            if releases:
+                mutex_unlock(lk)
+
+        if where == "thread":
+            join(spawn(worker, name="worker"))
+        else:
+            worker()
+
+    r = run(body)
+    if releases:
+        ok(r)
+    else:
+        found(r, "lock-order", "WARNING: lock held when returning to user space!")
+        msg = r.finding.message  # type: ignore[union-attr]
+        assert "kvm->slots_lock" in msg
+        assert ("worker" if where == "thread" else "main") in msg
