@@ -23,6 +23,7 @@ from kvmcheck.kernel import (
     SpinLock,
     Struct,
     cond_resched,
+    cpu_relax,
     down_read,
     in_atomic,
     irqs_disabled,
@@ -227,15 +228,15 @@ def test_local_irq_disable_nests() -> None:
     ok(run(body))
 
 
-# -- cond_resched fairness and the step limit -------------------------------------------------------
-def _waiter_and_setter(yielding: bool) -> Callable[[], None]:
+# -- spin waits (cpu_relax), cond_resched and the step limit ---------------------------------------
+def _waiter_and_setter(yielding: bool, relax: Callable[[], None] = cpu_relax) -> Callable[[], None]:
     def body() -> None:
         flag = Flag()
 
         def waiter() -> None:
             while not READ_ONCE(flag, "value"):
                 if yielding:
-                    cond_resched()
+                    relax()
 
         def setter() -> None:
             WRITE_ONCE(flag, "value", 1)
@@ -245,10 +246,17 @@ def _waiter_and_setter(yielding: bool) -> Callable[[], None]:
     return body
 
 
-def test_cond_resched_retry_loop_terminates() -> None:
+def test_cpu_relax_spin_loop_terminates() -> None:
     r = run(_waiter_and_setter(yielding=True))
     ok(r)
     assert r.executions >= 2
+
+
+def test_cond_resched_is_not_a_wait_so_an_endless_spin_hits_the_step_limit() -> None:
+    # cond_resched() restricts no schedule (it is no promise to wait), so the
+    # schedule that never runs the setter is explored and spins forever.
+    r = run(_waiter_and_setter(yielding=True, relax=cond_resched), max_steps=300)
+    found(r, "step-limit", "step limit reached")
 
 
 def test_spin_without_yield_hits_the_step_limit() -> None:

@@ -139,7 +139,7 @@ def check(
         if ex.finding is not None:
             finding = ex.finding
             finding.schedule = _schedule_for(ex, finding)
-            _collect(warnings, ex.soft)
+            _collect(warnings, ex.findings[1:] + ex.soft)
             break
         if ex.soft and soft is None:
             soft = ex.soft[0]
@@ -175,7 +175,11 @@ def check(
         elapsed_s=elapsed,
         finding=finding,
         coverage=_coverage(strat, executions, complete, finding),
-        warnings=[w for w in warnings.values() if w is not finding],
+        warnings=[
+            w
+            for w in warnings.values()
+            if finding is None or (w.kind, w.message) != (finding.kind, finding.message)
+        ],
     )
 
 
@@ -212,9 +216,10 @@ def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps:
     if replayed is None:
         return
     finding.trace = replayed.steps
-    again = replayed.finding
-    if again is not None and again.kind == finding.kind:
+    again = next((f for f in replayed.findings + replayed.soft if f.kind == finding.kind), None)
+    if again is not None:
         finding.message, finding.headline, finding.details = again.message, again.headline, again.details
+        finding.step = again.step
 
 
 def _replay_runs(

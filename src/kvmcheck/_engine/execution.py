@@ -15,6 +15,7 @@ Invariant: exactly one greenlet runs at a time, and while a model thread runs,
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -39,7 +40,7 @@ class Strategy(Protocol):
 class Thread:
     """A model thread (the scenario body is thread 0, named "main")."""
 
-    __slots__ = ("done", "fn", "glet", "k", "key", "name", "pending", "result", "tid", "vc")
+    __slots__ = ("dead", "done", "fn", "glet", "k", "key", "name", "pending", "result", "tid", "vc")
 
     def __init__(self, tid: int, name: str, key: int) -> None:
         self.tid = tid
@@ -48,6 +49,7 @@ class Thread:
         self.glet: greenlet.greenlet | None = None
         self.pending: Op | None = None  # announced, not yet granted
         self.done = False
+        self.dead = False  # killed by a hard finding (an oops kills the task, not the machine)
         self.result: Any = None
         self.vc: Clock = []  # synchronisation clock (kernel memory model)
         self.k: Any = None  # per-thread kernel state, owned by the kernel layer
@@ -88,22 +90,23 @@ class Execution:
         self.ops: list[Op] = []  # op of each step
         self.steps: list[Step] = []  # filled only when tracing
         self.current: Thread | None = None
-        self.finding: Finding | None = None  # the first hard finding; it stops the run
-        self.soft: list[Finding] = []  # WARN-class reports; the run goes on, as the kernel's does
+        self.finding: Finding | None = None  # the first hard finding
+        self.findings: list[Finding] = []  # every hard finding: each kills its thread, the run goes on
+        self.soft: list[Finding] = []  # WARN-class reports; the thread goes on, as the kernel's does
         self.outcome = "running"  # complete | blocked | finding
         self.aborting = False
         self.k: Any = None  # per-execution kernel state, owned by the kernel layer
         self.exit_hooks: list[ThreadHook] = []
         self.end_hooks: list[Hook] = []
         self._numbers = 0
-        # Fair yields (CHESS's "good samaritan" rule): a thread that yields twice
-        # with no other thread stepping in between may not run again while another
-        # thread is enabled and has not taken a step.  One yield costs nothing, so
-        # orders after a single yield are all kept; only endless spins are cut.
-        self._yielded: int | None = None
-        self._last_yield: dict[int, int] = {}  # tid -> step index of its last yield
-        self._last_step: dict[int, int] = {}  # tid -> step index of its last step
+        # Spin waits (CHESS's "good samaritan" assumption, taken only where the
+        # model says so with cpu_relax()): a thread that relaxes cannot progress
+        # until another thread does, so it is not runnable while another thread
+        # is enabled and has not taken a step since.  cond_resched() is a plain
+        # scheduling point and restricts nothing.
+        self._relaxed: int | None = None
         self._unstarted: list[tuple[Thread, Callable[..., Any], tuple[Any, ...]]] = []
+        self._last_traced: dict[int, int] = {}  # tid -> index of its last traced step
         self._sched = greenlet.getcurrent()
 
     # -- object identity ---------------------------------------------------
@@ -115,10 +118,12 @@ class Execution:
     # -- called from model threads -------------------------------------------
     def visible(self, op: Op) -> None:
         """Announce ``op`` and wait until the scheduler grants it."""
-        if self.aborting:
-            raise Abort
         t = self.current
         assert t is not None
+        if self.aborting or t.dead:
+            raise Abort
+        if self.tracing:
+            self._settle_held(t)
         t.pending = op
         self._sched.switch()
         if self.aborting:
@@ -148,21 +153,36 @@ class Execution:
         return t.result
 
     def report(self, finding: Finding) -> None:
-        """Record a finding from the running thread and unwind it."""
-        if self.finding is None and not self.aborting:
-            if finding.thread is None and self.current is not None:
-                finding.thread = self.current.tid
-            self.finding = finding
+        """Record a hard finding and kill the running thread; the other threads go on.
+
+        As an oops kills the task and not the machine: locks the thread holds
+        stay held, its pending work never happens.  Letting the others run on
+        means every finding of an execution is seen, whichever thread DPOR
+        happens to run first in a trace.
+        """
+        t = self.current
+        if not self.aborting and (t is None or not t.dead):
+            if finding.thread is None and t is not None:
+                finding.thread = t.tid
+            self._record(finding)
+            if t is not None:
+                t.dead = True
         raise Abort
+
+    def _record(self, finding: Finding) -> None:
+        if finding.step is None:
+            finding.step = len(self.schedule) - 1
+        self.findings.append(finding)
+        if self.finding is None:
+            self.finding = finding
 
     def warn(self, finding: Finding) -> None:
         """Record a WARN-class finding (lockdep, KCSAN, WARN_ON); the thread goes on."""
-        if self.aborting:
+        if self.aborting or (self.current is not None and self.current.dead):
             raise Abort
         if finding.thread is None and self.current is not None:
             finding.thread = self.current.tid
-        if self.tracing:
-            finding.details.append(f"  reported at step {len(self.steps) - 1}")
+        finding.step = len(self.schedule) - 1
         self.soft.append(finding)
 
     # -- the scheduler -------------------------------------------------------
@@ -189,8 +209,7 @@ class Execution:
         choose = self.strategy.choose
         on_event = self.strategy.on_event
         max_steps = self.max_steps
-        last_step = self._last_step
-        while self.finding is None:
+        while True:
             enabled = []
             live = False
             for t in threads:
@@ -200,23 +219,25 @@ class Execution:
                     obj = op.obj
                     if obj is None or obj._kc_enabled(op, t.tid, None):
                         enabled.append(t.tid)
-            y = self._yielded
-            if y is not None and len(enabled) > 1 and y in enabled:
-                enabled.remove(y)
+            r = self._relaxed
+            if r is not None and len(enabled) > 1 and r in enabled:
+                enabled.remove(r)
             if not enabled:
                 if live:
-                    self._deadlock()
-                else:
-                    self.outcome = "complete"
+                    self._blocked_at_end()
+                self.outcome = "finding" if self.finding is not None else "complete"
                 return
             step = len(schedule)
             if step >= max_steps:
-                self.finding = Finding(
-                    "step-limit",
-                    f"execution exceeded {max_steps} steps (livelock or unbounded loop?)",
-                    headline="step limit reached",
+                self._record(
+                    Finding(
+                        "step-limit",
+                        f"execution exceeded {max_steps} steps (livelock or unbounded loop?)",
+                        headline="step limit reached",
+                    )
                 )
-                break
+                self.outcome = "finding"
+                return
             tid = choose(self, enabled)
             if tid is None:
                 self.outcome = "blocked"
@@ -225,11 +246,10 @@ class Execution:
             op = t.pending
             assert op is not None
             on_event(self, tid, op)
-            if tid != y:
-                self._yielded = None
-            if op.arg == "yield":
-                self._note_yield(tid, step)
-            last_step[tid] = step
+            if tid != r:
+                self._relaxed = None
+            if op.arg == "relax":
+                self._relaxed = tid
             schedule.append(tid)
             ops.append(op)
             t.pending = None
@@ -238,13 +258,18 @@ class Execution:
             self.current = None
             if self._unstarted:
                 self._start_new()
-        self.outcome = "finding"
 
-    def _note_yield(self, tid: int, step: int) -> None:
-        prev = self._last_yield.get(tid)
-        if prev is not None and all(i < prev for u, i in self._last_step.items() if u != tid):
-            self._yielded = tid
-        self._last_yield[tid] = step
+    def _blocked_at_end(self) -> None:
+        """Live threads, none enabled: let the strategy see their pending ops; a deadlock
+        unless a finding already explains it (a dead thread's locks are never released)."""
+        blocked = [t.tid for t in self.threads if t.pending is not None]
+        hook = getattr(self.strategy, "on_blocked", None)
+        if hook is not None:
+            hook(self, blocked)
+        if self.finding is None:
+            from kvmcheck._engine.deadlock import deadlock_finding
+
+            self._record(deadlock_finding(self))
 
     def _start_new(self) -> None:
         while self._unstarted:
@@ -262,10 +287,13 @@ class Execution:
                 hook(self, t)
             self.visible(Op(t.key, True, "exit", t, "exit"))
         except Abort:
+            if t.dead and not self.aborting:
+                t.done = True  # killed by an oops: whoever joins it goes on
             return
         except Exception as e:  # noqa: BLE001 - any exception in model code is an oops
-            if not self.aborting and self.finding is None:
-                self.finding = exception_finding(e, t)
+            if not self.aborting and not t.dead:
+                self._record(exception_finding(e, t))
+                t.dead = t.done = True
             return
         t.done = True
 
@@ -278,13 +306,10 @@ class Execution:
             self.outcome = "finding"
         self.current = None
 
-    def _deadlock(self) -> None:
-        from kvmcheck._engine.deadlock import deadlock_finding
-
-        self.finding = deadlock_finding(self)
-        self.outcome = "finding"
-
     def _kill(self) -> None:
+        if self.tracing:
+            for t in self.threads:
+                self._settle_held(t)
         self.aborting = True
         for t in self.threads:
             g = t.glet
@@ -294,6 +319,14 @@ class Execution:
         self.current = None
 
     # -- tracing ---------------------------------------------------------------
+    def _settle_held(self, t: Thread) -> None:
+        """Give ``t``'s previous step the locks held after it took effect."""
+        idx = self._last_traced.get(t.tid)
+        if idx is not None:
+            held = tuple(t.k.held_names()) if t.k is not None else ()
+            if self.steps[idx].held != held:
+                self.steps[idx] = replace(self.steps[idx], held=held)
+
     def _trace(self, t: Thread, op: Op) -> None:
         site, stack = model_site(sys._getframe(2))
         if site.line == 0 and t.fn is not None:  # exit: no model frame left on the stack
@@ -301,6 +334,7 @@ class Execution:
             if code is not None:
                 site = Site(code.co_name, _short(code.co_filename), code.co_firstlineno)
         held = tuple(t.k.held_names()) if t.k is not None else ()
+        self._last_traced[t.tid] = len(self.steps)
         self.steps.append(Step(len(self.steps), t.tid, t.name, op.name, site, held, stack))
 
 

@@ -34,7 +34,7 @@ class Step:
     thread_name: str
     op: str
     site: Site
-    held: tuple[str, ...]  # locks the thread holds after the step
+    held: tuple[str, ...]  # locks the thread holds once the step has taken effect
     stack: tuple[str, ...] = ()  # model functions, outermost first
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,6 +68,7 @@ class Finding:
     trace: list[Step] = field(default_factory=list)
     scenario: str = ""
     needs: list[str] = field(default_factory=list)  # earlier runs' schedules replay must run first
+    step: int | None = None  # the step at which it was reported (the run may go on after it)
 
     def __str__(self) -> str:
         from kvmcheck.report.text import render_finding
@@ -82,6 +83,7 @@ class Finding:
             "thread": self.thread,
             "details": list(self.details),
             "schedule": self.schedule,
+            "step": self.step,
             "trace": [s.as_dict() for s in self.trace],
         }
 

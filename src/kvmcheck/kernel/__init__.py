@@ -49,6 +49,7 @@ from kvmcheck.kernel.completion import (
 )
 from kvmcheck.kernel.context import (
     cond_resched,
+    cpu_relax,
     in_atomic,
     local_irq_disable,
     local_irq_enable,
@@ -230,6 +231,7 @@ __all__ = [
     "complete_all",
     "completion_done",
     "cond_resched",
+    "cpu_relax",
     "cond_resched_lock",
     "cond_resched_rwlock_read",
     "cond_resched_rwlock_write",

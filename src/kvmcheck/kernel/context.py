@@ -36,17 +36,27 @@ def might_sleep() -> None:
 
 
 def cond_resched() -> None:
-    """A reschedule point: may sleep, and lets the other threads run.
-
-    Fairness: after it, this thread does not run again until another enabled
-    thread has taken a step (CHESS's fair yield), so retry loops that wait for
-    another thread terminate instead of spinning forever in the search.
-    """
+    """A reschedule point: may sleep; any thread may run next (it restricts nothing)."""
     might_sleep_check("cond_resched()")
     t = current_thread()
     ex = runtime.current
     assert ex is not None
-    ex.visible(Op(t.key, False, "cond_resched()", None, "yield"))
+    ex.visible(Op(t.key, False, "cond_resched()"))
+
+
+def cpu_relax() -> None:
+    """The kernel's spin-wait hint: this thread cannot progress until another thread does.
+
+    The checker takes it at its word (CHESS's "good samaritan" assumption): the
+    thread is not runnable again while another thread is enabled and has not
+    taken a step since.  That keeps spin and retry loops finite in the search.
+    Use it only where the loop really waits for another thread; a model may
+    place it on a retry path the C code leaves implicit, and should say so.
+    """
+    t = current_thread()
+    ex = runtime.current
+    assert ex is not None
+    ex.visible(Op(t.key, False, "cpu_relax()", None, "relax"))
 
 
 def schedule() -> None:

@@ -11,7 +11,7 @@ import html
 import os
 from typing import TYPE_CHECKING
 
-from kvmcheck.report.text import setup_prefix, setup_summary
+from kvmcheck.report.text import key_steps, setup_prefix, setup_summary, shown
 
 if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
@@ -26,8 +26,9 @@ table.lanes{border-collapse:collapse;font-family:ui-monospace,monospace;font-siz
 table.lanes th{background:#eee;position:sticky;top:0;padding:4px 8px;text-align:left}
 table.lanes td{border-top:1px solid #eee;padding:2px 8px;vertical-align:top;min-width:18em}
 td.n{color:#888;text-align:right;min-width:3em}
-td.op .fn{color:#555} td.op .held{color:#8a6d00;font-size:11px}
-tr.last td.op{background:#ffe0e0;font-weight:bold}
+td.op .fn{color:#777} td.op .held{color:#8a6d00;font-size:11px}
+tr.key td.op{background:#fff6c8} tr.last td.op{background:#ffe0e0;font-weight:bold}
+ol.keys{font-family:ui-monospace,monospace;font-size:12px}
 td.lock{color:#0b4f9c} td.acc{color:#222}
 .sched{font-family:ui-monospace,monospace;word-break:break-all;color:#555}
 """
@@ -37,7 +38,7 @@ def _op_class(op: str) -> str:
     return "lock" if ("lock" in op or op.startswith(("mutex", "down_", "up_"))) else "acc"
 
 
-def _lanes(steps: list[Step]) -> str:
+def _lanes(steps: list[Step], keys: set[int]) -> str:
     if not steps:
         return "<p>(no trace)</p>"
     tids = sorted({s.thread for s in steps})
@@ -50,19 +51,23 @@ def _lanes(steps: list[Step]) -> str:
             f"{html.escape(setup_summary(steps[:n]))}</i></td></tr>"
         )
     last = steps[-1].index
+    held: dict[int, tuple[str, ...]] = {s.thread: s.held for s in steps[:n]}
     for s in steps[n:]:
         cells = []
         for t in tids:
             if t != s.thread:
                 cells.append("<td></td>")
                 continue
-            held = f"<div class=held>holding {html.escape(', '.join(s.held))}</div>" if s.held else ""
+            extra = ""
+            if s.held != held.get(t, ()):
+                extra = f"<div class=held>holding {html.escape(', '.join(s.held) or 'nothing')}</div>"
+                held[t] = s.held
+            where = f"{s.site.function} ({s.site.file.rsplit('/', 1)[-1]}:{s.site.line})"
             cells.append(
-                f"<td class='op {_op_class(s.op)}'>{html.escape(s.op)}"
-                f"<div class=fn>{html.escape(s.site.function)} {html.escape(s.site.file)}:{s.site.line}</div>"
-                f"{held}</td>"
+                f"<td class='op {_op_class(s.op)}' title='{html.escape(s.site.file)}:{s.site.line}'>"
+                f"{html.escape(s.op)} <span class=fn>{html.escape(where)}</span>{extra}</td>"
             )
-        cls = " class=last" if s.index == last else ""
+        cls = " class=last" if s.index == last else (" class=key" if s.index in keys else "")
         rows.append(f"<tr{cls}><td class=n>{s.index}</td>{''.join(cells)}</tr>")
     return "<table class=lanes>" + "\n".join(rows) + "</table>"
 
@@ -78,7 +83,18 @@ def _result(r: Result) -> str:
     if f is not None:
         head = "\n".join([f.headline, f"kind: {f.kind}", f.message, *f.details])
         out.append(f"<pre class=head>{html.escape(head)}</pre>")
-        out.append(_lanes(f.trace))
+        keys = key_steps(f)
+        if keys:
+            items = "".join(
+                f"<li value={k.index}>T{k.thread} {html.escape(k.thread_name)}: {html.escape(k.op)} "
+                f"<span class=fn>{html.escape(k.site.function)}:{k.site.line}</span></li>"
+                for k in keys
+            )
+            out.append(f"<p>Key steps:</p><ol class=keys>{items}</ol>")
+        trace = shown(f)
+        out.append(_lanes(trace, {k.index for k in keys}))
+        if len(trace) < len(f.trace):
+            out.append(f"<p><i>The run went on for {len(f.trace) - len(trace)} more steps.</i></p>")
         out.append(f"<p>Replay: <span class=sched>{html.escape(f.schedule)}</span></p>")
     return "\n".join(out)
 

@@ -38,6 +38,25 @@ def setup_summary(steps: list[Step]) -> str:
     return ", ".join(calls)
 
 
+def key_steps(f: Finding) -> list[Step]:
+    """The steps that touch an object the finding names (e.g. ``khva[pfn 1]``), and the last one."""
+    import re
+
+    trace = shown(f)
+    names = set(re.findall(r"\w+\[[^\]]+\]", f"{f.headline} {f.message}"))
+    steps = [s for s in trace if any(n in s.op for n in names)] if names else []
+    if trace and (not steps or steps[-1] is not trace[-1]):
+        steps.append(trace[-1])
+    return steps
+
+
+def shown(f: Finding) -> list[Step]:
+    """The trace up to the step that reported the finding (the run may have gone on)."""
+    if f.step is None:
+        return f.trace
+    return [s for s in f.trace if s.index <= f.step]
+
+
 def cell(step: Step) -> str:
     """ "operation  function (file:line)", the operation shortened if the cell is too narrow."""
     where = f"{step.site.function} ({step.site.file.rsplit('/', 1)[-1]}:{step.site.line})"
@@ -77,8 +96,15 @@ def render_finding(f: Finding) -> str:
     out.append(f"kind: {f.kind}" + (f"    scenario: {f.scenario}" if f.scenario else ""))
     out.append(f.message)
     out.extend(f.details)
+    keys = key_steps(f)
+    if keys:
+        out.append("key steps:")
+        out.extend(f"  {s.index:4d}  T{s.thread} {s.thread_name}: {cell(s)}" for s in keys)
     out.append("")
-    out.extend(render_trace(f.trace))
+    trace = shown(f)
+    out.extend(render_trace(trace))
+    if len(trace) < len(f.trace):
+        out.append(f"     ... the run went on for {len(f.trace) - len(trace)} more steps (replay shows them)")
     out.append("")
     out.append(f"schedule: {f.schedule}")
     return "\n".join(out)

@@ -189,6 +189,34 @@ class Dpor:
             self.tclock[child] = c
         self.undo.append((tid, pre, child, old_child, undo_recs))
 
+    def on_blocked(self, ex: Execution, tids: list[int]) -> None:
+        """Races of the pending ops of threads blocked when the run ended.
+
+        A deadlocked run never executes them, but each may race with an earlier
+        event (t1's mutex_lock(B) with t2's): reversing that race is how the
+        search finds the order in which t1 takes B first.
+        """
+        j = len(self.ev_tid)  # where the blocked op would have been the next event
+        for tid in tids:
+            op = ex.threads[tid].pending
+            pre = self.tclock.get(tid)
+            if op is None or pre is None:
+                continue
+            recs = [(op.key, op.excl)] + ([(op.key2, False)] if op.key2 >= 0 else [])
+            c = pre[:]
+            for k, excl in recs:
+                rec = self.objrec.get(k)
+                if rec is not None:
+                    if rec.excl is not None:
+                        c = vc_join(c, rec.excl)
+                    if excl and rec.shared is not None:
+                        c = vc_join(c, rec.shared)
+            vc_tick(c, tid)
+            for k, excl in recs:
+                rec = self.objrec.get(k)
+                if rec is not None:
+                    self._races(j, tid, op, k, excl, pre, rec.events, c, ex)
+
     def _races(
         self,
         j: int,

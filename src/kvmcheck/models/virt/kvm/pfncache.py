@@ -11,6 +11,9 @@ thread's proposals as small subclasses (a variant is a patch).
 Simplifications: one page per cache, so page offsets vanish (``khva`` is the
 mapping object itself); every cache is KVM_HOST_USES_PFN (all Xen caches are),
 so the GUEST_USES_PFN vCPU kick is not modelled; a kmap can not fail.
+Annotation: the retry path of hva_to_pfn_retry() calls cpu_relax() (not in the
+C code): it only loops while an invalidation is in flight, waiting for the
+other CPU to finish it -- the checker's cue that the loop is a wait.
 
 Locking contract (as it really is in v6.3 .. v6.8):
   gpc->lock (rwlock_t), write side -> every write of valid, pfn, khva, gpa,
@@ -40,6 +43,7 @@ from kvmcheck.kernel import (
     RwLock,
     Struct,
     cond_resched,
+    cpu_relax,
     kmap,
     kunmap,
     lockdep_assert_held,
@@ -185,6 +189,7 @@ class Pfncache:
                     self.gpc_unmap_khva(new_pfn, new_khva)
                 kvm_release_pfn_clean(kvm, new_pfn)
                 cond_resched()
+                cpu_relax()  # model annotation: retrying until the invalidation ends
             new_pfn = hva_to_pfn(kvm, gpc.uhva)  # unlocked read of gpc->uhva
             if is_error_noslot_pfn(new_pfn):
                 write_lock_irq(gpc.lock)

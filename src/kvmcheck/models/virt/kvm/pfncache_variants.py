@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from kvmcheck.kernel import (
     KernelMapping,
+    cpu_relax,
     Mutex,
     guard,
     lockdep_assert_held,
@@ -60,6 +61,7 @@ class SeedV1(Pfncache):
                 return 0, new_pfn, new_khva
             self.gpc_unmap_khva(new_pfn, new_khva)
             kvm_release_pfn_clean(kvm, new_pfn)
+            cpu_relax()  # model annotation, as in Pfncache.hva_to_pfn_retry
 
     def discard_new(self, gpc: GfnToPfnCache, ret: int, new_uhva: int) -> bool:
         """v1: lost the race only if the uhva changed while gpc->lock was dropped."""
