@@ -15,8 +15,8 @@ Invariant: exactly one greenlet runs at a time, and while a model thread runs,
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import greenlet

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from kvmcheck.kernel import (
     KernelMapping,
-    cpu_relax,
     Mutex,
+    cpu_relax,
     guard,
     lockdep_assert_held,
     mutex_lock,
