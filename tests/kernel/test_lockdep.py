@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, replay, scenario, spawn
+from kvmcheck import Result, Scenario, check, join, replay, scenario, spawn
 from kvmcheck.kernel import (
     READ_ONCE,
     WRITE_ONCE,
@@ -413,3 +413,55 @@ def test_exit_holding_a_lock(where: str, releases: bool) -> None:
         msg = r.finding.message  # type: ignore[union-attr]
         assert "kvm->slots_lock" in msg
         assert ("worker" if where == "thread" else "main") in msg
+
+
+# -- irq-safe -> irq-unsafe inversion --------------------------------------------------------------
+def _irq_inversion(other_irqsave: bool) -> Scenario:
+    from kvmcheck.kernel import (
+        SpinLock,
+        spawn_irq,
+        spin_lock,
+        spin_lock_irqsave,
+        spin_unlock,
+        spin_unlock_irqrestore,
+    )
+
+    @scenario
+    def body() -> None:
+        a, b = SpinLock("A"), SpinLock("B")
+
+        def irq() -> None:  # A is taken in hard-irq context: irq-safe
+            spin_lock(a)
+            spin_unlock(a)
+
+        def proc() -> None:  # A -> B
+            f = spin_lock_irqsave(a)
+            spin_lock(b)
+            spin_unlock(b)
+            spin_unlock_irqrestore(a, f)
+
+        def other() -> None:  # B with irqs on makes it irq-unsafe
+            if other_irqsave:
+                f = spin_lock_irqsave(b)
+                spin_unlock_irqrestore(b, f)
+            else:
+                spin_lock(b)
+                spin_unlock(b)
+
+        join(spawn_irq(irq), spawn(proc), spawn(other))
+
+    return body
+
+
+def test_irq_safe_to_irq_unsafe_order_is_reported() -> None:
+    r = check(_irq_inversion(other_irqsave=False))
+    assert r.finding is not None
+    assert r.finding.kind == "lock-order"
+    assert r.finding.headline == "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
+    assert "A" in r.finding.message and "B" in r.finding.message
+
+
+def test_irq_safe_to_irq_safe_order_is_fine() -> None:
+    r = check(_irq_inversion(other_irqsave=True))
+    assert r.verdict == "ok"
+    assert r.complete

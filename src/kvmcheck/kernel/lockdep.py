@@ -107,6 +107,7 @@ def on_acquire(kt: KThread, new: Held) -> None:
         g.edges.setdefault(hc, {})[cls] = edge
         if back is not None:
             _report_cycle(g, edge, back)
+        _check_irq_inversion(g)
     _usage(kt, new)
 
 
@@ -170,6 +171,7 @@ def _usage(kt: KThread, new: Held) -> None:
     if bit in bits:
         return
     bits[bit] = site_here(4)
+    _check_irq_inversion(g)
     # A usage conflicts with the opposite write usage; a write usage also with the opposite read one.
     for other in (f"{opposite}-W", f"{opposite}-R") if rw == "W" else (f"{opposite}-W",):
         if other in bits:
@@ -180,6 +182,45 @@ def _usage(kt: KThread, new: Held) -> None:
                 headline="WARNING: inconsistent lock state",
             )
             return
+
+
+def _irq_safe(g: Graph, cls: str) -> bool:
+    return any(b.startswith("IN-HARDIRQ") for b in g.usage.get(cls, {}))
+
+
+def _irq_unsafe(g: Graph, cls: str) -> bool:
+    return "HARDIRQ-ON-W" in g.usage.get(cls, {})
+
+
+def _check_irq_inversion(g: Graph) -> None:
+    """An irq-safe class held while an irq-unsafe one is taken (directly or through a chain).
+
+    CPU0 holds the unsafe lock with irqs on; CPU1 holds the safe lock and waits
+    for the unsafe one; an irq on CPU0 then waits for the safe lock: deadlock.
+    Run only when an edge or a usage bit is new, so the cost stays off the
+    hot path.
+    """
+    for safe in [c for c in g.edges if _irq_safe(g, c)]:
+        for unsafe in list(g.usage):
+            if unsafe == safe or not _irq_unsafe(g, unsafe):
+                continue
+            key = frozenset([f"irq:{safe}", f"irq:{unsafe}"])
+            if key in g.reported:
+                continue
+            chain = _path(g, safe, unsafe)
+            if chain is None:
+                continue
+            g.reported.add(key)
+            in_irq = next(iter(g.usage[safe].values()))
+            irq_on = g.usage[unsafe]["HARDIRQ-ON-W"]
+            warn(
+                "lock-order",
+                f"{safe} is taken in hard-irq context ({in_irq}) and is held while {unsafe} is taken, "
+                f"which is also taken with irqs enabled ({irq_on})",
+                headline="WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+                details=[f"  {e.before} -> {e.after} at {e.site}" for e in chain],
+                needs=_earlier_runs(chain),
+            )
 
 
 def held_by(kt: KThread, lock: Any) -> Held | None:
