@@ -85,7 +85,7 @@ def check_cmd(
             click.echo(render_result(r))
             if r.finding is not None:
                 click.echo(
-                    f"replay: kvmcheck replay {target if '::' in (target or '') else s.name}"
+                    f"replay: kvmcheck replay {_replay_target(target or '', s)}"
                     + (f" --variant {v}" if v else "")
                     + f" '{r.finding.schedule}'"
                 )
@@ -100,6 +100,13 @@ def check_cmd(
         out = [r.as_dict() for _, _, r in results]
         _emit(out[0] if len(out) == 1 else out)
     sys.exit(1 if any(r.verdict == "bug" for _, _, r in results) else 0)
+
+
+def _replay_target(target: str, s: Scenario) -> str:
+    """What to pass to `kvmcheck replay`: FILE.py::SCENARIO for a file, else the bundled name."""
+    if target.endswith(".py") or "::" in target:
+        return f"{target.partition('::')[0]}::{s.name}"
+    return s.name
 
 
 def _finish_all(results: list[tuple[Scenario, str | None, Result]], as_json: bool) -> None:

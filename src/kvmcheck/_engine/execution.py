@@ -346,8 +346,15 @@ def exception_finding(e: BaseException, t: Thread) -> Finding:
         tb = tb.tb_next
     site, _ = model_site(frame) if frame is not None else (Site("?", "?", 0), ())
     if isinstance(e, AssertionError):
-        msg = str(e) or "assert failed"
-        return Finding("assertion", f"{msg} at {site}", headline="assertion failed", thread=t.tid)
+        msg = str(e)
+        if not msg and frame is not None:  # a bare assert: quote its source line
+            import linecache
+
+            line = linecache.getline(frame.f_code.co_filename, site.line).strip()
+            msg = f"{line} failed" if line.startswith("assert") else "assert failed"
+        return Finding(
+            "assertion", f"{msg or 'assert failed'} at {site}", headline="assertion failed", thread=t.tid
+        )
     msg = f"{type(e).__name__}: {e} at {site}"
     return Finding("exception", msg, headline="Oops: exception in model code", thread=t.tid)
 
