@@ -34,7 +34,7 @@ class Blocker(Protocol):
 class Op:
     """One visible operation announced by a thread."""
 
-    __slots__ = ("arg", "excl", "key", "key2", "name", "obj")
+    __slots__ = ("arg", "excl", "key", "key2", "name", "obj", "st")
 
     def __init__(
         self,
@@ -44,6 +44,7 @@ class Op:
         obj: Blocker | None = None,
         arg: Any = None,
         key2: int = -1,
+        st: Any = None,
     ) -> None:
         self.key = key
         self.excl = excl
@@ -52,6 +53,11 @@ class Op:
         # (exclusive on the whole object) is dependent with every access.
         self.key2 = key2
         self.name = name  # what the trace shows, e.g. "mutex_lock(kvm->lock)"
+        # Where DPOR reads the state before a non-blocking op on a key that some
+        # blocking op may wait on (a field write, for spin_until_cond): an object
+        # with _kc_state().  Kept apart from ``obj`` so the scheduler's per-step
+        # enabledness test never looks at it.
+        self.st = st
         # The object deciding enabledness.  Invariant: every op on the key of an
         # object that has blocking ops names that object (even if this op never
         # blocks), so DPOR can record the object's state before each of them.
@@ -59,6 +65,8 @@ class Op:
         self.arg = arg  # free for the kernel layer (e.g. read/write flavour)
 
     def dependent(self, other: Op) -> bool:
+        if self.arg == "relax" or other.arg == "relax":
+            return True  # cpu_relax(): waits for any other thread, so it depends on all of them
         if self.key == other.key:
             return self.excl or other.excl
         return (self.key2 == other.key and other.excl) or (other.key2 == self.key and self.excl)

@@ -56,6 +56,7 @@ from kvmcheck.kernel.context import (
     might_sleep,
     schedule,
     spawn_irq,
+    spin_until_cond,
 )
 from kvmcheck.kernel.locking import (
     Mutex,
@@ -325,6 +326,7 @@ __all__ = [
     "spin_unlock_bh",
     "spin_unlock_irq",
     "spin_unlock_irqrestore",
+    "spin_until_cond",
     "srcu_barrier",
     "srcu_dereference",
     "srcu_dereference_check",

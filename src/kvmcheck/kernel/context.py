@@ -87,3 +87,59 @@ def local_irq_enable() -> None:
 
 def in_atomic() -> bool:
     return kthread().atomic_reason() is not None
+
+
+class _FieldWait:
+    """Decides when a spin_until_cond() on one field may proceed (the engine's Blocker)."""
+
+    def __init__(self, obj: Any, name: str, cond: Callable[[Any], bool]) -> None:
+        self.obj, self.name, self.cond = obj, name, cond
+
+    def _kc_state(self) -> Any:
+        return self.obj.__dict__[self.name]
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        # state None: "now".  Other ops on this field name no object, so DPOR may
+        # pass None for the state before them too; the wait is enabled now when
+        # it is analysed, so that errs towards more exploration, never less.
+        return bool(self.cond(self.obj.__dict__[self.name] if state is None else state))
+
+    def _kc_holders(self) -> list[int]:
+        return []
+
+    def _kc_label(self) -> str:
+        return f"{self.obj._kc_label()}->{self.name}"
+
+
+def spin_until_cond(obj: Any, name: str, cond: Callable[[Any], bool]) -> Any:
+    """``spin_until_cond(cond)``: spin (cpu_relax) until ``cond(obj->name)`` holds.
+
+    Modelled as one blocking read of the field: the thread is not runnable
+    until the field satisfies the condition, so the search never unrolls the
+    spin.  That is exact when a failed iteration only re-reads (the kernel's
+    spin_until_cond); a model may also use it for a retry loop whose failed
+    iterations undo themselves, and should say so.  Returns the value read.
+    """
+    from kvmcheck._engine.ops import FIELD_SLOTS
+    from kvmcheck.kernel import kcsan
+    from kvmcheck.kernel.struct import field_of
+
+    ex = runtime.current
+    if ex is None or not obj._kc_num:
+        return getattr(obj, name)
+    f = field_of(obj, name)
+    waiter = _FieldWait(obj, name, cond)
+    ex.visible(
+        Op(
+            obj._kc_num * FIELD_SLOTS + f.index,
+            False,
+            f"spin_until_cond({waiter._kc_label()})",
+            waiter,
+            "wait",
+        )
+    )
+    t = ex.current
+    assert t is not None
+    if ex.k.kcsan_on:
+        kcsan.on_access(ex, t, obj._kc_num * FIELD_SLOTS + f.index, obj, name, False, True)
+    return obj.__dict__[name]

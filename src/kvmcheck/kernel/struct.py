@@ -31,6 +31,20 @@ from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
 from kvmcheck.kernel import kasan, kcsan
 
 
+class FieldState:
+    """The value a field had before a write: what DPOR records so that a
+    spin_until_cond() on the field can tell which writes it could have preceded."""
+
+    __slots__ = ("d", "name")
+
+    def __init__(self, obj: Any, name: str) -> None:
+        self.d = obj.__dict__
+        self.name = name
+
+    def _kc_state(self) -> Any:
+        return self.d[self.name]
+
+
 class Field:
     """Descriptor for one instrumented field."""
 
@@ -83,7 +97,8 @@ def access(
             if ex.tracing
             else what or (f.wlabel if write else f.rlabel)
         )
-        op = Op(num * FIELD_SLOTS + f.index, write, label, None, None, whole)
+        st = FieldState(obj, f.name) if write else None
+        op = Op(num * FIELD_SLOTS + f.index, write, label, None, None, whole, st)
     else:  # plain read/write: the op is immutable, build it once per object and field
         cache = obj.__dict__["_kc_ops"]
         slot = f.index * 2 + write
@@ -91,8 +106,9 @@ def access(
         if op is None:
             num = obj._kc_num
             whole = num * FIELD_SLOTS + WHOLE if obj._kc_freeable else -1
+            st = FieldState(obj, f.name) if write else None
             op = cache[slot] = Op(
-                num * FIELD_SLOTS + f.index, write, f.wlabel if write else f.rlabel, None, None, whole
+                num * FIELD_SLOTS + f.index, write, f.wlabel if write else f.rlabel, None, None, whole, st
             )
     key = op.key
     ex.visible(op)

@@ -81,6 +81,10 @@ class Dpor:
         self.tclock: dict[int, Clock] = {0: []}
         self.objrec: dict[int, _ObjRec] = {}
         self.undo: list[_Undo] = []  # per event: what to restore to take it back
+        # cpu_relax() events.  A relaxed thread waits for *any* other thread to
+        # step, so a relax is dependent with every step of every other thread.
+        self.relax_events: list[int] = []
+        self.relax_clock: Clock = []
 
     def _rollback(self, depth: int) -> None:
         """Take back every recorded event from ``depth`` on.
@@ -103,6 +107,11 @@ class Dpor:
                     del self.tclock[child]
                 else:
                     self.tclock[child] = old_child
+        if self.relax_events and self.relax_events[-1] >= depth:
+            self.relax_events = [r for r in self.relax_events if r < depth]
+            self.relax_clock = []
+            for r in self.relax_events:
+                self.relax_clock = vc_join(self.relax_clock, self.ev_clock[r])
 
     def describe(self) -> str:
         return "dpor (source sets + sleep sets)"
@@ -165,7 +174,15 @@ class Dpor:
                 c = vc_join(c, rec.excl)
             if excl and rec.shared is not None:
                 c = vc_join(c, rec.shared)
+        relax = op.arg == "relax"
+        if self.relax_events:
+            c = vc_join(c, self.relax_clock)  # every earlier relax happens before this step
+        if relax:
+            for tc in self.tclock.values():  # ... and every earlier step before a relax
+                c = vc_join(c, tc)
         vc_tick(c, tid)
+        if (relax or self.relax_events) and j >= self._analyse_from:
+            self._relax_races(j, tid, relax, pre, c)
         undo_recs = []
         for k, rec, excl in recs:
             undo_recs.append((rec, rec.excl, rec.shared))
@@ -179,7 +196,8 @@ class Dpor:
             rec.events.append(j)
         self.ev_tid.append(tid)
         self.ev_clock.append(c)
-        self.ev_state.append(op.obj._kc_state() if op.obj is not None else None)
+        src = op.obj if op.obj is not None else op.st
+        self.ev_state.append(src._kc_state() if src is not None else None)
         self.tclock[tid] = c
         child: int | None = None
         old_child: Clock | None = None
@@ -188,6 +206,39 @@ class Dpor:
             old_child = self.tclock.get(child)
             self.tclock[child] = c
         self.undo.append((tid, pre, child, old_child, undo_recs))
+        if relax:
+            self.relax_events.append(j)
+            self.relax_clock = vc_join(self.relax_clock, c)
+
+    def _relax_races(self, j: int, tid: int, relax: bool, pre: Clock, cj: Clock) -> None:
+        """Races that involve a cpu_relax() event (dependent with every other thread's steps).
+
+        A relax races with the latest concurrent event of each other thread; any
+        event races with the latest concurrent relax of each other thread.
+        """
+        ev_tid = self.ev_tid
+        ev_clock = self.ev_clock
+        latest: dict[int, int] = {}
+        pool = range(j - 1, -1, -1) if relax else reversed(self.relax_events)
+        for i in pool:
+            ti = ev_tid[i]
+            if ti != tid and ti not in latest:
+                latest[ti] = i
+        cands = [i for ti, i in latest.items() if ev_clock[i][ti] > vc_get(pre, ti)]
+        if relax:
+            cands = [i for i in cands if self._relax_reversible(j, tid, i)]
+        for i in cands:
+            ti = ev_tid[i]
+            if not any(c != i and ev_clock[i][ti] <= vc_get(ev_clock[c], ti) for c in cands):
+                self._add_source(i, j, tid, cj)
+
+    def _relax_reversible(self, j: int, tid: int, i: int) -> bool:
+        """Could the relax at j run before event i?  Not if it is the step that ends the
+        wait after this thread's previous relax (nobody else stepped in between)."""
+        prev = next((k for k in range(j - 1, -1, -1) if self.ev_tid[k] == tid), None)
+        if prev is None or prev not in self.relax_events:
+            return True
+        return any(self.ev_tid[k] != tid for k in range(prev + 1, i))
 
     def on_blocked(self, ex: Execution, tids: list[int]) -> None:
         """Races of the pending ops of threads blocked when the run ended.

@@ -11,9 +11,12 @@ thread's proposals as small subclasses (a variant is a patch).
 Simplifications: one page per cache, so page offsets vanish (``khva`` is the
 mapping object itself); every cache is KVM_HOST_USES_PFN (all Xen caches are),
 so the GUEST_USES_PFN vCPU kick is not modelled; a kmap can not fail.
-Annotation: the retry path of hva_to_pfn_retry() calls cpu_relax() (not in the
-C code): it only loops while an invalidation is in flight, waiting for the
-other CPU to finish it -- the checker's cue that the loop is a wait.
+Annotation: the retry path of hva_to_pfn_retry() waits with spin_until_cond()
+for mn_active_invalidate_count to drop to 0 (not in the C code, which simply
+loops): it only retries while an invalidation is in flight, and the failed
+iterations it abstracts away pin and release the page and map and unmap it,
+leaving nothing behind.  Without it the search would unroll the spin once per
+step of the invalidating thread.
 
 Locking contract (as it really is in v6.3 .. v6.8):
   gpc->lock (rwlock_t), write side -> every write of valid, pfn, khva, gpa,
@@ -43,7 +46,6 @@ from kvmcheck.kernel import (
     RwLock,
     Struct,
     cond_resched,
-    cpu_relax,
     kmap,
     kunmap,
     lockdep_assert_held,
@@ -52,6 +54,7 @@ from kvmcheck.kernel import (
     mutex_unlock,
     spin_lock,
     spin_unlock,
+    spin_until_cond,
     struct_init,
     write_lock_irq,
     write_unlock_irq,
@@ -189,7 +192,8 @@ class Pfncache:
                     self.gpc_unmap_khva(new_pfn, new_khva)
                 kvm_release_pfn_clean(kvm, new_pfn)
                 cond_resched()
-                cpu_relax()  # model annotation: retrying until the invalidation ends
+                # model annotation: a retry spins until the invalidation in flight ends
+                spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n == 0)
             new_pfn = hva_to_pfn(kvm, gpc.uhva)  # unlocked read of gpc->uhva
             if is_error_noslot_pfn(new_pfn):
                 write_lock_irq(gpc.lock)

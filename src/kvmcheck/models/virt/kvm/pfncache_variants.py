@@ -21,11 +21,11 @@ from __future__ import annotations
 from kvmcheck.kernel import (
     KernelMapping,
     Mutex,
-    cpu_relax,
     guard,
     lockdep_assert_held,
     mutex_lock,
     mutex_unlock,
+    spin_until_cond,
     struct_init,
     write_lock_irq,
     write_unlock_irq,
@@ -61,7 +61,8 @@ class SeedV1(Pfncache):
                 return 0, new_pfn, new_khva
             self.gpc_unmap_khva(new_pfn, new_khva)
             kvm_release_pfn_clean(kvm, new_pfn)
-            cpu_relax()  # model annotation, as in Pfncache.hva_to_pfn_retry
+            # model annotation, as in Pfncache.hva_to_pfn_retry
+            spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n == 0)
 
     def discard_new(self, gpc: GfnToPfnCache, ret: int, new_uhva: int) -> bool:
         """v1: lost the race only if the uhva changed while gpc->lock was dropped."""

@@ -1,0 +1,206 @@
+"""A brute-force enumerator: the reference the DPOR strategy is checked against.
+
+``BruteForce`` has the interface of the engine's strategies but does no
+reduction at all: a plain depth-first search over every enabled thread at
+every step.  Each execution re-runs the scenario from the start, replays the
+prefix the search chose, and takes the first enabled thread at every new
+step; ``next_execution`` then moves the deepest choice point that has an
+untried alternative to it, exactly like a tree walk.
+
+``explore`` (and ``outcomes``, its short form) drives any strategy object --
+``BruteForce()`` or the engine's ``Dpor()`` -- over one scenario with the
+plumbing ``check()`` uses (``_setup`` / ``run`` / ``_end_run``, one session
+shared by all executions of the exploration), but does *not* stop at the
+first finding: it explores everything and records what each execution ended
+with (see ``outcome_of``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kvmcheck._engine.check import _end_run, _new_session, _setup
+from kvmcheck._engine.execution import Execution
+from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.schedule import encode
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.ops import Op
+
+MAX_STEPS = 2_000
+
+# (main's return value or None, sorted (kind, message) of every hard finding or None,
+#  sorted kinds of the soft findings reported in this execution); see outcome_of
+Hard = tuple[tuple[str, str], ...]
+Outcome = tuple[Any, Hard | None, tuple[str, ...]]
+
+
+class _Choice:
+    __slots__ = ("enabled", "i")
+
+    def __init__(self, enabled: list[int]) -> None:
+        self.enabled = enabled
+        self.i = 0
+
+
+class BruteForce:
+    """Every interleaving, no reduction: DFS over all enabled choices at every step."""
+
+    name = "bruteforce"
+    exhaustive = True
+
+    def __init__(self) -> None:
+        self.stack: list[_Choice] = []
+        self.blocked = 0  # never blocks; here for the strategy interface
+
+    def describe(self) -> str:
+        return "brute force (every interleaving)"
+
+    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
+        depth = len(ex.schedule)
+        if depth < len(self.stack):
+            node = self.stack[depth]
+            if node.enabled != enabled:
+                raise AssertionError(
+                    f"step {depth}: enabled {enabled}, but {node.enabled} with the same prefix "
+                    "before: the scenario is not deterministic"
+                )
+            return node.enabled[node.i]
+        node = _Choice(list(enabled))
+        self.stack.append(node)
+        return node.enabled[0]
+
+    def on_event(self, ex: Execution, tid: int, op: Op) -> None:
+        pass
+
+    def next_execution(self) -> bool:
+        stack = self.stack
+        while stack:
+            node = stack[-1]
+            if node.i + 1 < len(node.enabled):
+                node.i += 1
+                return True
+            stack.pop()
+        return False
+
+
+@dataclass
+class Exploration:
+    """Everything one exploration of a scenario saw."""
+
+    outcomes: set[Outcome] = field(default_factory=set)
+    executions: int = 0  # executions not abandoned by the search ("blocked")
+    blocked: int = 0
+    # one schedule per distinct first hard finding (kind, message) of a run
+    counterexamples: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> set[tuple[Any, Hard | None]]:
+        """Terminal states and hard findings, without the per-execution soft kinds."""
+        return {(res, hard) for res, hard, _ in self.outcomes}
+
+    @property
+    def soft_kinds(self) -> set[str]:
+        """Union, over every execution, of the kinds of soft findings reported."""
+        return {k for _, _, soft in self.outcomes for k in soft}
+
+
+def outcome_of(ex: Execution) -> Outcome:
+    """What one finished execution ended with.
+
+    * main's return value, if main ran to its end (None if it was killed or blocked);
+    * every hard finding of the run, as sorted (kind, message) pairs, or None.  A hard
+      finding kills only its own thread and the others run on, so one run may have
+      several; the *set* does not depend on which of two independent threads ran
+      first, while ``ex.finding`` (the first one) does;
+    * the kinds of the soft findings reported in this run.
+    """
+    main = ex.threads[0]
+    result = main.result if main.done and not main.dead else None
+    hard = tuple(sorted({(f.kind, f.message) for f in ex.findings})) or None
+    # Soft findings (KCSAN data races, lockdep reports, WARN_ON_ONCE) are
+    # deduplicated per *check*: the first execution that hits one reports
+    # it and every later execution stays quiet (``ex.session``).  Which
+    # execution comes first depends on the exploration order, which
+    # differs between brute force and DPOR, so per-execution soft tuples
+    # are not comparable across strategies; only their union is.
+    soft = tuple(sorted({f.kind for f in ex.soft}))
+    return (result, hard, soft)
+
+
+def explore(scn: Scenario, strategy: Any, variant: str | None = None) -> Exploration:
+    """Run ``strategy`` over ``scn`` until it has nothing left to explore."""
+    body = scn.body(variant)
+    session = _new_session()
+    out = Exploration()
+    while True:
+        ex = Execution(body, strategy, session, MAX_STEPS)
+        _setup(ex)
+        ex.run()
+        _end_run(ex)
+        if ex.outcome != "blocked":
+            out.executions += 1
+            out.outcomes.add(outcome_of(ex))
+            first = ex.finding
+            if first is not None and (first.kind, first.message) not in out.counterexamples:
+                out.counterexamples[(first.kind, first.message)] = encode(ex.schedule)
+        else:
+            out.blocked += 1
+        if not strategy.next_execution():
+            return out
+
+
+def outcomes(scn: Scenario, strategy_obj: Any, variant: str | None = None) -> tuple[set[Outcome], int]:
+    """The set of outcomes of every execution ``strategy_obj`` explores, and how many there were."""
+    e = explore(scn, strategy_obj, variant)
+    return e.outcomes, e.executions
+
+
+class _Recorder:
+    """Follows a fixed schedule and records the enabled set at every step."""
+
+    name = "recorder"
+    exhaustive = False
+
+    def __init__(self, tids: list[int]) -> None:
+        self.tids = tids
+        self.enabled: list[list[int]] = []
+        self.blocked = 0
+
+    def describe(self) -> str:
+        return "recorder"
+
+    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
+        step = len(ex.schedule)
+        if step >= len(self.tids):
+            return None
+        self.enabled.append(list(enabled))
+        t = self.tids[step]
+        assert t in enabled, f"step {step}: thread {t} not enabled ({enabled})"
+        return t
+
+    def on_event(self, ex: Execution, tid: int, op: Op) -> None:
+        pass
+
+    def next_execution(self) -> bool:
+        return False
+
+
+def enabled_sets(scn: Scenario, tids: list[int], variant: str | None = None) -> list[list[int]]:
+    """Replay ``tids`` (one execution) and return the enabled threads before each step."""
+    rec = _Recorder(tids)
+    ex = Execution(scn.body(variant), rec, _new_session(), MAX_STEPS)
+    _setup(ex)
+    ex.run()
+    return rec.enabled
+
+
+def preemptions(tids: list[int], enabled: list[list[int]]) -> int:
+    """Switches away from a thread that could have gone on (the bounded strategy's measure)."""
+    n = 0
+    for k in range(1, len(tids)):
+        prev = tids[k - 1]
+        if tids[k] != prev and prev in enabled[k]:
+            n += 1
+    return n
