@@ -13,13 +13,13 @@ from itertools import permutations
 from typing import Any
 
 import pytest
-from tests.engine.bruteforce import BruteForce, Exploration, enabled_sets, explore, outcomes, preemptions
-from tests.engine.corpus import CORPUS
 
 from kvmcheck import Scenario, check, join, scenario, spawn
 from kvmcheck._engine.schedule import decode
 from kvmcheck._engine.strategies.dpor import Dpor
 from kvmcheck.kernel import READ_ONCE, WRITE_ONCE, Mutex, Struct, cond_resched, mutex_lock, mutex_unlock
+from tests.engine.bruteforce import BruteForce, Exploration, enabled_sets, explore, outcomes, preemptions
+from tests.engine.corpus import CORPUS
 
 # Scenarios on which DPOR is known to miss something brute force reaches.
 # Each entry is a strict xfail: the test starts failing loudly ("XPASS") once

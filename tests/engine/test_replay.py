@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.engine.bruteforce import explore
-from tests.engine.corpus import CORPUS
 
 from kvmcheck import UsageError, check, replay
 from kvmcheck._engine.strategies.dpor import Dpor
+from tests.engine.bruteforce import explore
+from tests.engine.corpus import CORPUS
 
 REPLAYS = 100
 ROOT = Path(__file__).resolve().parents[2]

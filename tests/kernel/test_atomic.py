@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     READ_ONCE,
     WRITE_ONCE,
@@ -40,27 +40,13 @@ from kvmcheck.kernel import (
     smp_store_release,
     smp_wmb,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Box(Struct):
     data: int = 0
     flag: int = 0
     count: int = 0
-
-
-def run(body: Any) -> Result:
-    return check(scenario(body))
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.complete
-
-
-def found(r: Result, kind: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
 
 
 @pytest.mark.parametrize("atomic", [True, False])

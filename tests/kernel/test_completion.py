@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     Completion,
     SpinLock,
@@ -21,25 +21,11 @@ from kvmcheck.kernel import (
     try_wait_for_completion,
     wait_for_completion,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Box(Struct):
     data: int = 0
-
-
-def run(body: Any) -> Result:
-    return check(scenario(body))
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.complete
-
-
-def found(r: Result, kind: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
 
 
 @pytest.mark.parametrize("ordered", [True, False])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     BUG,
     BUG_ON,
@@ -45,6 +45,7 @@ from kvmcheck.kernel import (
     spin_unlock_irqrestore,
     up_read,
 )
+from tests.kernel.helpers import found, ok, run
 
 SLEEP = "BUG: sleeping function called from invalid context"
 
@@ -56,25 +57,6 @@ class Flag(Struct):
 
 class Kvm(Struct):
     vm_bugged: bool = False
-
-
-def run(body: Callable[[], Any], **kw: Any) -> Result:
-    return check(scenario(body), **kw)
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.finding is None
-    assert r.complete
-    assert r.warnings == []
-
-
-def found(r: Result, kind: str, headline: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
-    assert headline in r.finding.headline, r.finding.headline
-    assert not r.complete
 
 
 # -- might_sleep ------------------------------------------------------------------------------------

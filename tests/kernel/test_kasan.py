@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     KernelMapping,
     Mutex,
@@ -23,6 +23,7 @@ from kvmcheck.kernel import (
     mutex_lock,
     mutex_unlock,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Obj(Struct):
@@ -36,25 +37,6 @@ class Page(Struct):
 
 class Root(Struct):
     ptr: Any = None
-
-
-def run(body: Callable[[], Any], **kw: Any) -> Result:
-    return check(scenario(body), **kw)
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.finding is None
-    assert r.complete
-    assert r.warnings == []
-
-
-def found(r: Result, kind: str, headline: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
-    assert headline in r.finding.headline, r.finding.headline
-    assert not r.complete
 
 
 # -- use-after-free ---------------------------------------------------------------------------------

@@ -25,30 +25,12 @@ from kvmcheck.kernel import (
     write_lock,
     write_unlock,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Shared(Struct):
     x: int = 0
     y: int = 0
-
-
-def run(body: Callable[[], Any], **kw: Any) -> Result:
-    return check(scenario(body), **kw)
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.finding is None
-    assert r.complete
-    assert r.warnings == []
-
-
-def found(r: Result, kind: str, headline: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
-    assert r.finding.headline == headline, r.finding.headline
-    assert not r.complete
 
 
 def _plain_write(s: Shared) -> None:

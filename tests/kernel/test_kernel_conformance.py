@@ -11,10 +11,10 @@ reduction.
 from __future__ import annotations
 
 import pytest
-from tests.engine.bruteforce import BruteForce, explore
-from tests.kernel.corpus_kernel import CORPUS, EXPECTED
 
 from kvmcheck._engine.strategies.dpor import Dpor
+from tests.engine.bruteforce import BruteForce, explore
+from tests.kernel.corpus_kernel import CORPUS, EXPECTED
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))

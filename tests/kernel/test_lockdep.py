@@ -39,6 +39,7 @@ from kvmcheck.kernel import (
     write_unlock,
     write_unlock_irq,
 )
+from tests.kernel.helpers import found, ok, run
 
 CIRCULAR = "WARNING: possible circular locking dependency detected"
 RECURSIVE = "WARNING: possible recursive locking detected"
@@ -47,25 +48,6 @@ INCONSISTENT = "WARNING: inconsistent lock state"
 
 class Flag(Struct):
     x: int = 0
-
-
-def run(body: Callable[[], Any], **kw: Any) -> Result:
-    return check(scenario(body), **kw)
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.finding is None
-    assert r.complete
-    assert r.warnings == []
-
-
-def found(r: Result, kind: str, headline: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
-    assert r.finding.headline == headline, r.finding.headline
-    assert not r.complete
 
 
 def _ab(a: Any, b: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     Mutex,
     RwLock,
@@ -63,31 +63,13 @@ from kvmcheck.kernel import (
     write_unlock_irq,
     write_unlock_irqrestore,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Counter(Struct):
     n: int = 0
     a: int = 0
     b: int = 0
-
-
-def run(body: Callable[[], Any], **kw: Any) -> Result:
-    return check(scenario(body), **kw)
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.finding is None
-    assert r.complete
-    assert r.warnings == []
-
-
-def found(r: Result, kind: str, headline: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
-    assert headline in r.finding.headline, r.finding.headline
-    assert not r.complete
 
 
 # -- exclusive flavours: (lock type, acquire -> token, release(lock, token), atomic, irqs off) --------

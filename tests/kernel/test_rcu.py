@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import check, join, scenario, spawn
 from kvmcheck.kernel import (
     READ_ONCE,
     WRITE_ONCE,
@@ -43,6 +43,7 @@ from kvmcheck.kernel import (
     spin_unlock,
     synchronize_rcu,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Node(Struct):
@@ -54,21 +55,6 @@ class Global(Struct):
     flag: int = 0
     inside: int = 0
     items: list[Any] = []  # noqa: RUF012 - a Struct field, copied per instance
-
-
-def run(body: Any) -> Result:
-    return check(scenario(body))
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.complete
-
-
-def found(r: Result, kind: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
 
 
 def reader_of(g: Global, locked: bool = True) -> Any:

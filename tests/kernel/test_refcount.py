@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import Result, join, spawn
 from kvmcheck.kernel import (
     REFCOUNT_MAX,
     REFCOUNT_SATURATED,
@@ -38,6 +38,7 @@ from kvmcheck.kernel import (
     refcount_set,
     refcount_sub_and_test,
 )
+from tests.kernel.helpers import ok, run
 
 
 class Obj(Struct):
@@ -48,15 +49,6 @@ class Obj(Struct):
 class Global(Struct):
     ptr: Any = None
     released: int = 0
-
-
-def run(body: Any) -> Result:
-    return check(scenario(body))
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.complete
 
 
 def refcount_warning(r: Result, what: str) -> None:

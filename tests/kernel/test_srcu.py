@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Result, check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     READ_ONCE,
     WRITE_ONCE,
@@ -32,6 +32,7 @@ from kvmcheck.kernel import (
     srcu_read_unlock,
     synchronize_srcu,
 )
+from tests.kernel.helpers import found, ok, run
 
 
 class Slots(Struct):
@@ -41,21 +42,6 @@ class Slots(Struct):
 class Kvm(Struct):
     memslots: Any = None
     flag: int = 0
-
-
-def run(body: Any) -> Result:
-    return check(scenario(body))
-
-
-def ok(r: Result) -> None:
-    assert r.verdict == "ok", r.finding
-    assert r.complete
-
-
-def found(r: Result, kind: str) -> None:
-    assert r.verdict == "bug"
-    assert r.finding is not None
-    assert r.finding.kind == kind, r.finding
 
 
 def _replace_and_free(kvm: Kvm, ssp: Srcu) -> None:
