@@ -107,6 +107,10 @@ class Execution:
         self._relaxed: int | None = None
         self._unstarted: list[tuple[Thread, Callable[..., Any], tuple[Any, ...]]] = []
         self._last_traced: dict[int, int] = {}  # tid -> index of its last traced step
+        self._over = False  # the run has ended (a decision returned None)
+        self._crash: BaseException | None = None  # a checker error raised inside a thread's greenlet
+        self._starting = False  # a new thread is running up to its first announcement
+        self._starter: Any = None  # the greenlet that started it
         self._sched = greenlet.getcurrent()
 
     # -- object identity ---------------------------------------------------
@@ -117,7 +121,12 @@ class Execution:
 
     # -- called from model threads -------------------------------------------
     def visible(self, op: Op) -> None:
-        """Announce ``op`` and wait until the scheduler grants it."""
+        """Announce ``op`` and wait until the scheduler grants it.
+
+        The scheduling decision runs right here, in the announcing thread's
+        greenlet: when the same thread is chosen again (the common case) it just
+        goes on, and a greenlet switch happens only when another thread runs.
+        """
         t = self.current
         assert t is not None
         if self.aborting or t.dead:
@@ -125,7 +134,18 @@ class Execution:
         if self.tracing:
             self._settle_held(t)
         t.pending = op
-        self._sched.switch()
+        if self._starting:  # a new thread announcing its first op: back to whoever started it
+            self._starter.switch()
+        else:
+            try:
+                nxt = self._next()
+            except BaseException as e:  # noqa: BLE001 - a checker error: raise it from run(), not the model
+                self._crash = e
+                nxt = None
+            if nxt is None:
+                self._sched.switch()  # the run is over; run() cleans up
+            elif nxt is not t:
+                nxt.glet.switch()  # type: ignore[union-attr]
         if self.aborting:
             raise Abort
         if self.tracing:
@@ -203,61 +223,71 @@ class Execution:
             runtime.current = prev
 
     def _loop(self) -> None:
+        """Drive the run from the scheduler greenlet: it gets control back when a
+        thread finishes (its greenlet ends) or when a decision ended the run."""
+        while not self._over:
+            nxt = self._next()
+            if nxt is None:
+                break
+            nxt.glet.switch()  # type: ignore[union-attr]
+            if self._crash is not None:
+                raise self._crash
+
+    def _next(self) -> Thread | None:
+        """Decide the next step: start new threads, pick one, record it.  None ends the run."""
+        if self._unstarted:
+            self._start_new()
         threads = self.threads
         schedule = self.schedule
-        ops = self.ops
-        choose = self.strategy.choose
-        on_event = self.strategy.on_event
         max_steps = self.max_steps
-        while True:
-            enabled = []
-            live = False
-            for t in threads:
-                op = t.pending
-                if op is not None:
-                    live = True
-                    obj = op.obj
-                    if obj is None or obj._kc_enabled(op, t.tid, None):
-                        enabled.append(t.tid)
-            r = self._relaxed
-            if r is not None and len(enabled) > 1 and r in enabled:
-                enabled.remove(r)
-            if not enabled:
-                if live:
-                    self._blocked_at_end()
-                self.outcome = "finding" if self.finding is not None else "complete"
-                return
-            step = len(schedule)
-            if step >= max_steps:
-                self._record(
-                    Finding(
-                        "step-limit",
-                        f"execution exceeded {max_steps} steps (livelock or unbounded loop?)",
-                        headline="step limit reached",
-                    )
-                )
-                self.outcome = "finding"
-                return
-            tid = choose(self, enabled)
-            if tid is None:
-                self.outcome = "blocked"
-                return
-            t = threads[tid]
+        enabled = []
+        live = False
+        for t in threads:
             op = t.pending
-            assert op is not None
-            on_event(self, tid, op)
-            if tid != r:
-                self._relaxed = None
-            if op.arg == "relax":
-                self._relaxed = tid
-            schedule.append(tid)
-            ops.append(op)
-            t.pending = None
-            self.current = t
-            t.glet.switch()  # type: ignore[union-attr]
-            self.current = None
-            if self._unstarted:
-                self._start_new()
+            if op is not None:
+                live = True
+                obj = op.obj
+                if obj is None or obj._kc_enabled(op, t.tid, None):
+                    enabled.append(t.tid)
+        r = self._relaxed
+        if r is not None and len(enabled) > 1 and r in enabled:
+            enabled.remove(r)
+        if not enabled:
+            if live:
+                self._blocked_at_end()
+            self.outcome = "finding" if self.finding is not None else "complete"
+            self._over = True
+            return None
+        step = len(schedule)
+        if step >= max_steps:
+            self._record(
+                Finding(
+                    "step-limit",
+                    f"execution exceeded {max_steps} steps (livelock or unbounded loop?)",
+                    headline="step limit reached",
+                )
+            )
+            self.outcome = "finding"
+            self._over = True
+            return None
+        tid = self.strategy.choose(self, enabled)
+        if tid is None:
+            self.outcome = "blocked"
+            self._over = True
+            return None
+        t = threads[tid]
+        op = t.pending
+        assert op is not None
+        self.strategy.on_event(self, tid, op)
+        if tid != r:
+            self._relaxed = None
+        if op.arg == "relax":
+            self._relaxed = tid
+        schedule.append(tid)
+        self.ops.append(op)
+        t.pending = None
+        self.current = t
+        return t
 
     def _blocked_at_end(self) -> None:
         """Live threads, none enabled: let the strategy see their pending ops; a deadlock
@@ -272,13 +302,24 @@ class Execution:
             self._record(deadlock_finding(self))
 
     def _start_new(self) -> None:
-        while self._unstarted:
-            t, fn, args = self._unstarted.pop(0)
-            t.fn = fn
-            t.glet = greenlet.greenlet(self._thread_main, parent=self._sched)
-            self.current = t
-            t.glet.switch(t, fn, args)
-            self.current = None
+        """Run each new thread up to its first announcement, then come back here."""
+        cur = self.current
+        self._starting = True
+        self._starter = greenlet.getcurrent()
+        try:
+            while self._unstarted:
+                t, fn, args = self._unstarted.pop(0)
+                t.fn = fn
+                # Parented to the starter until its first announcement, so a thread
+                # that dies before announcing anything comes back here too.
+                t.glet = greenlet.greenlet(self._thread_main, parent=self._starter)
+                self.current = t
+                t.glet.switch(t, fn, args)
+                if not t.glet.dead:
+                    t.glet.parent = self._sched
+        finally:
+            self._starting = False
+            self.current = cur
 
     def _thread_main(self, t: Thread, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:

@@ -79,7 +79,8 @@ class _Lock:
 def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
     t = current_thread()
     kt = kthread(t)
-    if lock.sleeps and kt.atomic_reason() is not None:
+    busy = kt.held or kt.rcu_depth or kt.irq_off or kt.bh_off or kt.hardirq  # else: nothing to check
+    if busy and lock.sleeps and kt.atomic_reason() is not None:
         from kvmcheck.kernel.context import might_sleep_check
 
         might_sleep_check(f"{fn}({lock.name})")
@@ -90,7 +91,8 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
             headline="WARNING: possible recursive locking detected",
         )
     held = Held(lock, shared, False, subclass, irqsave)
-    lockdep.on_acquire(kt, held)
+    if busy or not lock.sleeps:  # lockdep: dependencies on held locks, irq usage of spinning locks
+        lockdep.on_acquire(kt, held)
     ex = runtime.current
     assert ex is not None
     ex.visible(lock._op(fn, not shared, SHARED if shared else EXCL, subclass))
