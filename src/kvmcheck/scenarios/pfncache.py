@@ -14,7 +14,14 @@ of struct gfn_to_pfn_cache is still enforced.  ``--kcsan`` shows the races.
 from __future__ import annotations
 
 from kvmcheck import join, scenario, spawn
-from kvmcheck.kernel import mutex_lock, mutex_unlock, read_lock_irqsave, read_unlock_irqrestore
+from kvmcheck.kernel import (
+    mutex_lock,
+    mutex_unlock,
+    read_lock_irqsave,
+    read_unlock_irqrestore,
+    srcu_read_lock,
+    srcu_read_unlock,
+)
 from kvmcheck.models.arch.x86.kvm.xen import (
     VCPU_INFO_SIZE,
     __kvm_xen_has_interrupt,
@@ -72,8 +79,9 @@ def setup_vm(variant: str) -> tuple[Kvm, KvmVcpu, GfnToPfnCache]:
 
 
 def deliver_upcall(kvm: Kvm, gpc: GfnToPfnCache) -> int:
-    """A later user of the cache: read_lock, kvm_gpc_check, dereference khva."""
+    """A later user of the cache (as kvm_xen_set_evtchn_fast): kvm->srcu, read_lock, check, deref."""
     assert gpc.lock is not None
+    idx = srcu_read_lock(kvm.srcu)
     flags = read_lock_irqsave(gpc.lock)
     pending = -1
     if kvm.kernel.kvm_gpc_check(gpc, VCPU_INFO_SIZE):
@@ -81,14 +89,23 @@ def deliver_upcall(kvm: Kvm, gpc: GfnToPfnCache) -> int:
         assert khva is not None
         pending = int(khva.page.data)  # vcpu_info->evtchn_upcall_pending
     read_unlock_irqrestore(gpc.lock, flags)
+    srcu_read_unlock(kvm.srcu, idx)
     return pending
 
 
 def vcpu_run(v: KvmVcpu) -> int:
-    """KVM_RUN: the vCPU thread holds vcpu->mutex around __kvm_xen_has_interrupt."""
+    """KVM_RUN: the vCPU thread holds vcpu->mutex, and kvm->srcu, around __kvm_xen_has_interrupt."""
     mutex_lock(v.mutex)
-    r = __kvm_xen_has_interrupt(v)
+    r = vcpu_context(v)
     mutex_unlock(v.mutex)
+    return r
+
+
+def vcpu_context(v: KvmVcpu) -> int:
+    """vcpu_run()'s loop: __kvm_xen_has_interrupt under kvm->srcu (kvm_vcpu_srcu_read_lock)."""
+    idx = srcu_read_lock(v.kvm.srcu)
+    r = __kvm_xen_has_interrupt(v)
+    srcu_read_unlock(v.kvm.srcu, idx)
     return r
 
 
@@ -122,7 +139,7 @@ def seed_race(variant: str) -> int:
       a deterministic report; let past the WARN, the unserialised refresh leaks a mapping.
     """
     kvm, v, gpc = setup_vm(variant)
-    t1 = spawn(__kvm_xen_has_interrupt, v, name="vcpu")
+    t1 = spawn(vcpu_context, v, name="vcpu")
     t2 = spawn(reattach_vcpu_info, v, name="ioctl")
     t3 = spawn(kvm_xen_set_evtchn_fast, kvm, v, name="irqfd")
     join(t1, t2, t3)

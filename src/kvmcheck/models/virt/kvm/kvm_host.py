@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck.kernel import Mutex, RwLock, SpinLock, Struct
+from kvmcheck.kernel import Mutex, RwLock, SpinLock, Srcu, Struct
 from kvmcheck.models.mm.mm import MmStruct
 
 PAGE_SIZE = 4096
@@ -63,7 +63,8 @@ class Kvm(Struct):
         self.mmu_lock = RwLock("kvm->mmu_lock")
         self.mn_invalidate_lock = SpinLock("kvm->mn_invalidate_lock")
         self.gpc_lock = SpinLock("kvm->gpc_lock")
-        self.srcu = None  # reads of kvm->memslots are modelled as READ_ONCE (see kvm_memslots)
+        self.srcu = Srcu("kvm->srcu")  # readers of kvm->memslots
+        self.slots_lock = Mutex("kvm->slots_lock")  # memslot updaters (and lockless readers' excuse)
         self.xen_lock = Mutex("kvm->arch.xen.xen_lock")
 
 

@@ -4,6 +4,9 @@ Functions modelled: kvm_mmu_notifier_invalidate_range_start/_end,
 kvm_mmu_invalidate_begin/_end, kvm_memslots, gfn_to_hva_memslot, hva_to_pfn,
 kvm_release_pfn_clean.
 
+Memslots are read under kvm->srcu (kvm_memslots() checks it, as the kernel's
+srcu_dereference_check does).
+
 The invalidation protocol (what the pfn cache relies on):
   range_start: mn_active_invalidate_count++ (under mn_invalidate_lock), then
                the pfn caches are invalidated, then (range overlaps a memslot)
@@ -15,15 +18,24 @@ Simplification: the KVM MMU's own SPTE zapping is not modelled (no seed needs it
 
 from __future__ import annotations
 
-from kvmcheck.kernel import READ_ONCE, spin_lock, spin_unlock, write_lock, write_unlock
+from kvmcheck.kernel import (
+    lockdep_is_held,
+    spin_lock,
+    spin_unlock,
+    srcu_dereference_check,
+    srcu_read_lock,
+    srcu_read_unlock,
+    write_lock,
+    write_unlock,
+)
 from kvmcheck.models.mm.mm import MmStruct, get_user_pages
 from kvmcheck.models.mm.page import put_page
 from kvmcheck.models.virt.kvm.kvm_host import KVM_HVA_ERR_BAD, KVM_PFN_ERR_FAULT, Kvm, KvmMemslots
 
 
 def kvm_memslots(kvm: Kvm) -> KvmMemslots:
-    """``kvm_memslots()``: srcu_dereference(kvm->memslots); a marked read here."""
-    slots: KvmMemslots = READ_ONCE(kvm, "memslots")
+    """``kvm_memslots()``: srcu_dereference_check(kvm->memslots, &kvm->srcu, slots_lock held)."""
+    slots: KvmMemslots = srcu_dereference_check(kvm, "memslots", kvm.srcu, lockdep_is_held(kvm.slots_lock))
     return slots
 
 
@@ -32,8 +44,12 @@ def gfn_to_hva_memslot(slots: KvmMemslots, gfn: int) -> int:
 
 
 def _overlaps_memslot(kvm: Kvm, start: int, end: int) -> bool:
+    """The memslot lookup of __kvm_handle_hva_range(), under kvm->srcu."""
+    idx = srcu_read_lock(kvm.srcu)
     slots = kvm_memslots(kvm)
-    return any(start <= hva < end for hva in slots.gfn_to_hva.values())
+    hit = any(start <= hva < end for hva in slots.gfn_to_hva.values())
+    srcu_read_unlock(kvm.srcu, idx)
+    return hit
 
 
 def kvm_mmu_invalidate_begin(kvm: Kvm) -> None:

@@ -3,8 +3,8 @@
 Modelled after the v6.6..v6.8 xen.c (read in a mainline copy; see the note on
 kvm_xen_set_evtchn_fast): which locks each path really holds around the cache.
 
-  __kvm_xen_has_interrupt    vCPU thread (KVM_RUN holds vcpu->mutex -- the
-                             *caller* takes it, not this function); read_lock_irqsave
+  __kvm_xen_has_interrupt    vCPU thread (KVM_RUN holds vcpu->mutex and kvm->srcu --
+                             the *caller* takes them, not this function); read_lock_irqsave
                              on the vcpu_info cache; refreshes when the check fails
                              and it may sleep; reads vcpu_info->evtchn_upcall_pending.
   kvm_xen_set_evtchn_fast    any context, atomic (irqfd wakeup; hrtimer from v6.7):
@@ -13,11 +13,11 @@ kvm_xen_set_evtchn_fast): which locks each path really holds around the cache.
                              unapplied "[PATCH v2 7/8]"; the digest was wrong here);
                              never refreshes; first tests vcpu_info_cache.active
                              unlocked (v6.8).
-  kvm_xen_vcpu_set_attr      vCPU ioctl: vcpu->mutex + kvm->arch.xen.xen_lock;
+  kvm_xen_vcpu_set_attr      vCPU ioctl: vcpu->mutex + kvm->arch.xen.xen_lock + kvm->srcu;
                              deactivate (INVALID gpa) or activate the vcpu_info cache.
   kvm_xen_destroy_vcpu       VM teardown: NO vcpu->mutex, no xen_lock (Sean, in the thread).
   kvm_xen_destroy_vm         VM teardown: no xen_lock.
-Lock order: vcpu->mutex -> xen_lock -> (refresh_lock) -> gpc->lock.
+Lock order: vcpu->mutex -> xen_lock -> kvm->srcu -> (refresh_lock) -> gpc->lock.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from kvmcheck.kernel import (
     mutex_unlock,
     read_lock_irqsave,
     read_unlock_irqrestore,
+    srcu_read_lock,
+    srcu_read_unlock,
 )
 from kvmcheck.models.virt.kvm.kvm_host import INVALID_GPA, Kvm, KvmVcpu
 from kvmcheck.models.virt.kvm.pfncache import GfnToPfnCache
@@ -101,6 +103,14 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
     vgpc = xen_vcpu(v).vcpu_info_cache
     if not vgpc.active:  # v6.8 tests this unlocked
         return EINVAL
+    idx = srcu_read_lock(kvm.srcu)
+    r = _set_evtchn_fast_srcu(kvm, vgpc)
+    srcu_read_unlock(kvm.srcu, idx)
+    return r
+
+
+def _set_evtchn_fast_srcu(kvm: Kvm, vgpc: GfnToPfnCache) -> int:
+    """The body of kvm_xen_set_evtchn_fast() that runs inside kvm->srcu."""
     gpc = xen_vm(kvm).shinfo_cache
     assert gpc.lock is not None
     assert vgpc.lock is not None
@@ -125,30 +135,34 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
 
 
 def kvm_xen_vcpu_set_attr_vcpu_info(v: KvmVcpu, gpa: int) -> int:
-    """kvm_xen_vcpu_set_attr(KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO): under vcpu->mutex and xen_lock."""
+    """kvm_xen_vcpu_set_attr(KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO): under vcpu->mutex, xen_lock, kvm->srcu."""
     kvm = v.kvm
     gpc = xen_vcpu(v).vcpu_info_cache
     mutex_lock(v.mutex)  # the vcpu ioctl
     mutex_lock(kvm.xen_lock)
+    idx = srcu_read_lock(kvm.srcu)
     if gpa == INVALID_GPA:
         kvm.kernel.kvm_gpc_deactivate(gpc)
         r = 0
     else:
         r = kvm.kernel.kvm_gpc_activate(gpc, gpa, VCPU_INFO_SIZE)
+    srcu_read_unlock(kvm.srcu, idx)
     mutex_unlock(kvm.xen_lock)
     mutex_unlock(v.mutex)
     return int(r)
 
 
 def kvm_xen_hvm_set_attr_shared_info(kvm: Kvm, gpa: int) -> int:
-    """kvm_xen_hvm_set_attr(KVM_XEN_ATTR_TYPE_SHARED_INFO): under xen_lock."""
+    """kvm_xen_hvm_set_attr(KVM_XEN_ATTR_TYPE_SHARED_INFO): under xen_lock and kvm->srcu."""
     gpc = xen_vm(kvm).shinfo_cache
     mutex_lock(kvm.xen_lock)
+    idx = srcu_read_lock(kvm.srcu)
     if gpa == INVALID_GPA:
         kvm.kernel.kvm_gpc_deactivate(gpc)
         r = 0
     else:
         r = kvm.kernel.kvm_gpc_activate(gpc, gpa, SHARED_INFO_SIZE)
+    srcu_read_unlock(kvm.srcu, idx)
     mutex_unlock(kvm.xen_lock)
     return int(r)
 
