@@ -27,7 +27,8 @@ def test_v68_trace_reads_like_woodhouses_explanation():
     functions = {s.site.function for s in f.trace} | {fn for s in f.trace for fn in s.stack}
     assert {"hva_to_pfn_retry", "__kvm_gpc_refresh", "kvm_gpc_deactivate"} <= functions
     assert any(s.op.startswith("kunmap(") and "gpc_unmap" in " ".join(s.stack) for s in f.trace)
-    last = f.trace[-1]
+    assert f.step is not None
+    last = f.trace[f.step]  # the step that faulted (the other threads may run on after it)
     assert last.op == "read khva[pfn 1]->page"  # the dereference of the unmapped khva
     assert last.site.function in ("__kvm_xen_has_interrupt", "kvm_xen_set_evtchn_fast", "deliver_upcall")
     # the refresher decided to reuse the mapping (read gpc->pfn) before deactivate unmapped it

@@ -103,35 +103,30 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
     vgpc = xen_vcpu(v).vcpu_info_cache
     if not vgpc.active:  # v6.8 tests this unlocked
         return EINVAL
-    idx = srcu_read_lock(kvm.srcu)
-    r = _set_evtchn_fast_srcu(kvm, vgpc)
-    srcu_read_unlock(kvm.srcu, idx)
-    return r
-
-
-def _set_evtchn_fast_srcu(kvm: Kvm, vgpc: GfnToPfnCache) -> int:
-    """The body of kvm_xen_set_evtchn_fast() that runs inside kvm->srcu."""
     gpc = xen_vm(kvm).shinfo_cache
     assert gpc.lock is not None
     assert vgpc.lock is not None
+    idx = srcu_read_lock(kvm.srcu)
     flags = read_lock_irqsave(gpc.lock)
     if not kvm.kernel.kvm_gpc_check(gpc, SHARED_INFO_SIZE):
-        read_unlock_irqrestore(gpc.lock, flags)
-        return EWOULDBLOCK
-    shinfo = gpc.khva
-    assert shinfo is not None
-    shinfo.page.data = 1  # set the port's bit in shared_info->evtchn_pending
-    read_unlock_irqrestore(gpc.lock, flags)
-    flags = read_lock_irqsave(vgpc.lock)
-    if kvm.kernel.kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
-        vi = vgpc.khva
-        assert vi is not None
-        vi.page.data = 1  # vcpu_info->evtchn_upcall_pending = 1
-        delivered = 1
+        r = EWOULDBLOCK  # goto out_rcu
     else:
-        delivered = 0  # the in-kernel evtchn_pending_sel is set instead (not modelled)
-    read_unlock_irqrestore(vgpc.lock, flags)
-    return delivered
+        shinfo = gpc.khva
+        assert shinfo is not None
+        shinfo.page.data = 1  # set the port's bit in shared_info->evtchn_pending
+        read_unlock_irqrestore(gpc.lock, flags)
+        flags = read_lock_irqsave(vgpc.lock)
+        if kvm.kernel.kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
+            vi = vgpc.khva
+            assert vi is not None
+            vi.page.data = 1  # vcpu_info->evtchn_upcall_pending = 1
+            r = 1
+        else:
+            r = 0  # the in-kernel evtchn_pending_sel is set instead (not modelled)
+        gpc = vgpc
+    read_unlock_irqrestore(gpc.lock, flags)  # out_rcu:
+    srcu_read_unlock(kvm.srcu, idx)
+    return r
 
 
 def kvm_xen_vcpu_set_attr_vcpu_info(v: KvmVcpu, gpa: int) -> int:
