@@ -33,6 +33,9 @@ from importlib import metadata
 from math import comb
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_lock_family import lock_family
+
 from kvmcheck import __version__ as kvmcheck_version
 from kvmcheck import check, join, scenario, spawn
 from kvmcheck.kernel import Mutex, Struct, mutex_lock, mutex_unlock
@@ -118,21 +121,8 @@ def kvm_lost_update() -> None:
 
 
 def kvm_lock_family(k: int) -> Any:
-    @scenario(name=f"peers_lock_family_2x{k}")
-    def body() -> None:
-        c = Counter()
-        m = Mutex("m")
-
-        def worker() -> None:
-            for _ in range(k):
-                mutex_lock(m)
-                c.value = c.value + 1
-                mutex_unlock(m)
-
-        join(spawn(worker), spawn(worker))
-        assert c.value == 2 * k
-
-    return body
+    """The same scenario make bench times on its own (bench/bench_lock_family.py), 2 threads."""
+    return lock_family(2, k)
 
 
 # --- frontrun models (plain Python: threading.Lock, plain attributes) ---------------
