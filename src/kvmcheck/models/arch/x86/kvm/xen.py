@@ -107,15 +107,17 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
     assert gpc.lock is not None
     assert vgpc.lock is not None
     idx = srcu_read_lock(kvm.srcu)
-    flags = read_lock_irqsave(gpc.lock)
+    locked = gpc.lock  # the cache lock to drop at out_rcu
+    flags = read_lock_irqsave(locked)
     if not kvm.kernel.kvm_gpc_check(gpc, SHARED_INFO_SIZE):
         r = EWOULDBLOCK  # goto out_rcu
     else:
         shinfo = gpc.khva
         assert shinfo is not None
         shinfo.page.data = 1  # set the port's bit in shared_info->evtchn_pending
-        read_unlock_irqrestore(gpc.lock, flags)
-        flags = read_lock_irqsave(vgpc.lock)
+        read_unlock_irqrestore(locked, flags)
+        locked = vgpc.lock
+        flags = read_lock_irqsave(locked)
         if kvm.kernel.kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
             vi = vgpc.khva
             assert vi is not None
@@ -123,8 +125,7 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
             r = 1
         else:
             r = 0  # the in-kernel evtchn_pending_sel is set instead (not modelled)
-        gpc = vgpc
-    read_unlock_irqrestore(gpc.lock, flags)  # out_rcu:
+    read_unlock_irqrestore(locked, flags)  # out_rcu:
     srcu_read_unlock(kvm.srcu, idx)
     return r
 
