@@ -30,7 +30,6 @@ class Held:
     trylock: bool
     subclass: int = 0
     irqsave: bool = False  # this acquisition disabled irqs (_irq / _irqsave)
-    flags: Any = None
 
 
 @dataclass
@@ -90,7 +89,7 @@ def new_number() -> int:
     return ex.new_number() if ex is not None else 0
 
 
-def site_here(depth: int = 1) -> str:
+def site_here() -> str:
     """'function (file:line)' of the innermost model frame (slow: reports only).
 
     The walk starts at the caller and skips every engine and kernel frame, so
@@ -100,7 +99,7 @@ def site_here(depth: int = 1) -> str:
     return str(site)
 
 
-def init_site(depth: int = 1) -> str:
+def init_site() -> str:
     """file:line of the model code constructing a primitive (its lockdep class)."""
     site, _ = model_site(sys._getframe(1))
     return f"{site.file}:{site.line}"

@@ -60,7 +60,7 @@ class Counter:
     def __init__(self, i: int = 0, name: str | None = None) -> None:
         self.key = object_key(new_number())
         self.counter = s32(i)
-        self.name = name or f"{self.prefix}@{init_site(2)}"
+        self.name = name or f"{self.prefix}@{init_site()}"
         self.rel: Clock = []  # join of the clocks released into the current release sequence
 
     def __repr__(self) -> str:

@@ -13,16 +13,16 @@ from kvmcheck.kernel._core import bug, site_here, warn
 
 def BUG_ON(cond: object, msg: str = "") -> None:
     if cond:
-        bug("bug-on", msg or "BUG_ON condition true", f"kernel BUG at {site_here(3)}!")
+        bug("bug-on", msg or "BUG_ON condition true", f"kernel BUG at {site_here()}!")
 
 
 def BUG(msg: str = "") -> None:
-    bug("bug-on", msg or "BUG()", f"kernel BUG at {site_here(3)}!")
+    bug("bug-on", msg or "BUG()", f"kernel BUG at {site_here()}!")
 
 
 def WARN_ON(cond: object, msg: str = "") -> bool:
     if cond:
-        warn("warn", msg or "WARN_ON condition true", f"WARNING: at {site_here(3)}")
+        warn("warn", msg or "WARN_ON condition true", f"WARNING: at {site_here()}")
     return bool(cond)
 
 
@@ -40,7 +40,7 @@ def _first_time(site: str) -> bool:
 
 def WARN_ON_ONCE(cond: object, msg: str = "") -> bool:
     if cond:
-        site = site_here(3)
+        site = site_here()
         if _first_time(site):
             warn("warn", msg or "WARN_ON_ONCE condition true", f"WARNING: at {site}")
     return bool(cond)
@@ -55,7 +55,7 @@ def KVM_BUG_ON(cond: object, kvm: object = None, msg: str = "") -> bool:
     As in kvm_host.h, a VM that is already bugged does not warn again.
     """
     if cond:
-        site = site_here(3)
+        site = site_here()
         bugged = getattr(kvm, "vm_bugged", _NO_FIELD) if kvm is not None else _NO_FIELD
         has_field = bugged is not _NO_FIELD
         if not (has_field and bugged) and _first_time(site):

@@ -33,7 +33,7 @@ class Completion:
 
     def __init__(self, name: str | None = None) -> None:
         self.key = object_key(new_number())
-        self.name = name or f"completion@{init_site(2)}"
+        self.name = name or f"completion@{init_site()}"
         self.done = 0
         self.clock: Clock = []  # what the wait-queue lock's last holder released
 

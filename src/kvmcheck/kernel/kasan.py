@@ -30,7 +30,7 @@ class Freed:
 def on_create(ex: Execution, obj: Any) -> None:
     ex.k.objects.append(obj)
     if ex.tracing:
-        obj.__dict__["_kc_alloc_site"] = site_here(3)
+        obj.__dict__["_kc_alloc_site"] = site_here()
 
 
 def mark_freed(obj: Any, how: str) -> None:
@@ -41,7 +41,7 @@ def mark_freed(obj: Any, how: str) -> None:
     ex.visible(Op(object_key(obj._kc_num), True, f"{how}({obj._kc_label()})"))
     # Checked again *after* the step: a racing free granted in between is a double-free too.
     _check_not_freed(obj, how)
-    site = site_here(3) if ex.tracing else "(site recorded on replay)"
+    site = site_here() if ex.tracing else "(site recorded on replay)"
     obj.__dict__["_kc_freed"] = Freed(how, site, ex.current.name)
 
 
@@ -51,7 +51,7 @@ def make_freeable(obj: Any) -> None:
 
 def _where() -> str:
     ex = runtime.current
-    return site_here(4) if ex is not None and ex.tracing else ""
+    return site_here() if ex is not None and ex.tracing else ""
 
 
 def _task() -> str:

@@ -47,7 +47,6 @@ class Graph:
         self.edges: dict[str, dict[str, Edge]] = {}
         self.reported: set[frozenset[str]] = set()
         self.usage: dict[str, dict[str, str]] = {}  # class -> usage bit -> first site
-        self.run_schedules: list[str] = []
 
 
 def graph() -> Graph:
@@ -103,7 +102,7 @@ def on_acquire(kt: KThread, new: Held) -> None:
         if new.trylock or (hc in g.edges and cls in g.edges[hc]):
             continue
         back = _path(g, cls, hc)
-        edge = Edge(hc, cls, h.lock.name, site_here(4), _run_index())
+        edge = Edge(hc, cls, h.lock.name, site_here(), _run_index())
         g.edges.setdefault(hc, {})[cls] = edge
         if back is not None:
             _report_cycle(g, edge, back)
@@ -170,7 +169,7 @@ def _usage(kt: KThread, new: Held) -> None:
     bits = g.usage.setdefault(cls, {})
     if bit in bits:
         return
-    bits[bit] = site_here(4)
+    bits[bit] = site_here()
     _check_irq_inversion(g)
     # A usage conflicts with the opposite write usage; a write usage also with the opposite read one.
     for other in (f"{opposite}-W", f"{opposite}-R") if rw == "W" else (f"{opposite}-W",):

@@ -37,7 +37,7 @@ class _Lock:
     def __init__(self, name: str | None = None) -> None:
         n = new_number()
         self.key = object_key(n)
-        self.cls = name or init_site(3)
+        self.cls = name or init_site()
         self.name = name or f"{self.kind}@{self.cls}"
         self.owner: int | None = None
         self.readers: dict[int, int] = {}

@@ -28,7 +28,7 @@ def kmalloc(cls: type[T], **fields: Any) -> T:
     ex = runtime.current
     if ex is not None:
         ex.k.allocs.append(obj)
-        obj.__dict__["_kc_kmalloc"] = site_here(2) if ex.tracing else "(site recorded on replay)"
+        obj.__dict__["_kc_kmalloc"] = site_here() if ex.tracing else "(site recorded on replay)"
     return obj
 
 

@@ -69,7 +69,7 @@ def _saturate(r: Refcount, what: str) -> None:
         if once in ex.session:
             return
         ex.session[once] = True
-    where = site_here(2)
+    where = site_here()
     warn(
         "refcount",
         f"refcount_t: {what}. ({r.name})",

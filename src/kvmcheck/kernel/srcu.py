@@ -38,7 +38,7 @@ class Srcu(GpDomain):
     kind = "srcu_struct"
 
     def __init__(self, name: str | None = None) -> None:
-        super().__init__(name or f"srcu@{init_site(2)}")
+        super().__init__(name or f"srcu@{init_site()}")
         self.idx_held: dict[int, list[int]] = {}  # tid -> indices its open srcu_read_lock()s returned
 
 

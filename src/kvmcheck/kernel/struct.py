@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kvmcheck._engine import runtime
-from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
+from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel import kasan, kcsan
 
 
@@ -224,9 +224,6 @@ class Struct:
 
     def __repr__(self) -> str:  # deterministic: no memory addresses in reports
         return f"<{self._kc_label()}>"
-
-    def _kc_key(self, name: str) -> int:
-        return object_key(self._kc_num, type(self)._kc_fields[name].index)
 
 
 def _guards(g: Any) -> tuple[Any, ...]:

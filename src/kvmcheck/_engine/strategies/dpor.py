@@ -71,7 +71,6 @@ class Dpor:
     def __init__(self) -> None:
         self.stack: list[_Node] = []
         self.blocked = 0
-        self._analyse_from = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -181,13 +180,12 @@ class Dpor:
             for tc in self.tclock.values():  # ... and every earlier step before a relax
                 c = vc_join(c, tc)
         vc_tick(c, tid)
-        if (relax or self.relax_events) and j >= self._analyse_from:
+        if relax or self.relax_events:
             self._relax_races(j, tid, relax, pre, c)
         undo_recs = []
         for k, rec, excl in recs:
             undo_recs.append((rec, rec.excl, rec.shared))
-            if j >= self._analyse_from:
-                self._races(j, tid, op, k, excl, pre, rec.events, c, ex)
+            self._races(j, tid, op, k, excl, pre, rec.events, c, ex)
             if excl:
                 rec.excl = c
                 rec.shared = None
@@ -352,7 +350,6 @@ class Dpor:
                 if t not in node.done and t not in node.sleep and t in node.enabled:
                     node.done.add(t)
                     node.chosen = t
-                    self._analyse_from = len(stack) - 1
                     self._rollback(len(stack) - 1)
                     return True
             stack.pop()
