@@ -55,6 +55,7 @@ class MmStruct:
         self.ptes[hva] = Pte(self.page_table_lock, page.pfn)
 
     def add_page(self, page: Page) -> None:
+        """Put a page in the memory map (its struct page), not mapped anywhere yet."""
         self.pages[page.pfn] = page
 
 
@@ -76,11 +77,13 @@ def get_user_pages(mm: MmStruct, hva: int) -> int:  # get_user_pages_unlocked() 
 
 
 def mmu_notifier_invalidate_range_start(mm: MmStruct, start: int, end: int) -> None:
+    """mmu_notifier_invalidate_range_start() (include/linux/mmu_notifier.h, v6.8): call every subscriber."""
     for on_start, _ in mm.notifiers:
         on_start(mm, start, end)
 
 
 def mmu_notifier_invalidate_range_end(mm: MmStruct, start: int, end: int) -> None:
+    """mmu_notifier_invalidate_range_end() (include/linux/mmu_notifier.h, v6.8): call every subscriber."""
     for _, on_end in mm.notifiers:
         on_end(mm, start, end)
 

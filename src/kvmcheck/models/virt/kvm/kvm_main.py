@@ -40,6 +40,7 @@ def kvm_memslots(kvm: Kvm) -> KvmMemslots:
 
 
 def gfn_to_hva_memslot(slots: KvmMemslots, gfn: int) -> int:
+    """gfn_to_hva_memslot() (include/linux/kvm_host.h, v6.8): the slot's hva, or KVM_HVA_ERR_BAD."""
     return slots.gfn_to_hva.get(gfn, KVM_HVA_ERR_BAD)
 
 
@@ -53,15 +54,18 @@ def _overlaps_memslot(kvm: Kvm, start: int, end: int) -> bool:
 
 
 def kvm_mmu_invalidate_begin(kvm: Kvm) -> None:
+    """kvm_mmu_invalidate_begin() (virt/kvm/kvm_main.c, v6.8): under mmu_lock, in_progress++."""
     kvm.mmu_invalidate_in_progress = kvm.mmu_invalidate_in_progress + 1
 
 
 def kvm_mmu_invalidate_end(kvm: Kvm) -> None:
+    """kvm_mmu_invalidate_end() (virt/kvm/kvm_main.c, v6.8): under mmu_lock, seq++, in_progress--."""
     kvm.mmu_invalidate_seq = kvm.mmu_invalidate_seq + 1  # then smp_wmb()
     kvm.mmu_invalidate_in_progress = kvm.mmu_invalidate_in_progress - 1
 
 
 def kvm_mmu_notifier_invalidate_range_start(mm: MmStruct, kvm: Kvm, start: int, end: int) -> None:
+    """kvm_mmu_notifier_invalidate_range_start() (virt/kvm/kvm_main.c, v6.8): count++, caches, begin."""
     spin_lock(kvm.mn_invalidate_lock)
     kvm.mn_active_invalidate_count = kvm.mn_active_invalidate_count + 1
     spin_unlock(kvm.mn_invalidate_lock)
@@ -73,6 +77,7 @@ def kvm_mmu_notifier_invalidate_range_start(mm: MmStruct, kvm: Kvm, start: int, 
 
 
 def kvm_mmu_notifier_invalidate_range_end(mm: MmStruct, kvm: Kvm, start: int, end: int) -> None:
+    """kvm_mmu_notifier_invalidate_range_end() (virt/kvm/kvm_main.c, v6.8): end, then count--."""
     if _overlaps_memslot(kvm, start, end):
         write_lock(kvm.mmu_lock)
         kvm_mmu_invalidate_end(kvm)
@@ -83,6 +88,7 @@ def kvm_mmu_notifier_invalidate_range_end(mm: MmStruct, kvm: Kvm, start: int, en
 
 
 def kvm_init_mmu_notifier(kvm: Kvm) -> None:
+    """kvm_init_mmu_notifier() (virt/kvm/kvm_main.c, v6.8): subscribe the VM to its mm's notifier."""
     kvm.mm.notifiers.append(
         (
             lambda mm, s, e: kvm_mmu_notifier_invalidate_range_start(mm, kvm, s, e),
@@ -104,4 +110,5 @@ def kvm_release_pfn_clean(kvm: Kvm, pfn: int) -> None:
 
 
 def is_error_noslot_pfn(pfn: int) -> bool:
+    """is_error_noslot_pfn() (include/linux/kvm_host.h): the pfn is an error or no-slot value."""
     return pfn == KVM_PFN_ERR_FAULT

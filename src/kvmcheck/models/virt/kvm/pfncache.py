@@ -124,6 +124,7 @@ class GfnToPfnCache(Struct):
 
 
 def kvm_is_error_hva(hva: int) -> bool:
+    """kvm_is_error_hva() (include/linux/kvm_host.h): the hva is an error value."""
     return hva == KVM_HVA_ERR_BAD
 
 

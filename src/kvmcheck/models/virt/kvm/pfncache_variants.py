@@ -70,6 +70,7 @@ class SeedV1(Pfncache):
 
     @c_name("__kvm_gpc_refresh")
     def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
+        """__kvm_gpc_refresh() as the seed patch rewrote it: the old mapping is unmapped last."""
         kvm = gpc.kvm
         assert kvm is not None
         assert gpc.lock is not None
@@ -86,6 +87,7 @@ class SeedV1(Pfncache):
         return ret
 
     def _refresh_body(self, gpc: GfnToPfnCache, kvm: Kvm, gpa: int) -> tuple[int, int, KernelMapping | None]:
+        """The seed patch's body under gpc->lock: drop it for hva_to_pfn_retry(), retake, install/discard."""
         assert gpc.lock is not None
         if not gpc.active:
             return EINVAL, KVM_PFN_ERR_FAULT, None
@@ -128,6 +130,7 @@ class SeedV2(SeedV1):
     version = "seed-v2"
 
     def discard_new(self, gpc: GfnToPfnCache, ret: int, new_uhva: int) -> bool:
+        """v2 (2024-01-23): lost the race if uhva changed or the cache is no longer active."""
         return ret != 0 or not gpc.active or gpc.uhva != new_uhva
 
 
@@ -137,16 +140,19 @@ class Fix6addfcf27139(Pfncache):
     version = "6addfcf27139"
 
     def kvm_gpc_init(self, gpc: GfnToPfnCache, kvm: Kvm, guard_lock: Mutex | None = None) -> None:
+        """kvm_gpc_init() after 6addfcf27139: also sets active = valid = false."""
         super().kvm_gpc_init(gpc, kvm, guard_lock)
         struct_init(gpc, active=False, valid=False)
 
     def kvm_gpc_refresh(self, gpc: GfnToPfnCache, length: int) -> int:
+        """kvm_gpc_refresh() after 6addfcf27139: guard(mutex)(&gpc->refresh_lock), then read gpa."""
         assert gpc.refresh_lock is not None
         with guard(gpc.refresh_lock):
             return self._kvm_gpc_refresh(gpc, gpc.gpa, length)
 
     @c_name("__kvm_gpc_refresh")
     def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
+        """__kvm_gpc_refresh() after 6addfcf27139: asserts refresh_lock instead of taking it."""
         kvm = gpc.kvm
         assert kvm is not None
         assert gpc.lock is not None
@@ -168,6 +174,7 @@ class Fix6addfcf27139(Pfncache):
             return Pfncache.kvm_gpc_activate(self, gpc, gpa, length)
 
     def kvm_gpc_deactivate(self, gpc: GfnToPfnCache) -> None:
+        """kvm_gpc_deactivate() after 6addfcf27139: the whole body under refresh_lock."""
         assert gpc.refresh_lock is not None
         with guard(gpc.refresh_lock):
             Pfncache.kvm_gpc_deactivate(self, gpc)
@@ -179,19 +186,23 @@ class SeanContract(Fix6addfcf27139):
     version = "sean-contract"
 
     def kvm_gpc_init(self, gpc: GfnToPfnCache, kvm: Kvm, guard_lock: Mutex | None = None) -> None:
+        """kvm_gpc_init() under Sean's proposal: takes the guarding mutex."""
         Pfncache.kvm_gpc_init(self, gpc, kvm)
         assert guard_lock is not None, "sean-contract: kvm_gpc_init needs the guarding mutex"
         gpc.refresh_lock = guard_lock  # "1. Pass in the guarding mutex"; "3. Drop refresh_mutex"
 
     def kvm_gpc_refresh(self, gpc: GfnToPfnCache, length: int) -> int:
-        return self._kvm_gpc_refresh(gpc, gpc.gpa, length)  # __refresh asserts the guard
+        """kvm_gpc_refresh() under Sean's proposal: takes no lock; __kvm_gpc_refresh asserts the guard."""
+        return self._kvm_gpc_refresh(gpc, gpc.gpa, length)
 
     def kvm_gpc_activate(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
+        """kvm_gpc_activate() under Sean's proposal: lockdep_assert_held(guard)."""
         assert gpc.refresh_lock is not None
         lockdep_assert_held(gpc.refresh_lock)
         return Pfncache.kvm_gpc_activate(self, gpc, gpa, length)
 
     def kvm_gpc_deactivate(self, gpc: GfnToPfnCache) -> None:
+        """kvm_gpc_deactivate() under Sean's proposal: lockdep_assert_held(guard)."""
         assert gpc.refresh_lock is not None
         lockdep_assert_held(gpc.refresh_lock)
         Pfncache.kvm_gpc_deactivate(self, gpc)

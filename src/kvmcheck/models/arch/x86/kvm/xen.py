@@ -54,11 +54,13 @@ class KvmXen:
 
 
 def xen_vcpu(v: KvmVcpu) -> KvmVcpuXen:
+    """``vcpu->arch.xen`` (struct kvm_vcpu_xen, arch/x86/include/asm/kvm_host.h), created on first use."""
     x: KvmVcpuXen = v.__dict__.setdefault("xen", KvmVcpuXen())
     return x
 
 
 def xen_vm(kvm: Kvm) -> KvmXen:
+    """``kvm->arch.xen`` (struct kvm_xen), created on first use."""
     x: KvmXen = kvm.__dict__.setdefault("xen", KvmXen())
     return x
 
