@@ -5,13 +5,20 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import pkgutil
 import sys
 from types import ModuleType
 
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.scenario import Scenario
 
-BUNDLED_MODULES = ("kvmcheck.scenarios.pfncache",)
+BUNDLED_PACKAGE = "kvmcheck.scenarios"  # every module in it is a seed system's scenarios
+
+
+def bundled_modules() -> list[str]:
+    """The bundled scenario modules, in name order (one per seed system)."""
+    pkg = importlib.import_module(BUNDLED_PACKAGE)
+    return sorted(f"{BUNDLED_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__))
 
 
 def load_file(path: str) -> ModuleType:
@@ -54,7 +61,7 @@ def scenarios_in(mod: ModuleType) -> list[Scenario]:
 
 def bundled() -> list[Scenario]:
     out: list[Scenario] = []
-    for name in BUNDLED_MODULES:
+    for name in bundled_modules():
         out.extend(scenarios_in(importlib.import_module(name)))
     return out
 

@@ -49,8 +49,8 @@ from kvmcheck.models.virt.kvm.kvm_host import (
     KvmVcpu,
 )
 from kvmcheck.models.virt.kvm.kvm_main import kvm_init_mmu_notifier
-from kvmcheck.models.virt.kvm.pfncache import GfnToPfnCache
-from kvmcheck.models.virt.kvm.pfncache_variants import VARIANTS
+from kvmcheck.models.virt.kvm.pfncache import GfnToPfnCache, kvm_gpc_check
+from kvmcheck.models.virt.kvm.pfncache_variants import build_for
 
 VCPU_INFO_GPA = 0x1000
 SHINFO_GPA = 0x2000
@@ -60,12 +60,11 @@ SHINFO_HVA = 0x7F00_1000
 
 def setup_vm(variant: str) -> tuple[Kvm, KvmVcpu, GfnToPfnCache]:
     """A VM on kernel ``variant`` with shared_info and vcpu_info cached, vcpu_info invalidated."""
-    kernel = VARIANTS[variant]()
     mm = MmStruct()
     mm.map_page(VCPU_INFO_HVA, Page(pfn=1))
     mm.map_page(SHINFO_HVA, Page(pfn=2))
     slots = KvmMemslots({VCPU_INFO_GPA // PAGE_SIZE: VCPU_INFO_HVA, SHINFO_GPA // PAGE_SIZE: SHINFO_HVA})
-    kvm = Kvm(mm, kernel, slots)
+    kvm = Kvm(mm, build_for(variant), slots)
     kvm_init_mmu_notifier(kvm)
     v = KvmVcpu(kvm, 0)
     kvm_xen_init_vm(kvm)
@@ -84,7 +83,7 @@ def deliver_upcall(kvm: Kvm, gpc: GfnToPfnCache) -> int:
     idx = srcu_read_lock(kvm.srcu)
     flags = read_lock_irqsave(gpc.lock)
     pending = -1
-    if kvm.kernel.kvm_gpc_check(gpc, VCPU_INFO_SIZE):
+    if kvm_gpc_check(gpc, VCPU_INFO_SIZE):
         khva = gpc.khva
         assert khva is not None
         pending = int(khva.page.data)  # vcpu_info->evtchn_upcall_pending

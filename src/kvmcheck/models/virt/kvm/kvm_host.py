@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from kvmcheck.kernel import Mutex, RwLock, SpinLock, Srcu, Struct
+from kvmcheck.models.build import Build
 from kvmcheck.models.mm.mm import MmStruct
 
 PAGE_SIZE = 4096
@@ -55,10 +56,10 @@ class Kvm(Struct):
     memslots: Any = None
     vm_bugged: bool = False
 
-    def __init__(self, mm: MmStruct, kernel: Any, memslots: KvmMemslots) -> None:
+    def __init__(self, mm: MmStruct, build: Build, memslots: KvmMemslots) -> None:
         super().__init__(memslots=memslots)
         self.mm = mm
-        self.kernel = kernel  # the kernel version (model variant) this VM runs on
+        self.build = build  # the kernel this VM runs on: one implementation per subsystem
         self.lock = Mutex("kvm->lock")
         self.mmu_lock = RwLock("kvm->mmu_lock")
         self.mn_invalidate_lock = SpinLock("kvm->mn_invalidate_lock")

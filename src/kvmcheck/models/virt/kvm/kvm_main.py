@@ -28,6 +28,7 @@ from kvmcheck.kernel import (
     write_lock,
     write_unlock,
 )
+from kvmcheck.models.build import Subsystem
 from kvmcheck.models.mm.mm import MmStruct, get_user_pages
 from kvmcheck.models.mm.page import put_page
 from kvmcheck.models.virt.kvm.kvm_host import KVM_HVA_ERR_BAD, KVM_PFN_ERR_FAULT, Kvm, KvmMemslots
@@ -69,7 +70,7 @@ def kvm_mmu_notifier_invalidate_range_start(mm: MmStruct, kvm: Kvm, start: int, 
     spin_lock(kvm.mn_invalidate_lock)
     kvm.mn_active_invalidate_count = kvm.mn_active_invalidate_count + 1
     spin_unlock(kvm.mn_invalidate_lock)
-    kvm.kernel.gfn_to_pfn_cache_invalidate_start(kvm, start, end)
+    kvm.build.pfncache.gfn_to_pfn_cache_invalidate_start(kvm, start, end)
     if _overlaps_memslot(kvm, start, end):
         write_lock(kvm.mmu_lock)
         kvm_mmu_invalidate_begin(kvm)
@@ -97,16 +98,33 @@ def kvm_init_mmu_notifier(kvm: Kvm) -> None:
     )
 
 
+class KvmMain(Subsystem):
+    """virt/kvm/kvm_main.c at v6.8: the functions other subsystems call and variants patch."""
+
+    subsystem = "kvm_main"
+    version = "v6.8"
+
+    def hva_to_pfn(self, kvm: Kvm, hva: int) -> int:
+        """``hva_to_pfn()``: GUP the page (takes a reference, may sleep); error pfn if not present."""
+        pfn = get_user_pages(kvm.mm, hva)
+        return pfn if pfn else KVM_PFN_ERR_FAULT
+
+    def kvm_release_pfn_clean(self, kvm: Kvm, pfn: int) -> None:
+        """``kvm_release_pfn_clean()``: drop the reference hva_to_pfn took."""
+        if pfn != KVM_PFN_ERR_FAULT:
+            put_page(kvm.mm.pages[pfn])
+
+
+# C-style entry points: dispatch to this VM's build of kvm_main.
 def hva_to_pfn(kvm: Kvm, hva: int) -> int:
-    """``hva_to_pfn()``: GUP the page (takes a reference, may sleep); error pfn if not present."""
-    pfn = get_user_pages(kvm.mm, hva)
-    return pfn if pfn else KVM_PFN_ERR_FAULT
+    """``hva_to_pfn()`` of the VM's kernel build."""
+    pfn: int = kvm.build.kvm_main.hva_to_pfn(kvm, hva)
+    return pfn
 
 
 def kvm_release_pfn_clean(kvm: Kvm, pfn: int) -> None:
-    """``kvm_release_pfn_clean()``: drop the reference hva_to_pfn took."""
-    if pfn != KVM_PFN_ERR_FAULT:
-        put_page(kvm.mm.pages[pfn])
+    """``kvm_release_pfn_clean()`` of the VM's kernel build."""
+    kvm.build.kvm_main.kvm_release_pfn_clean(kvm, pfn)
 
 
 def is_error_noslot_pfn(pfn: int) -> bool:

@@ -59,6 +59,7 @@ from kvmcheck.kernel import (
     write_lock_irq,
     write_unlock_irq,
 )
+from kvmcheck.models.build import Subsystem
 from kvmcheck.models.virt.kvm.kvm_host import (
     KVM_HVA_ERR_BAD,
     KVM_PFN_ERR_FAULT,
@@ -128,9 +129,10 @@ def kvm_is_error_hva(hva: int) -> bool:
     return hva == KVM_HVA_ERR_BAD
 
 
-class Pfncache:
+class Pfncache(Subsystem):
     """virt/kvm/pfncache.c at v6.8.  Subclasses in pfncache_variants.py are patches on it."""
 
+    subsystem = "pfncache"
     version = "v6.8"
 
     # -- kvm_gpc_init -----------------------------------------------------------
@@ -311,3 +313,37 @@ class Pfncache:
                 gpc.valid = False
             write_unlock_irq(gpc.lock)
         spin_unlock(kvm.gpc_lock)
+
+
+# C-style entry points (include/linux/kvm_host.h): dispatch to the VM's build of pfncache.c.
+def kvm_gpc_init(gpc: GfnToPfnCache, kvm: Kvm, guard_lock: Mutex | None = None) -> None:
+    """``kvm_gpc_init()`` of the VM's kernel build."""
+    kvm.build.pfncache.kvm_gpc_init(gpc, kvm, guard_lock)
+
+
+def _build_of(gpc: GfnToPfnCache) -> Any:
+    assert gpc.kvm is not None, f"{gpc!r} used before kvm_gpc_init()"
+    return gpc.kvm.build.pfncache
+
+
+def kvm_gpc_check(gpc: GfnToPfnCache, length: int) -> bool:
+    """``kvm_gpc_check()`` of the VM's kernel build."""
+    ok: bool = _build_of(gpc).kvm_gpc_check(gpc, length)
+    return ok
+
+
+def kvm_gpc_refresh(gpc: GfnToPfnCache, length: int) -> int:
+    """``kvm_gpc_refresh()`` of the VM's kernel build."""
+    r: int = _build_of(gpc).kvm_gpc_refresh(gpc, length)
+    return r
+
+
+def kvm_gpc_activate(gpc: GfnToPfnCache, gpa: int, length: int) -> int:
+    """``kvm_gpc_activate()`` of the VM's kernel build."""
+    r: int = _build_of(gpc).kvm_gpc_activate(gpc, gpa, length)
+    return r
+
+
+def kvm_gpc_deactivate(gpc: GfnToPfnCache) -> None:
+    """``kvm_gpc_deactivate()`` of the VM's kernel build."""
+    _build_of(gpc).kvm_gpc_deactivate(gpc)

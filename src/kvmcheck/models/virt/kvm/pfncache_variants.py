@@ -30,8 +30,10 @@ from kvmcheck.kernel import (
     write_lock_irq,
     write_unlock_irq,
 )
+from kvmcheck.models.build import Build
 from kvmcheck.models.virt.kvm.kvm_host import KVM_PFN_ERR_FAULT, PAGE_SIZE, Kvm
 from kvmcheck.models.virt.kvm.kvm_main import (
+    KvmMain,
     gfn_to_hva_memslot,
     hva_to_pfn,
     is_error_noslot_pfn,
@@ -215,3 +217,8 @@ VARIANTS: dict[str, type[Pfncache]] = {
     "6addfcf27139": Fix6addfcf27139,
     "sean-contract": SeanContract,
 }
+
+
+def build_for(variant: str) -> Build:
+    """The v6.8 kernel with pfncache.c at ``variant``."""
+    return Build(KvmMain(), VARIANTS[variant]())

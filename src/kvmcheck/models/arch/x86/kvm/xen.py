@@ -32,7 +32,14 @@ from kvmcheck.kernel import (
     srcu_read_unlock,
 )
 from kvmcheck.models.virt.kvm.kvm_host import INVALID_GPA, Kvm, KvmVcpu
-from kvmcheck.models.virt.kvm.pfncache import GfnToPfnCache
+from kvmcheck.models.virt.kvm.pfncache import (
+    GfnToPfnCache,
+    kvm_gpc_activate,
+    kvm_gpc_check,
+    kvm_gpc_deactivate,
+    kvm_gpc_init,
+    kvm_gpc_refresh,
+)
 
 VCPU_INFO_SIZE = 64
 SHARED_INFO_SIZE = 3072
@@ -67,12 +74,12 @@ def xen_vm(kvm: Kvm) -> KvmXen:
 
 def kvm_xen_init_vcpu(v: KvmVcpu) -> None:
     """kvm_xen_init_vcpu(): kvm_gpc_init() of the vCPU's caches (guard: vcpu->mutex)."""
-    v.kvm.kernel.kvm_gpc_init(xen_vcpu(v).vcpu_info_cache, v.kvm, v.mutex)
+    kvm_gpc_init(xen_vcpu(v).vcpu_info_cache, v.kvm, v.mutex)
 
 
 def kvm_xen_init_vm(kvm: Kvm) -> None:
     """kvm_xen_init_vm(): kvm_gpc_init() of the shared_info cache (guard: xen_lock)."""
-    kvm.kernel.kvm_gpc_init(xen_vm(kvm).shinfo_cache, kvm, kvm.xen_lock)
+    kvm_gpc_init(xen_vm(kvm).shinfo_cache, kvm, kvm.xen_lock)
 
 
 # Dereferencing gpc->khva is inline in the C code ("vi = gpc->khva; vi->field"):
@@ -82,15 +89,14 @@ def kvm_xen_init_vm(kvm: Kvm) -> None:
 
 def __kvm_xen_has_interrupt(v: KvmVcpu) -> int:
     """__kvm_xen_has_interrupt(): is an upcall pending in vcpu_info? (vCPU thread)."""
-    kvm = v.kvm
     gpc = xen_vcpu(v).vcpu_info_cache
     assert gpc.lock is not None
     flags = read_lock_irqsave(gpc.lock)
-    while not kvm.kernel.kvm_gpc_check(gpc, VCPU_INFO_SIZE):
+    while not kvm_gpc_check(gpc, VCPU_INFO_SIZE):
         read_unlock_irqrestore(gpc.lock, flags)
         if in_atomic():
             return 1  # cannot refresh here; assume an event is pending
-        if kvm.kernel.kvm_gpc_refresh(gpc, VCPU_INFO_SIZE):
+        if kvm_gpc_refresh(gpc, VCPU_INFO_SIZE):
             return 0  # the gpa is no longer valid: nothing to report
         flags = read_lock_irqsave(gpc.lock)
     khva = gpc.khva
@@ -111,7 +117,7 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
     idx = srcu_read_lock(kvm.srcu)
     locked = gpc.lock  # the cache lock to drop at out_rcu
     flags = read_lock_irqsave(locked)
-    if not kvm.kernel.kvm_gpc_check(gpc, SHARED_INFO_SIZE):
+    if not kvm_gpc_check(gpc, SHARED_INFO_SIZE):
         r = EWOULDBLOCK  # goto out_rcu
     else:
         shinfo = gpc.khva
@@ -120,7 +126,7 @@ def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
         read_unlock_irqrestore(locked, flags)
         locked = vgpc.lock
         flags = read_lock_irqsave(locked)
-        if kvm.kernel.kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
+        if kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
             vi = vgpc.khva
             assert vi is not None
             vi.page.data = 1  # vcpu_info->evtchn_upcall_pending = 1
@@ -140,10 +146,10 @@ def kvm_xen_vcpu_set_attr_vcpu_info(v: KvmVcpu, gpa: int) -> int:
     mutex_lock(kvm.xen_lock)
     idx = srcu_read_lock(kvm.srcu)
     if gpa == INVALID_GPA:
-        kvm.kernel.kvm_gpc_deactivate(gpc)
+        kvm_gpc_deactivate(gpc)
         r = 0
     else:
-        r = kvm.kernel.kvm_gpc_activate(gpc, gpa, VCPU_INFO_SIZE)
+        r = kvm_gpc_activate(gpc, gpa, VCPU_INFO_SIZE)
     srcu_read_unlock(kvm.srcu, idx)
     mutex_unlock(kvm.xen_lock)
     mutex_unlock(v.mutex)
@@ -156,10 +162,10 @@ def kvm_xen_hvm_set_attr_shared_info(kvm: Kvm, gpa: int) -> int:
     mutex_lock(kvm.xen_lock)
     idx = srcu_read_lock(kvm.srcu)
     if gpa == INVALID_GPA:
-        kvm.kernel.kvm_gpc_deactivate(gpc)
+        kvm_gpc_deactivate(gpc)
         r = 0
     else:
-        r = kvm.kernel.kvm_gpc_activate(gpc, gpa, SHARED_INFO_SIZE)
+        r = kvm_gpc_activate(gpc, gpa, SHARED_INFO_SIZE)
     srcu_read_unlock(kvm.srcu, idx)
     mutex_unlock(kvm.xen_lock)
     return int(r)
@@ -167,9 +173,9 @@ def kvm_xen_hvm_set_attr_shared_info(kvm: Kvm, gpa: int) -> int:
 
 def kvm_xen_destroy_vcpu(v: KvmVcpu) -> None:
     """kvm_xen_destroy_vcpu(): deactivate the vCPU's caches -- holding neither vcpu->mutex nor xen_lock."""
-    v.kvm.kernel.kvm_gpc_deactivate(xen_vcpu(v).vcpu_info_cache)
+    kvm_gpc_deactivate(xen_vcpu(v).vcpu_info_cache)
 
 
 def kvm_xen_destroy_vm(kvm: Kvm) -> None:
     """kvm_xen_destroy_vm(): deactivate shared_info -- without xen_lock."""
-    kvm.kernel.kvm_gpc_deactivate(xen_vm(kvm).shinfo_cache)
+    kvm_gpc_deactivate(xen_vm(kvm).shinfo_cache)

@@ -1,0 +1,41 @@
+"""A kernel build: one implementation per subsystem; variants of different files compose."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvmcheck.models.build import Build, Subsystem
+from kvmcheck.models.virt.kvm.kvm_main import KvmMain
+from kvmcheck.models.virt.kvm.pfncache import Pfncache
+from kvmcheck.models.virt.kvm.pfncache_variants import SeedV1
+
+
+class KvmMainPatched(KvmMain):
+    version = "test-patch"
+
+
+def test_patched_replaces_one_subsystem_and_keeps_the_others() -> None:
+    base = Build(KvmMain(), Pfncache())
+    b = base.patched(SeedV1())
+    assert b.versions == {"kvm_main": "v6.8", "pfncache": "seed-v1"}
+    both = b.patched(KvmMainPatched())
+    assert both.versions == {"kvm_main": "test-patch", "pfncache": "seed-v1"}
+    assert base.versions == {"kvm_main": "v6.8", "pfncache": "v6.8"}  # the base is untouched
+
+
+def test_a_missing_subsystem_says_what_the_build_has() -> None:
+    with pytest.raises(AttributeError, match=r"no 'tdp_mmu' subsystem.*kvm_main, pfncache"):
+        _ = Build(KvmMain(), Pfncache()).tdp_mmu
+
+
+def test_two_implementations_of_one_subsystem_are_refused() -> None:
+    with pytest.raises(TypeError, match="two implementations of pfncache"):
+        Build(Pfncache(), SeedV1())
+
+
+def test_a_part_must_name_its_subsystem() -> None:
+    class Nameless(Subsystem):
+        version = "x"
+
+    with pytest.raises(TypeError, match="names no subsystem"):
+        Build(Nameless())
