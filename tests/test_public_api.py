@@ -12,6 +12,7 @@ import kvmcheck.kernel
 EXPECTED_TOP = {
     "STRATEGIES",
     "Finding",
+    "Progress",
     "Result",
     "Scenario",
     "Site",

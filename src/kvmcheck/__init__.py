@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kvmcheck._engine import runtime as _runtime
-from kvmcheck._engine.check import STRATEGIES, Result, check, replay
+from kvmcheck._engine.check import STRATEGIES, Progress, Result, check, replay
 from kvmcheck._engine.execution import Thread
 from kvmcheck._engine.finding import Finding, Site, Step, UsageError
 from kvmcheck._engine.scenario import Scenario, scenario
@@ -37,6 +37,7 @@ def join(*threads: Thread) -> Any:
 __all__ = [
     "STRATEGIES",
     "Finding",
+    "Progress",
     "Result",
     "Scenario",
     "Site",
