@@ -21,6 +21,7 @@ EXPECTED_TOP = {
     "UsageError",
     "check",
     "join",
+    "nondet",
     "replay",
     "scenario",
     "spawn",

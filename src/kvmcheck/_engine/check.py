@@ -10,7 +10,7 @@ from typing import Any
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
 from kvmcheck._engine.scenario import Scenario
-from kvmcheck._engine.schedule import encode, split_runs
+from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.strategies.bounded import Bounded
 from kvmcheck._engine.strategies.dpor import Dpor
 from kvmcheck._engine.strategies.pct import Pct
@@ -102,7 +102,7 @@ def _new_session(kcsan: bool = True) -> dict[str, Any]:
 def _end_run(ex: Execution) -> None:
     session = ex.session
     if session.pop("keep_run", False):
-        session["schedules"][session["run"]] = encode(ex.schedule)
+        session["schedules"][session["run"]] = ex.schedule_string()
     session["run"] += 1
 
 
@@ -231,7 +231,7 @@ def _collect(into: dict[tuple[str, str], Finding], found: list[Finding]) -> None
 
 def _schedule_for(ex: Execution, finding: Finding) -> str:
     """The finding's schedule; earlier runs it depends on (lockdep) come first, '|'-joined."""
-    return "|".join([*finding.needs, encode(ex.schedule)])
+    return "|".join([*finding.needs, ex.schedule_string()])
 
 
 def _coverage(strat: Any, executions: int, complete: bool, finding: Finding | None) -> str:
@@ -266,8 +266,8 @@ def _replay_runs(
     session = _new_session(kcsan)
     body = s.body(variant)
     ex: Execution | None = None
-    for n, tids in enumerate(runs):
-        ex = Execution(body, Replay(tids), session, max_steps, tracing=tracing and n == len(runs) - 1)
+    for n, (tids, values) in enumerate(runs):
+        ex = Execution(body, Replay(tids, values), session, max_steps, tracing=tracing and n == len(runs) - 1)
         _setup(ex)
         ex.run()
         _end_run(ex)

@@ -24,7 +24,8 @@ import greenlet
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import Abort, Finding, Site, Step
-from kvmcheck._engine.ops import Op, object_key
+from kvmcheck._engine.ops import Op, choice_op, object_key
+from kvmcheck._engine.schedule import encode
 
 
 class Strategy(Protocol):
@@ -32,6 +33,9 @@ class Strategy(Protocol):
 
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         """The thread to run next, or None to abandon this execution."""
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        """The outcome (0 <= v < n) of the nondet() choice the chosen thread takes now."""
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         """Called just before the chosen thread's operation takes effect."""
@@ -87,6 +91,7 @@ class Execution:
         self.tracing = tracing
         self.threads: list[Thread] = []
         self.schedule: list[int] = []  # tid of each step
+        self.values: dict[int, int] = {}  # step -> outcome, for the steps that are nondet() choices
         self.ops: list[Op] = []  # op of each step
         self.steps: list[Step] = []  # filled only when tracing
         self.current: Thread | None = None
@@ -164,6 +169,18 @@ class Execution:
         vc_tick(parent.vc, parent.tid)
         self._unstarted.append((t, fn, args))
         return t
+
+    def nondet(self, n: int, name: str) -> int:
+        """A choice among ``n`` outcomes that the search explores every way (a step of its own).
+
+        ``name`` is the operation the trace shows, e.g. ``nondet(color)``."""
+        op = choice_op(n, name)
+        self.visible(op)
+        return op.value
+
+    def schedule_string(self) -> str:
+        """This execution's schedule in the run-length format (see ``schedule.py``)."""
+        return encode(self.schedule, self.values)
 
     def join(self, t: Thread) -> Any:
         me = self.current
@@ -278,6 +295,11 @@ class Execution:
         t = threads[tid]
         op = t.pending
         assert op is not None
+        if op.choices:
+            v = self.strategy.choose_value(self, op.choices)
+            op.value = v
+            op.name = f"{op.name} = {v}"
+            self.values[step] = v
         self.strategy.on_event(self, tid, op)
         if tid != r:
             self._relaxed = None

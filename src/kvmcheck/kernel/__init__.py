@@ -58,6 +58,7 @@ from kvmcheck.kernel.context import (
     spawn_irq,
     spin_until_cond,
 )
+from kvmcheck.kernel.fault_inject import may_fail
 from kvmcheck.kernel.locking import (
     Mutex,
     RwLock,
@@ -270,6 +271,7 @@ __all__ = [
     "lockdep_assert_held_write",
     "lockdep_assert_not_held",
     "lockdep_is_held",
+    "may_fail",
     "memremap",
     "memunmap",
     "might_sleep",
