@@ -10,11 +10,13 @@ from typing import Any
 
 from kvmcheck._engine import runtime as _runtime
 from kvmcheck._engine.check import STRATEGIES, Progress, Result, check, replay
-from kvmcheck._engine.execution import Thread
+from kvmcheck._engine.execution import Thread, skip_frames_under
 from kvmcheck._engine.finding import Finding, Site, Step, UsageError
 from kvmcheck._engine.scenario import Scenario, scenario
 
 __version__ = "0.1.0"
+
+skip_frames_under(__file__)  # spawn(), join(), nondet() are library frames, not the model's
 
 
 def spawn(fn: Any, *args: Any, name: str | None = None) -> Thread:

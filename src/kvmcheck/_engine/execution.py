@@ -14,6 +14,7 @@ Invariant: exactly one greenlet runs at a time, and while a model thread runs,
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -422,25 +423,29 @@ def exception_finding(e: BaseException, t: Thread) -> Finding:
     return Finding("exception", msg, headline="Oops: exception in model code", thread=t.tid)
 
 
-_ENGINE_DIRS: tuple[str, ...] = ()
+# Where library code lives: frames from files under these paths are not the
+# model's (a trace step names the innermost model frame).  The engine lists
+# itself, the standard library and greenlet; each layer above registers its
+# own directory (or file) at import with :func:`skip_frames_under`.
+_SKIP: tuple[str, ...] = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.__file__) + os.sep,  # stdlib (contextlib, functools)
+    os.path.dirname(os.path.abspath(greenlet.__file__)) + os.sep,
+)
+
+
+def skip_frames_under(path: str) -> None:
+    """Treat frames from ``path`` (a directory, or a single file) as library code, not model code."""
+    global _SKIP
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        path = path.rstrip(os.sep) + os.sep
+    if path not in _SKIP:
+        _SKIP = (*_SKIP, path)
 
 
 def _engine_dirs() -> tuple[str, ...]:
-    global _ENGINE_DIRS
-    if not _ENGINE_DIRS:
-        import os
-
-        import kvmcheck
-
-        root = os.path.dirname(kvmcheck.__file__)
-        _ENGINE_DIRS = (
-            os.path.join(root, "_engine") + os.sep,
-            os.path.join(root, "kernel") + os.sep,
-            os.path.join(root, "__init__.py"),
-            os.path.dirname(os.__file__) + os.sep,  # stdlib (contextlib, functools)
-            greenlet.__file__.rsplit(os.sep, 1)[0],
-        )
-    return _ENGINE_DIRS
+    return _SKIP
 
 
 def model_site(frame: Any) -> tuple[Site, tuple[str, ...]]:
@@ -462,10 +467,12 @@ def model_site(frame: Any) -> tuple[Site, tuple[str, ...]]:
     return site, tuple(s for s in stack if s not in ("_thread_main", "<module>"))
 
 
-def _short(path: str) -> str:
-    import os
+# The directory holding the package this engine is part of: files under it are
+# shown relative to it ("kvmcheck/models/..."), any other file by its base name.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
-    marker = os.sep + "kvmcheck" + os.sep
-    if marker in path:
-        return "kvmcheck/" + path.split(marker, 1)[1].replace(os.sep, "/")
+
+def _short(path: str) -> str:
+    if path.startswith(_PACKAGE_PARENT):
+        return path[len(_PACKAGE_PARENT) :].replace(os.sep, "/")
     return os.path.basename(path)
