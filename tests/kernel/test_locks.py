@@ -129,7 +129,7 @@ def test_unlocked_increment_is_a_lost_update() -> None:
         join(spawn(inc), spawn(inc))
         assert c.n == 2
 
-    r = run(body)
+    r = run(body, keep_going=True)
     found(r, "assertion", "assertion failed")
     assert any(w.kind == "data-race" for w in r.warnings)
 
@@ -230,7 +230,7 @@ def test_reader_excludes_writer(flavour: str, reader_locks: bool) -> None:
 
         join(spawn(writer), spawn(reader))
 
-    r = run(body)
+    r = run(body, keep_going=True)
     if reader_locks:
         ok(r)
     else:
@@ -629,7 +629,7 @@ def test_abba_deadlock(same_order: bool) -> None:
 
         join(spawn(ab), spawn(ba))
 
-    r = run(body)
+    r = run(body, keep_going=True)
     if same_order:
         ok(r)
         assert r.executions >= 2
@@ -662,7 +662,7 @@ def test_abba_with_mutexes() -> None:
 
         join(spawn(ab), spawn(ba))
 
-    r = run(body)
+    r = run(body, keep_going=True)
     found(r, "deadlock", "deadlock")
     assert "mutex_A" in r.finding.message and "mutex_B" in r.finding.message  # type: ignore[union-attr]
 

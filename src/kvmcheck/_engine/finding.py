@@ -71,9 +71,19 @@ class Finding:
     step: int | None = None  # the step at which it was reported (the run may go on after it)
 
     def __str__(self) -> str:
-        from kvmcheck.report.text import render_finding
-
-        return render_finding(self)
+        """A plain rendering (the report layer renders the full report with its trace table)."""
+        lines = [
+            self.headline or self.kind,
+            f"kind: {self.kind}" + (f"    scenario: {self.scenario}" if self.scenario else ""),
+        ]
+        lines.append(self.message)
+        lines.extend(self.details)
+        if self.trace:
+            lines.append("trace:")
+            lines.extend(f"  {s.index:4}  T{s.thread} {s.thread_name}: {s.op}  {s.site}" for s in self.trace)
+        if self.schedule:
+            lines.append(f"schedule: {self.schedule}")
+        return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {

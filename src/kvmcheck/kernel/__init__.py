@@ -4,7 +4,10 @@ Names are the kernel's own, so a model reads beside the C source:
 ``spin_lock(gpc.lock)`` for ``spin_lock(&gpc->lock)``.
 """
 
+import os as _os
+
 from kvmcheck._engine.check import runtime_setup_hooks as _hooks
+from kvmcheck._engine.execution import skip_frames_under as _skip_frames_under
 from kvmcheck.kernel._setup import setup as _setup
 from kvmcheck.kernel.atomic import (
     Atomic,
@@ -58,6 +61,7 @@ from kvmcheck.kernel.context import (
     spawn_irq,
     spin_until_cond,
 )
+from kvmcheck.kernel.fault_inject import may_fail
 from kvmcheck.kernel.locking import (
     Mutex,
     RwLock,
@@ -182,6 +186,7 @@ from kvmcheck.kernel.struct import READ_ONCE, WRITE_ONCE, Struct, data_race, str
 
 if _setup not in _hooks:
     _hooks.append(_setup)
+_skip_frames_under(_os.path.dirname(__file__))  # kernel primitives are library frames in a trace
 
 __all__ = [
     "BUG",
@@ -270,6 +275,7 @@ __all__ = [
     "lockdep_assert_held_write",
     "lockdep_assert_not_held",
     "lockdep_is_held",
+    "may_fail",
     "memremap",
     "memunmap",
     "might_sleep",
