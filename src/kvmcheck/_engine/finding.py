@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmcheck._engine.kinds import lookup
+
 
 @dataclass(frozen=True)
 class Site:
@@ -69,6 +71,9 @@ class Finding:
     scenario: str = ""
     needs: list[str] = field(default_factory=list)  # earlier runs' schedules replay must run first
     step: int | None = None  # the step at which it was reported (the run may go on after it)
+
+    def __post_init__(self) -> None:
+        lookup(self.kind)  # every kind is one of the registry's (kinds.py); a typo is an error
 
     def __str__(self) -> str:
         """A plain rendering (the report layer renders the full report with its trace table)."""
