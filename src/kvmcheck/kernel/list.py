@@ -32,7 +32,7 @@ Pointer values are ``ListHead`` objects, or the poison integers:
 
 Following a poisoned pointer -- reading through it, writing through it, or
 handing its ``container_of`` to the loop body -- is a finding of kind
-``general-protection-fault`` with the kernel's headline ("general protection
+``general-protection`` with the kernel's headline ("general protection
 fault, probably for non-canonical address 0xdead000000000100: 0000 [#1]
 SMP"), as on x86-64 where the poison values are non-canonical addresses.
 The iterators raise it when they would hand the body ``container_of(poison)``:
@@ -82,7 +82,7 @@ from kvmcheck.kernel.struct import Field, FieldState, Struct
 LIST_POISON1 = 0xDEAD000000000100  # POISON_POINTER_DELTA (0xdead000000000000 on x86-64) + 0x100
 LIST_POISON2 = 0xDEAD000000000122  # ... + 0x122
 
-GPF_KIND = "general-protection-fault"
+GPF_KIND = "general-protection"
 
 
 class _LinkField(Field):
