@@ -5,6 +5,7 @@ Names are the kernel's own, so a model reads beside the C source:
 """
 
 from kvmcheck._engine.check import runtime_setup_hooks as _hooks
+from kvmcheck._engine.execution import exception_translators as _translators
 from kvmcheck.kernel._setup import setup as _setup
 from kvmcheck.kernel.atomic import (
     Atomic,
@@ -37,6 +38,7 @@ from kvmcheck.kernel.atomic import (
     smp_wmb,
 )
 from kvmcheck.kernel.bug import BUG, BUG_ON, KVM_BUG_ON, WARN_ON, WARN_ON_ONCE
+from kvmcheck.kernel.bug import null_deref_finding as _null_deref
 from kvmcheck.kernel.completion import (
     Completion,
     complete,
@@ -182,6 +184,8 @@ from kvmcheck.kernel.struct import READ_ONCE, WRITE_ONCE, Struct, data_race, str
 
 if _setup not in _hooks:
     _hooks.append(_setup)
+if _null_deref not in _translators:
+    _translators.append(_null_deref)
 
 __all__ = [
     "BUG",
