@@ -164,9 +164,9 @@ def test_nondet_rejects_bad_n(bad: Any) -> None:
     def s() -> None:
         nondet(bad)
 
-    r = check(s)
-    # misuse inside a scenario is reported as the user's error, in one line
-    assert r.finding is not None and "n must be an int >= 1" in r.finding.message
+    # misuse inside a scenario is the user's error (one line, exit 2 in the CLI), not a finding
+    with pytest.raises(UsageError, match="n must be an int >= 1"):
+        check(s)
 
 
 def test_nondet_outside_a_check_is_a_usage_error() -> None:

@@ -24,7 +24,7 @@ import greenlet
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
-from kvmcheck._engine.finding import Abort, Finding, Site, Step
+from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
 from kvmcheck._engine.schedule import encode
 
@@ -234,6 +234,8 @@ class Execution:
             self._unstarted.append((main, self.body, ()))
             self._start_new()
             self._loop()
+            if self._crash is not None:  # a UsageError in a thread the loop never switched back from
+                raise self._crash
             if self.outcome == "complete":
                 self._end_checks()
         finally:
@@ -354,6 +356,11 @@ class Execution:
             if t.dead and not self.aborting:
                 t.done = True  # killed by an oops: whoever joins it goes on
             return
+        except UsageError as e:  # a misuse of the API (one line, exit 2), not a finding
+            if not self.aborting and self._crash is None:
+                self._crash = e
+            t.dead = t.done = True
+            return
         except Exception as e:  # noqa: BLE001 - any exception in model code is an oops
             if not self.aborting and not t.dead:
                 self._record(exception_finding(e, t))
@@ -419,6 +426,10 @@ def exception_finding(e: BaseException, t: Thread) -> Finding:
         return Finding(
             "assertion", f"{msg or 'assert failed'} at {site}", headline="assertion failed", thread=t.tid
         )
+    for translate in exception_translators:
+        f = translate(e, site, t.tid)
+        if f is not None:
+            return f
     msg = f"{type(e).__name__}: {e} at {site}"
     return Finding("exception", msg, headline="Oops: exception in model code", thread=t.tid)
 
@@ -442,6 +453,11 @@ def skip_frames_under(path: str) -> None:
         path = path.rstrip(os.sep) + os.sep
     if path not in _SKIP:
         _SKIP = (*_SKIP, path)
+
+
+# Upper layers append here: (exception, model site, thread) -> the Finding it stands for, or
+# None (the kernel layer turns an attribute of None into "BUG: kernel NULL pointer dereference").
+exception_translators: list[Callable[[BaseException, Site, int], Finding | None]] = []
 
 
 def _engine_dirs() -> tuple[str, ...]:
