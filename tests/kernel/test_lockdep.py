@@ -75,7 +75,23 @@ def test_inversion_that_never_deadlocks_is_reported() -> None:
     text = "\n".join(f.details)
     assert "L1" in text and "L2" in text
     assert "*** DEADLOCK ***" in text
-    assert any(line.strip().startswith("-> #0 L2 acquired at _ab") for line in f.details), f.details
+    # print_circular_bug()'s layout: both locks, then the chain in reverse order, each with its stack
+    assert f.details[0] == "B is trying to acquire lock:"
+    assert "but task is already holding lock:" in f.details
+    assert "which lock already depends on the new lock." in f.details
+    assert "the existing dependency chain (in reverse order) is:" in f.details
+    one, zero = f.details.index("-> #1 (L2):"), f.details.index("-> #0 (L1):")
+    assert one < zero
+    assert f.details[one + 1].strip().startswith("_ab (")  # A took L2 in _ab, holding L1
+    assert "[taken by A while holding L1]" in f.details[one + 2]
+    assert f.details[zero + 1].strip().startswith("_ab (")  # B takes L1 in _ab, holding L2
+    table = f.details[f.details.index(" Possible unsafe locking scenario:") :]
+    assert [ln.strip() for ln in table if ln.strip().startswith("lock(")] == [
+        "lock(L2);",
+        "lock(L1);",
+        "lock(L2);",
+        "lock(L1);",
+    ]
     # no explored execution deadlocked: the circular dependency is the worst finding, and nothing else
     assert r.warnings == []
     # both orders were recorded in one execution (A then B), so no earlier run is needed
@@ -149,6 +165,9 @@ def test_three_lock_cycle_is_reported() -> None:
     found(r, "lock-order", CIRCULAR)
     text = "\n".join(r.finding.details)  # type: ignore[union-attr]
     assert all(name in text for name in ("LA", "LB", "LC"))
+    # a chain longer than two locks is spelled out before the scenario, as lockdep does
+    assert "Chain exists of:" in r.finding.details  # type: ignore[union-attr]
+    assert "  LA --> LB --> LC" in r.finding.details  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("reverse", ["trylock", "lock"])
@@ -227,6 +246,10 @@ def test_same_class_needs_a_nesting_annotation(kind: str, nested: bool) -> None:
         found(r, "lock-order", RECURSIVE)
         assert "same class" in r.finding.message  # type: ignore[union-attr]
         assert "_nested" in r.finding.message  # type: ignore[union-attr]
+        details = r.finding.details  # type: ignore[union-attr]
+        assert "but task is already holding lock:" in details
+        assert " May be due to missing lock nesting notation" in details
+        assert " *** DEADLOCK ***" in details
 
 
 def test_different_classes_are_not_recursive() -> None:

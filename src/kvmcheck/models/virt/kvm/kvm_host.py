@@ -13,13 +13,16 @@ Locking contract (Documentation/virt/kvm/locking.rst, for the fields here):
   kvm->gpc_lock (spin)              protects kvm->gpc_list.
   kvm->srcu                         protects kvm->memslots (readers); updates bump generation.
   kvm->arch.xen.xen_lock (mutex)    serialises Xen attribute changes (shared_info activate).
+  kvm->users_count (refcount_t)     the VM's lifetime: kvm_get_kvm/kvm_put_kvm (kvm_lifetime.py).
+  kvm->devices                      written under kvm->lock; kvm_destroy_devices walks it unlocked
+                                    (no one else holds a reference by then).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck.kernel import Mutex, RwLock, SpinLock, Srcu, Struct
+from kvmcheck.kernel import Mutex, Refcount, RwLock, SpinLock, Srcu, Struct
 from kvmcheck.models.build import Build
 from kvmcheck.models.mm.mm import MmStruct
 
@@ -55,9 +58,13 @@ class Kvm(Struct):
     gpc_list: tuple[Any, ...] = ()
     memslots: Any = None
     vm_bugged: bool = False
+    # The VM's lifetime (virt/kvm/kvm_lifetime.py).  A field, so that reaching the
+    # embedded refcount_t through a freed struct kvm is the use-after-free it is.
+    users_count: Any = None
+    devices: tuple[Any, ...] = ()  # struct kvm_device on kvm->devices (list_head vm_node)
 
     def __init__(self, mm: MmStruct, build: Build, memslots: KvmMemslots) -> None:
-        super().__init__(memslots=memslots)
+        super().__init__(memslots=memslots, users_count=Refcount(1, "kvm->users_count"))
         self.mm = mm
         self.build = build  # the kernel this VM runs on: one implementation per subsystem
         self.lock = Mutex("kvm->lock")
