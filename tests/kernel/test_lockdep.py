@@ -470,3 +470,33 @@ def test_irq_safe_to_irq_safe_order_is_fine() -> None:
     r = check(_irq_inversion(other_irqsave=True))
     assert r.verdict == "ok"
     assert r.complete
+
+
+# -- held lock freed -------------------------------------------------------------------------------
+@pytest.mark.parametrize("holding", [True, False])
+def test_freeing_memory_with_a_held_lock_in_it(holding: bool) -> None:
+    """debug_check_no_locks_freed(): the task frees an object whose embedded lock it holds."""
+    from kvmcheck.kernel import kfree, kmalloc
+    from kvmcheck.kernel.lockdep import debug_check_no_locks_freed
+
+    class Obj(Struct):
+        x: int = 0
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**values)
+            self.lock = Mutex("obj->lock")
+
+    def body() -> None:
+        o = kmalloc(Obj)
+        mutex_lock(o.lock)
+        if not holding:
+            mutex_unlock(o.lock)
+        debug_check_no_locks_freed(o)
+        kfree(o)
+
+    r = run(body)
+    if holding:
+        found(r, "use-after-free", "BUG: held lock freed!")
+        assert "obj->lock" in r.finding.message  # type: ignore[union-attr]
+    else:
+        ok(r)

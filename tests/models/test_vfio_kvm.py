@@ -1,0 +1,328 @@
+"""Seed 003: the vfio_kvm models, every variant, against the verdicts of issue 9."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kvmcheck import check, replay
+from kvmcheck._engine import check as engine_check
+from kvmcheck._engine.execution import Execution
+from kvmcheck.kernel import kfree
+from kvmcheck.models.drivers.vfio import variants
+from kvmcheck.models.drivers.vfio.vfio_main import VfioMain2b48
+from kvmcheck.models.kernel_module import symbol_get, symbol_put
+from kvmcheck.models.virt.kvm import kvm_lifetime
+from kvmcheck.models.virt.kvm.vfio import KvmVfioC, kvm_vfio_file_set_kvm
+from kvmcheck.scenarios import vfio_kvm as vk
+
+SCENARIOS = [vk.open_vs_release, vk.open_then_release, vk.close_last_ref, vk.group_add_del]
+CASES = [(s, v) for s in SCENARIOS for v in s.variants]
+CIRCULAR = "WARNING: possible circular locking dependency detected"
+RECURSIVE = "WARNING: possible recursive locking detected"
+FIXED = ("2b48f52f2bff", "alex-incremental", "9e0f4f2918c2")
+
+# (scenario, variant) -> (finding kind, a string its headline contains, strings its message contains)
+HEADLINES = {
+    ("vfio_kvm.open_vs_release", "v6.1"): ("deadlock", RECURSIVE, ["group->group_rwsem"]),
+    ("vfio_kvm.open_vs_release", "51cdc8bc120e"): (
+        "deadlock",
+        "INFO: task blocked forever (deadlock)",
+        ["kvm->lock", "group->group_lock"],
+    ),
+    ("vfio_kvm.open_vs_release", "spinlock-no-ref"): ("use-after-free", "", ["kvm"]),
+    ("vfio_kvm.open_then_release", "51cdc8bc120e"): ("lock-order", CIRCULAR, ["kvm->lock", "group_lock"]),
+    ("vfio_kvm.close_last_ref", "v6.1"): ("deadlock", RECURSIVE, ["group->group_rwsem"]),
+    ("vfio_kvm.close_last_ref", "51cdc8bc120e"): ("use-after-free", "BUG: held lock freed!", ["kvm->lock"]),
+    ("vfio_kvm.close_last_ref", "spinlock-no-ref"): (
+        "use-after-free",
+        "BUG: held lock freed!",
+        ["kvm->lock"],
+    ),
+    **{
+        ("vfio_kvm.group_add_del", v): (
+            "use-after-free",
+            "BUG: KASAN: use-after-free",
+            ["kvm_vfio_group->file"],
+        )
+        for v in variants.VARIANTS
+        if v != "9e0f4f2918c2"
+    },
+}
+
+
+@pytest.mark.parametrize(("scn", "variant"), CASES, ids=[f"{s.name}[{v}]" for s, v in CASES])
+def test_verdict_and_headline(scn: Any, variant: str) -> None:
+    r = check(scn, variant=variant)
+    assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
+    if r.verdict == "ok":
+        assert r.complete  # verified exhaustively, not sampled
+        assert r.elapsed_s < 10
+        assert r.warnings == []
+        return
+    f = r.finding
+    assert f is not None
+    kind, headline, words = HEADLINES[(scn.name, variant)]
+    assert f.kind == kind, str(f)
+    assert headline in f.headline
+    for w in words:
+        assert w in f.message, f.message
+
+
+def test_the_issue_table_is_the_expectation() -> None:
+    """The verdicts issue 9 fixes, where it fixes them (the rest are what the checker finds)."""
+    assert vk.open_vs_release.expect["51cdc8bc120e"] == "bug"
+    assert vk.open_vs_release.expect["spinlock-no-ref"] == "bug"
+    assert vk.open_then_release.expect["51cdc8bc120e"] == "bug"
+    assert vk.close_last_ref.expect["v6.1"] == "bug"
+    assert vk.group_add_del.expect["51cdc8bc120e"] == "bug"
+    assert vk.group_add_del.expect["2b48f52f2bff"] == "bug"
+    assert vk.group_add_del.expect["9e0f4f2918c2"] == "ok"
+    for v in FIXED:
+        for s in (vk.open_vs_release, vk.open_then_release, vk.close_last_ref):
+            assert s.expect[v] == "ok"
+
+
+# -- lockdep before the deadlock ------------------------------------------------------------------
+@pytest.fixture
+def executions() -> Iterator[list[Execution]]:
+    """Every execution a check runs (the engine's per-execution setup hook sees each one)."""
+    seen: list[Execution] = []
+    hook = seen.append
+    engine_check.runtime_setup_hooks.append(hook)
+    try:
+        yield seen
+    finally:
+        engine_check.runtime_setup_hooks.remove(hook)
+
+
+def _blocked_forever(ex: Execution) -> bool:
+    return any(f.kind == "deadlock" for f in ex.findings) or any(t.pending is not None for t in ex.threads)
+
+
+def test_lockdep_finds_the_abba_in_an_exploration_where_nothing_deadlocks(
+    executions: list[Execution],
+) -> None:
+    r = check(vk.open_then_release, variant="51cdc8bc120e")
+    f = r.finding
+    assert f is not None
+    assert f.kind == "lock-order"
+    assert f.headline == CIRCULAR
+    # A WARN does not stop the search: it ran until DPOR was exhausted, and no execution
+    # of it had a thread blocked forever (or any other hard finding).
+    searched = [ex for ex in executions if not ex.tracing]  # the last one replays the report
+    assert len(searched) == r.executions >= 1
+    assert [ex for ex in searched if _blocked_forever(ex)] == []
+    assert all(ex.finding is None for ex in searched)
+    assert not any(w.kind == "deadlock" for w in r.warnings)
+    # the report: both lock classes, both acquisition chains, the CPU0/CPU1 table
+    d = f.details
+    assert d[0] == "release is trying to acquire lock:"
+    assert " (group->group_lock), at: vfio_file_set_kvm" in d[1]
+    assert d[d.index("but task is already holding lock:") + 1] == " (kvm->lock)"
+    assert "which lock already depends on the new lock." in d
+    assert "the existing dependency chain (in reverse order) is:" in d
+    one, zero = d.index("-> #1 (kvm->lock):"), d.index("-> #0 (group->group_lock):")
+    opener = " ".join(d[one:zero])  # the open path took kvm->lock under group_lock
+    for fn in (
+        "get_update_locks_for_kvm",
+        "vfio_ap_mdev_set_kvm",
+        "vfio_device_open",
+        "vfio_device_group_open",
+    ):
+        assert fn in opener, opener
+    assert "[taken by device while holding group->group_lock]" in opener
+    releaser = " ".join(d[zero : d.index("other info that might help us debug this:")])
+    for fn in ("vfio_file_set_kvm", "kvm_vfio_release", "kvm_device_release"):
+        assert fn in releaser, releaser
+    table = d[d.index(" Possible unsafe locking scenario:") :]
+    assert "       CPU0                    CPU1" in table
+    assert [ln.strip() for ln in table if ln.strip().startswith("lock(")] == [
+        "lock(kvm->lock);",
+        "lock(group->group_lock);",
+        "lock(kvm->lock);",
+        "lock(group->group_lock);",
+    ]
+    assert " *** DEADLOCK ***" in table
+
+
+def test_the_blocked_execution_counter_sees_a_deadlock(executions: list[Execution]) -> None:
+    """The counter above is not vacuous: the racing scenario on the same kernel deadlocks."""
+    r = check(vk.open_vs_release, variant="51cdc8bc120e")
+    assert r.finding is not None
+    assert r.finding.kind == "deadlock"
+    assert [ex for ex in executions if _blocked_forever(ex)] != []
+    # and lockdep had already warned about the cycle in a run that did not deadlock
+    assert any(w.headline == CIRCULAR for w in r.warnings)
+
+
+@pytest.mark.parametrize(
+    ("scn", "variant"), [(vk.open_vs_release, "51cdc8bc120e"), (vk.open_then_release, "51cdc8bc120e")]
+)
+def test_counterexamples_replay(scn: Any, variant: str) -> None:
+    r = check(scn, variant=variant)
+    assert r.finding is not None
+    again = replay(scn, r.finding.schedule, variant=variant)
+    assert again.finding is not None
+    assert (again.finding.kind, again.finding.message) == (r.finding.kind, r.finding.message)
+
+
+# -- the VM's lifetime: destroyed exactly once ---------------------------------------------------
+@pytest.fixture
+def destroys(monkeypatch: pytest.MonkeyPatch, executions: list[Execution]) -> dict[int, int]:
+    """kvm_destroy_vm calls, per execution (by index into ``executions``)."""
+    counts: dict[int, int] = {}
+    real = kvm_lifetime.kvm_destroy_vm
+
+    def counting(kvm: Any) -> None:
+        n = len(executions) - 1
+        counts[n] = counts.get(n, 0) + 1
+        real(kvm)
+
+    monkeypatch.setattr(kvm_lifetime, "kvm_destroy_vm", counting)
+    return counts
+
+
+@pytest.mark.parametrize("variant", FIXED)
+@pytest.mark.parametrize("scn", [vk.open_vs_release, vk.open_then_release, vk.close_last_ref])
+def test_fixed_variants_destroy_the_vm_exactly_once(
+    scn: Any, variant: str, executions: list[Execution], destroys: dict[int, int]
+) -> None:
+    r = check(scn, variant=variant)
+    assert r.verdict == "ok"
+    assert r.complete
+    finished = [i for i, ex in enumerate(executions) if ex.outcome == "complete"]
+    assert finished
+    assert all(destroys.get(i) == 1 for i in finished), destroys
+
+
+class LeakingPut(VfioMain2b48):
+    """Mutant: vfio_device_put_kvm forgets kvm_put_kvm (but drops the symbol and the pointer)."""
+
+    version = "mutant-leak"
+
+    def vfio_device_put_kvm(self, device: Any) -> None:
+        if device.kvm is not None:
+            device.put_kvm = None
+            symbol_put("kvm_put_kvm")
+            device.kvm = None
+
+
+class DoublePut(VfioMain2b48):
+    """Mutant: vfio_device_put_kvm drops vfio's kvm reference twice."""
+
+    version = "mutant-double-put"
+
+    def vfio_device_put_kvm(self, device: Any) -> None:
+        if device.kvm is not None:
+            device.put_kvm(device.kvm)
+        super().vfio_device_put_kvm(device)
+
+
+class UnbalancedSymbol(VfioMain2b48):
+    """Mutant: the failure path of _vfio_device_get_kvm_safe never symbol_puts kvm_get_kvm_safe."""
+
+    version = "mutant-symbol"
+
+    def kvm_to_get(self, device: Any, kvm: Any) -> Any:
+        symbol_get("kvm_get_kvm_safe")  # an extra reference on kvm.ko, never dropped
+        return kvm
+
+
+class NoFput(KvmVfioC):
+    """Mutant: kvm_vfio_release forgets to fput each group's file."""
+
+    version = "mutant-no-fput"
+
+    def _teardown(self, dev: Any) -> None:
+        kv = dev.private
+        for kvg in kv.group_list:
+            kvm_vfio_file_set_kvm(kvg.file, None)
+            kv.group_list = tuple(k for k in kv.group_list if k is not kvg)
+            kfree(kvg)
+        self.kvm_vfio_update_coherency(dev)
+        kfree(kv)
+        kfree(dev)
+
+
+def _with_mutant(monkeypatch: pytest.MonkeyPatch, *parts: Any) -> None:
+    monkeypatch.setitem(variants.BUILDS, "2b48f52f2bff", variants.FIX_2B48.patched(*parts))
+
+
+def test_mutant_that_never_puts_the_vm_is_a_kmemleak_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_mutant(monkeypatch, LeakingPut())
+    r = check(vk.close_last_ref, variant="2b48f52f2bff")
+    assert r.finding is not None
+    assert r.finding.kind == "leak"
+    assert r.finding.headline == "kmemleak: 1 new suspected memory leak"
+    assert "Kvm" in r.finding.message
+
+
+def test_mutant_that_puts_the_vm_twice_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_mutant(monkeypatch, DoublePut())
+    r = check(vk.open_then_release, variant="2b48f52f2bff")
+    assert r.verdict == "bug"
+    reports = [r.finding, *r.warnings]
+    kinds = {f.kind for f in reports if f is not None}
+    # the VM dies at vfio's second put, under the VMM's feet: its later puts touch freed memory
+    assert kinds & {"use-after-free", "double-free"}, reports
+
+
+def test_mutant_leaking_a_module_reference_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_mutant(monkeypatch, UnbalancedSymbol())
+    r = check(vk.open_then_release, variant="2b48f52f2bff")
+    assert r.finding is not None
+    assert r.finding.kind == "assertion"
+    assert "module kvm: 1 reference(s) taken by symbol_get never put" in r.finding.message
+
+
+def test_mutant_leaking_a_file_reference_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_mutant(monkeypatch, NoFput())
+    r = check(vk.open_then_release, variant="2b48f52f2bff")
+    assert r.finding is not None
+    assert r.finding.kind == "assertion"
+    assert "group file f_count 2, expected 1" in r.finding.message
+
+
+def test_spinlock_no_ref_hands_the_driver_a_freed_vm() -> None:
+    """The open path alone (no device close, so vfio-ap's held-lock-freed cannot come first)."""
+    from kvmcheck import join, scenario, spawn
+
+    @scenario
+    def open_only_vs_release() -> None:
+        vm = vk.setup_vm("spinlock-no-ref")
+        join(spawn(vk.open_device, vm, name="device"), spawn(vk.release_kvm_fds, vm, name="release"))
+
+    r = check(open_only_vs_release)
+    f = r.finding
+    assert f is not None
+    assert f.kind == "use-after-free"
+    assert f.headline.startswith("BUG: KASAN: use-after-free")
+    assert f.message == "read of kvm->users_count after kfree"  # vfio-ap's kvm_get_kvm on the dead VM
+    functions = {fn for s in f.trace for fn in s.stack}
+    assert {"vfio_ap_mdev_set_kvm", "kvm_destroy_vm"} <= functions
+
+
+def test_symbol_get_of_an_absent_module_is_null() -> None:
+    from kvmcheck import scenario
+
+    @scenario
+    def no_kvm_module() -> None:
+        assert symbol_get("kvm_put_kvm") is None
+
+    assert check(no_kvm_module).verdict == "ok"
+
+
+def test_list_shows_the_new_system() -> None:
+    from kvmcheck._loader import bundled
+
+    names = {s.name for s in bundled()}
+    assert {
+        "vfio_kvm.open_vs_release",
+        "vfio_kvm.open_then_release",
+        "vfio_kvm.close_last_ref",
+        "vfio_kvm.group_add_del",
+    } <= names
+    assert set(vk.open_vs_release.variants) == set(variants.VARIANTS)
