@@ -236,7 +236,7 @@ class NoFput(KvmVfioC):
 
     version = "mutant-no-fput"
 
-    def _teardown(self, dev: Any) -> None:
+    def kvm_vfio_release(self, dev: Any) -> None:
         kv = dev.private
         for kvg in kv.group_list:
             kvm_vfio_file_set_kvm(kvg.file, None)
@@ -303,6 +303,23 @@ def test_spinlock_no_ref_hands_the_driver_a_freed_vm() -> None:
     assert f.message == "read of kvm->users_count after kfree"  # vfio-ap's kvm_get_kvm on the dead VM
     functions = {fn for s in f.trace for fn in s.stack}
     assert {"vfio_ap_mdev_set_kvm", "kvm_destroy_vm"} <= functions
+
+
+def test_v61_driver_can_take_a_reference_on_a_dead_vm() -> None:
+    """v6.1, the open path alone: .destroy waits for group_rwsem while the driver's open holds it."""
+    from kvmcheck import join, scenario, spawn
+
+    @scenario
+    def open_only_vs_release() -> None:
+        vm = vk.setup_vm("v6.1")
+        join(spawn(vk.open_device, vm, name="device"), spawn(vk.release_kvm_fds, vm, name="release"))
+
+    r = check(open_only_vs_release)
+    f = r.finding
+    assert f is not None
+    assert f.kind == "refcount"
+    assert f.message == "refcount_t: addition on 0; use-after-free. (kvm->users_count)"
+    assert f.headline == "WARNING: refcount bug in kvm_get_kvm"
 
 
 def test_symbol_get_of_an_absent_module_is_null() -> None:

@@ -138,14 +138,20 @@ def open_vs_release(variant: str) -> None:
     lockdep clean.  Paths the kernel can take: yes -- at every version, nothing
     orders a device open against the VMM closing its kvm fds (QEMU exiting, or
     hot-unplugging while the kvm-vfio device goes).
-    v6.1: the kvm-vfio device's ``.destroy`` runs at the last put, in ``release``;
-      when that comes while ``device`` is in open_device, vfio-ap's kvm_get_kvm
-      increments a dead VM's users_count ("addition on 0; use-after-free") and the
-      VM is freed under the driver, whose close then uses it: a use-after-free.
+    v6.1: two bugs.  Reported first: ``release`` drops its references between the
+      open and the close, so the driver's put in close_device is the VM's last and
+      kvm_vfio_destroy's down_write(group_rwsem) meets the read hold close_device
+      runs under: the task deadlocks on itself (close_last_ref's bug, reached by a
+      race).  Also there: when the last put comes while ``device`` is inside
+      open_device, vfio-ap's kvm_get_kvm increments a dead VM's users_count
+      ("refcount_t: addition on 0; use-after-free", see the tests).
     51cdc8bc120e: group_lock -> kvm->lock (open_device) against kvm->lock ->
       group_lock (kvm_vfio_release): the ABBA deadlock Krowiak reported.
-    spinlock-no-ref: no deadlock, but the bare group->kvm pointer is used by the
-      driver after ``release`` freed the VM: use-after-free of struct kvm.
+    spinlock-no-ref: no deadlock any more.  Reported first: vfio-ap's close drops
+      the VM's last reference under kvm->lock ("BUG: held lock freed!", as in
+      close_last_ref); also there (the tests show it with the open alone): the bare
+      group->kvm pointer reaches the driver after ``release`` freed the VM, and
+      kvm_get_kvm reads the freed kvm->users_count (KASAN use-after-free).
     2b48f52f2bff, alex-incremental, 9e0f4f2918c2: vfio pins the VM with
       kvm_get_kvm_safe before open_device; ok, every interleaving explored.
     """

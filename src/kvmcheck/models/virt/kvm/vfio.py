@@ -158,11 +158,7 @@ class KvmVfioC(Subsystem):
         return ret
 
     def kvm_vfio_release(self, dev: KvmDevice) -> None:
-        """kvm_vfio_release() (51cdc8bc120e): called with kvm->lock held; unlink every group, free."""
-        self._teardown(dev)
-
-    def _teardown(self, dev: KvmDevice) -> None:
-        """The body .release (v6.2) and .destroy (v6.1) share: set_kvm(NULL), fput, kfree each group."""
+        """kvm_vfio_release() (51cdc8bc120e): with kvm->lock held, unlink every group and free."""
         kv = dev.private
         for kvg in kv.group_list:  # list_for_each_entry_safe
             kvm_vfio_file_set_kvm(kvg.file, None)
@@ -185,8 +181,20 @@ class KvmVfioV61(KvmVfioC):
         return KvmDeviceOps("kvm-vfio", create=self.kvm_vfio_create, destroy=self.kvm_vfio_destroy)
 
     def kvm_vfio_destroy(self, dev: KvmDevice) -> None:
-        """kvm_vfio_destroy() (v6.1): from kvm_destroy_vm, in whatever context dropped the last ref."""
-        self._teardown(dev)
+        """kvm_vfio_destroy() (v6.1): from kvm_destroy_vm, in whatever context dropped the last ref.
+
+        The body 51cdc8bc120e renamed to kvm_vfio_release, unchanged.
+        """
+        kv = dev.private
+        for kvg in kv.group_list:  # list_for_each_entry_safe
+            kvm_vfio_file_set_kvm(kvg.file, None)
+            fput(kvg.file)
+            kv.group_list = tuple(k for k in kv.group_list if k is not kvg)  # list_del
+            kfree(kvg)
+            # kvm_arch_end_assignment(dev->kvm)
+        self.kvm_vfio_update_coherency(dev)
+        kfree(kv)
+        kfree(dev)  # "alloc by kvm_ioctl_create_device, free by .destroy"
 
 
 class KvmVfio9e0f(KvmVfioC):
