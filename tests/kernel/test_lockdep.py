@@ -500,3 +500,43 @@ def test_freeing_memory_with_a_held_lock_in_it(holding: bool) -> None:
         assert "obj->lock" in r.finding.message  # type: ignore[union-attr]
     else:
         ok(r)
+
+
+def test_dependency_is_recorded_from_the_most_recent_held_lock() -> None:
+    """check_prevs_add(): holding A then B, taking C records B -> C (A -> C only through B),
+    so the chain a report prints goes through every linking lock, as the kernel's does."""
+
+    def body() -> None:
+        a, b, c = SpinLock("LA"), SpinLock("LB"), SpinLock("LC")
+        spin_lock(a)
+        spin_lock(b)
+        spin_lock(c)
+        spin_unlock(c)
+        spin_unlock(b)
+        spin_unlock(a)
+        _ab(c, a)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    d = r.finding.details  # type: ignore[union-attr]
+    assert "-> #2 (LC):" in d  # taken holding LB
+    assert "-> #1 (LB):" in d  # taken holding LA
+    assert "  LA --> LB --> LC" in d
+
+
+def test_dependency_from_below_a_trylocked_lock() -> None:
+    """Past a trylocked lock on top, the first lock that was not trylocked is a prev too."""
+
+    def body() -> None:
+        a, t, b = SpinLock("LA"), SpinLock("LT"), SpinLock("LB")
+        spin_lock(a)
+        assert spin_trylock(t)
+        spin_lock(b)  # LT -> LB and LA -> LB
+        spin_unlock(b)
+        spin_unlock(t)
+        spin_unlock(a)
+        _ab(b, a)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    assert "-> #1 (LB):" in r.finding.details  # type: ignore[union-attr]

@@ -124,8 +124,13 @@ def test_lockdep_finds_the_abba_in_an_exploration_where_nothing_deadlocks(
     assert d[d.index("but task is already holding lock:") + 1] == " (kvm->lock)"
     assert "which lock already depends on the new lock." in d
     assert "the existing dependency chain (in reverse order) is:" in d
-    one, zero = d.index("-> #1 (kvm->lock):"), d.index("-> #0 (group->group_lock):")
-    opener = " ".join(d[one:zero])  # the open path took kvm->lock under group_lock
+    # the kernel's chain: every lock linking the two, each with the stack that took it
+    chain = ["-> #3 (kvm->lock):", "-> #2 (matrix_dev->guests_lock):", "-> #1 (dev_set->lock):"]
+    at = [d.index(line) for line in chain]
+    zero = d.index("-> #0 (group->group_lock):")
+    assert at == sorted(at)
+    assert at[-1] < zero
+    opener = " ".join(d[at[0] : zero])  # the open path: group_lock -> dev_set -> guests -> kvm->lock
     for fn in (
         "get_update_locks_for_kvm",
         "vfio_ap_mdev_set_kvm",
@@ -133,15 +138,17 @@ def test_lockdep_finds_the_abba_in_an_exploration_where_nothing_deadlocks(
         "vfio_device_group_open",
     ):
         assert fn in opener, opener
-    assert "[taken by device while holding group->group_lock]" in opener
+    for held in ("matrix_dev->guests_lock", "dev_set->lock", "group->group_lock"):
+        assert f"[taken by device while holding {held}]" in opener
     releaser = " ".join(d[zero : d.index("other info that might help us debug this:")])
     for fn in ("vfio_file_set_kvm", "kvm_vfio_release", "kvm_device_release"):
         assert fn in releaser, releaser
+    assert "  group->group_lock --> matrix_dev->guests_lock --> kvm->lock" in d  # "Chain exists of:"
     table = d[d.index(" Possible unsafe locking scenario:") :]
     assert "       CPU0                    CPU1" in table
     assert [ln.strip() for ln in table if ln.strip().startswith("lock(")] == [
         "lock(kvm->lock);",
-        "lock(group->group_lock);",
+        "lock(matrix_dev->guests_lock);",
         "lock(kvm->lock);",
         "lock(group->group_lock);",
     ]

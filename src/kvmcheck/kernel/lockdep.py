@@ -26,10 +26,10 @@ task is trying to acquire, the lock it holds, "which lock already depends on
 the new lock.", the existing dependency chain in reverse order with the
 stack of each acquisition, "Chain exists of:" for chains longer than two,
 and print_circular_lock_scenario()'s CPU0/CPU1 table ending "*** DEADLOCK
-***") and print_deadlock_bug() for recursive locking.  One difference,
-stated: a dependency is recorded from *every* held lock to the new one (the
-kernel records it from the most recent held lock only), so the same cycles
-are found and the chain printed is the shortest one.
+***") and print_deadlock_bug() for recursive locking.  As check_prevs_add()
+does, a dependency is recorded from the most recent held lock (and from the
+trylocked ones above the first lock that was not trylocked), so the chain a
+report prints is the kernel's: every lock that links the two.
 
 debug_check_no_locks_freed(): freeing memory that contains a lock the task
 still holds is "BUG: held lock freed!".
@@ -114,7 +114,8 @@ def on_acquire(kt: KThread, new: Held) -> None:
         return
     g = graph()
     cls = lock_class(new)
-    for h in kt.held:
+    first_prev = _first_prev(kt)
+    for i, h in enumerate(kt.held):
         if h.lock is new.lock and not (h.shared and new.shared and new.lock.recursive_read):
             return  # recursive locking is reported by the lock itself
         hc = lock_class(h)
@@ -129,7 +130,7 @@ def on_acquire(kt: KThread, new: Held) -> None:
                 details=recursive_details(kt, new, h),
             )
             continue
-        if new.trylock or (hc in g.edges and cls in g.edges[hc]):
+        if i < first_prev or new.trylock or (hc in g.edges and cls in g.edges[hc]):
             continue
         back = _path(g, cls, hc)
         edge = Edge(hc, cls, _task(), site_here(), _run_index(), _stack_here())
@@ -138,6 +139,15 @@ def on_acquire(kt: KThread, new: Held) -> None:
             _report_cycle(g, edge, back, kt)
         _check_irq_inversion(g)
     _usage(kt, new)
+
+
+def _first_prev(kt: KThread) -> int:
+    """check_prevs_add(): the dependency is recorded from the most recent held lock -- and,
+    past trylocked ones, down to the first lock that was not trylocked -- only."""
+    i = len(kt.held) - 1
+    while i > 0 and kt.held[i].trylock:
+        i -= 1
+    return i
 
 
 def _task() -> str:
