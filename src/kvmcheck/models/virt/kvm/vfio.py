@@ -129,14 +129,10 @@ class KvmVfioC(Subsystem):
         kvg.file = filp
         kv.group_list = (*kv.group_list, kvg)  # list_add_tail
         # kvm_arch_start_assignment(dev->kvm)
-        self.group_add_publish(dev, kvg)
+        mutex_unlock(kv.lock)
+        kvm_vfio_file_set_kvm(kvg.file, dev.kvm)  # kvg may be gone: GROUP_DEL frees it under kv->lock
         self.kvm_vfio_update_coherency(dev)
         return 0
-
-    def group_add_publish(self, dev: KvmDevice, kvg: KvmVfioGroup) -> None:
-        """The tail of kvm_vfio_group_add (v6.2): drop kv->lock, then tell vfio about the VM."""
-        mutex_unlock(dev.private.lock)
-        kvm_vfio_file_set_kvm(kvg.file, dev.kvm)
 
     def kvm_vfio_group_del(self, dev: KvmDevice, fd: File) -> int:
         """kvm_vfio_group_del() (v6.2): under kv->lock, unlink the group, set_kvm(NULL), fput, kfree."""
@@ -202,10 +198,26 @@ class KvmVfio9e0f(KvmVfioC):
 
     version = "9e0f4f2918c2"
 
-    def group_add_publish(self, dev: KvmDevice, kvg: KvmVfioGroup) -> None:
-        """Tell vfio about the VM while kv->lock still keeps the entry alive, then unlock."""
+    def kvm_vfio_group_add(self, dev: KvmDevice, fd: File) -> int:
+        """kvm_vfio_group_add() (9e0f4f2918c2): set_kvm while kv->lock keeps the entry alive."""
+        kv = dev.private
+        filp = fget(fd)
+        if not kvm_vfio_file_is_group(filp):
+            fput(filp)
+            return EINVAL
+        mutex_lock(kv.lock)
+        if any(kvg.file is filp for kvg in kv.group_list):
+            mutex_unlock(kv.lock)
+            fput(filp)
+            return EEXIST
+        kvg = kzalloc(KvmVfioGroup)
+        kvg.file = filp
+        kv.group_list = (*kv.group_list, kvg)  # list_add_tail
+        # kvm_arch_start_assignment(dev->kvm)
         kvm_vfio_file_set_kvm(kvg.file, dev.kvm)
-        mutex_unlock(dev.private.lock)
+        mutex_unlock(kv.lock)
+        self.kvm_vfio_update_coherency(dev)
+        return 0
 
 
 # C-style entry points (the device's attribute ioctls), dispatched to the VM's build.
