@@ -540,3 +540,24 @@ def test_dependency_from_below_a_trylocked_lock() -> None:
     r = run(body)
     found(r, "lock-order", CIRCULAR)
     assert "-> #1 (LB):" in r.finding.details  # type: ignore[union-attr]
+
+
+def test_read_acquisitions_show_as_rlock_in_the_scenario() -> None:
+    """print_circular_lock_scenario(): a read-held target or a read source is an rlock()."""
+    from kvmcheck.kernel import RwSem, down_read, up_read
+
+    def body() -> None:
+        sem, m = RwSem("S"), Mutex("M")
+        down_read(sem)
+        mutex_lock(m)
+        mutex_unlock(m)
+        up_read(sem)
+        mutex_lock(m)
+        down_read(sem)  # M held, S wanted for read: S -> M was recorded
+        up_read(sem)
+        mutex_unlock(m)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    table = [ln.strip() for ln in r.finding.details if "lock(" in ln]  # type: ignore[union-attr]
+    assert table == ["lock(M);", "lock(S);", "lock(M);", "rlock(S);"]

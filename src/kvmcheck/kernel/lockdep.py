@@ -136,7 +136,7 @@ def on_acquire(kt: KThread, new: Held) -> None:
         edge = Edge(hc, cls, _task(), site_here(), _run_index(), _stack_here())
         g.edges.setdefault(hc, {})[cls] = edge
         if back is not None:
-            _report_cycle(g, edge, back, kt)
+            _report_cycle(g, edge, back, kt, (h.shared, new.shared))
         _check_irq_inversion(g)
     _usage(kt, new)
 
@@ -195,12 +195,16 @@ def _run_index() -> int:
     return int(ex.session["run"])
 
 
-def _report_cycle(g: Graph, edge: Edge, back: list[Edge], kt: KThread) -> None:
+def _report_cycle(
+    g: Graph, edge: Edge, back: list[Edge], kt: KThread, read: tuple[bool, bool] = (False, False)
+) -> None:
     """print_circular_bug() (kernel/locking/lockdep.c) for: ``edge.before`` is held, ``edge.after`` wanted.
 
-    ``back`` is the existing path new -> ... -> held.  As in the kernel, entry
-    #0 is the new lock with the current stack, entry #i the i-th lock of the
-    path with the stack that took it, printed from the highest number down.
+    ``back`` is the existing path new -> ... -> held; ``read`` says whether the held
+    and the new acquisitions are reads (print_circular_lock_scenario then says
+    ``rlock``).  As in the kernel, entry #0 is the new lock with the current
+    stack, entry #i the i-th lock of the path with the stack that took it,
+    printed from the highest number down.
     """
     key = frozenset([edge.before, edge.after, *(e.after for e in back)])
     if key in g.reported:
@@ -236,10 +240,10 @@ def _report_cycle(g: Graph, edge: Edge, back: list[Edge], kt: KThread) -> None:
         "",
         "       CPU0                    CPU1",
         "       ----                    ----",
-        f"  lock({held});",
+        f"  {'rlock' if read[0] else 'lock'}({held});",
         f"                               lock({parent});",
         f"                               lock({held});",
-        f"  lock({new});",
+        f"  {'rlock' if read[1] else 'lock'}({new});",
         "",
         " *** DEADLOCK ***",
         "",
