@@ -109,7 +109,11 @@ def kvm_destroy_devices(kvm: Kvm) -> None:
 
 
 def kvm_destroy_vm(kvm: Kvm) -> None:
-    """kvm_destroy_vm() (virt/kvm/kvm_main.c): devices first, then kvm_arch_free_vm()."""
+    """kvm_destroy_vm() (virt/kvm/kvm_main.c): devices first, then kvm_arch_free_vm().
+
+    Left out (nothing the seed touches): the uevent, the mmu notifier unregister,
+    kvm_arch_destroy_vm, freeing memslots and SRCU, mmdrop.
+    """
     kvm_destroy_devices(kvm)
     kvm_arch_free_vm(kvm)
 
