@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck.kernel import Mutex, Refcount, RwLock, SpinLock, Srcu, Struct
+from kvmcheck.kernel import Mutex, RwLock, SpinLock, Srcu, Struct
 from kvmcheck.models.build import Build
 from kvmcheck.models.mm.mm import MmStruct
 
@@ -58,13 +58,13 @@ class Kvm(Struct):
     gpc_list: tuple[Any, ...] = ()
     memslots: Any = None
     vm_bugged: bool = False
-    # The VM's lifetime (virt/kvm/kvm_lifetime.py).  A field, so that reaching the
-    # embedded refcount_t through a freed struct kvm is the use-after-free it is.
+    # The VM's lifetime (virt/kvm/kvm_lifetime.py; kvm_create_vm sets it).  A field, so
+    # that reaching the embedded refcount_t through a freed struct kvm is the UAF it is.
     users_count: Any = None
     devices: tuple[Any, ...] = ()  # struct kvm_device on kvm->devices (list_head vm_node)
 
     def __init__(self, mm: MmStruct, build: Build, memslots: KvmMemslots) -> None:
-        super().__init__(memslots=memslots, users_count=Refcount(1, "kvm->users_count"))
+        super().__init__(memslots=memslots)
         self.mm = mm
         self.build = build  # the kernel this VM runs on: one implementation per subsystem
         self.lock = Mutex("kvm->lock")

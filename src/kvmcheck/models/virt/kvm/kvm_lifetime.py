@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvmcheck.kernel import (
+    Refcount,
     Struct,
     kfree,
     kmalloc,
@@ -41,6 +42,7 @@ from kvmcheck.kernel import (
     refcount_dec_and_test,
     refcount_inc,
     refcount_inc_not_zero,
+    struct_init,
 )
 from kvmcheck.kernel.lockdep import debug_check_no_locks_freed
 from kvmcheck.models.build import Build
@@ -76,6 +78,7 @@ class KvmDevice(Struct):
 def kvm_create_vm(build: Build) -> Kvm:
     """kvm_create_vm() (virt/kvm/kvm_main.c): a VM whose only reference is the VM fd's."""
     kvm: Kvm = kmalloc(Kvm, mm=MmStruct(), build=build, memslots=KvmMemslots({}))
+    struct_init(kvm, users_count=Refcount(1, "kvm->users_count"))  # refcount_set(&kvm->users_count, 1)
     return kvm
 
 
