@@ -1,0 +1,1 @@
+"""drivers: the device drivers whose memory KVM maps."""
