@@ -119,7 +119,7 @@ def render_result(r: Result) -> str:
     )
     lines = [head, f"  {r.coverage}"]
     if r.finding is not None:
-        lines.append(str(r.finding))
+        lines.append(render_finding(r.finding))
     if r.warnings:
         lines.append("also reported during the search:")
         lines.extend(f"  {w.headline}: {w.message}" for w in r.warnings)
