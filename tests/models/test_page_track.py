@@ -16,8 +16,10 @@ import pytest
 
 from kvmcheck import check, join, replay, scenario, spawn
 from kvmcheck._engine import check as check_mod
+from kvmcheck.kernel import Struct, rcu_assign_pointer, write_lock, write_unlock
 from kvmcheck.kernel.lockdep import Graph
-from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, build_for
+from kvmcheck.models.arch.x86.kvm.mmu.page_track import head_of, kvm_page_track_unregister_notifier
+from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, PageTrack66, build_for
 from kvmcheck.scenarios import page_track as pt
 
 SCENARIOS = [pt.kvmgt_hash, pt.fast_path, pt.memslot_move, pt.reentrant_remove]
@@ -212,3 +214,63 @@ def test_counterexamples_replay() -> None:
     again = replay(pt.fast_path, r.finding.schedule, variant="no-mmu-writable-clear")
     assert again.finding is not None
     assert (again.finding.kind, again.finding.message) == (r.finding.kind, r.finding.message)
+
+
+# -- the notifier head: unregister waits for track_srcu walkers ------------------------------------
+class Closed(Struct):
+    """The vGPU's release: after it, the node's owner is gone."""
+
+    closed: bool = False
+
+
+class UnregisterWithoutSync(PageTrack66):
+    """Mutant: kvm_page_track_unregister_notifier() without synchronize_srcu(track_srcu)."""
+
+    version = "unregister-without-sync"
+
+    def kvm_page_track_unregister_notifier(self, kvm: Any, n: Any) -> None:
+        head = head_of(kvm)
+        write_lock(kvm.mmu_lock)
+        rcu_assign_pointer(head, "track_notifier_list", ())
+        write_unlock(kvm.mmu_lock)
+
+
+def unregister_race(patch: Any) -> None:
+    vm = pt.Vm("v6.6", pt.SPTE_MMU_PRESENT | pt.MMU_WRITABLE, tracked=True)
+    if patch is not None:
+        vm.kvm.build = vm.kvm.build.patched(patch)
+    gone = Closed()
+    node = vm.vgpu.track_node
+    hook = node.track_write
+    assert hook is not None
+
+    def track_write(gpa: int, val: int, nbytes: int, n: Any) -> None:
+        assert not gone.closed, "track_write ran after its node was unregistered and released"
+        hook(gpa, val, nbytes, n)
+
+    node.track_write = track_write
+
+    def close() -> None:  # intel_vgpu_close_device(): unregister, then the node's owner goes away
+        kvm_page_track_unregister_notifier(vm.kvm, node)
+        gone.closed = True
+
+    join(spawn(pt.emulated_write, vm.vcpu(0), name="vcpu"), spawn(close, name="close"))
+
+
+@scenario(expect="ok", kcsan=False)
+def unregister_vs_track_write() -> None:
+    unregister_race(None)
+
+
+@scenario(expect="bug", kcsan=False)
+def unregister_without_sync_vs_track_write() -> None:
+    unregister_race(UnregisterWithoutSync())
+
+
+def test_unregister_waits_for_track_write_walkers() -> None:
+    r = check(unregister_vs_track_write)
+    assert r.verdict == "ok"
+    assert r.complete
+    bad = check(unregister_without_sync_vs_track_write)
+    assert bad.finding is not None
+    assert "after its node was unregistered" in bad.finding.message

@@ -166,7 +166,7 @@ class Mmu(Subsystem):
             return ret
         rcu_read_lock()  # walk_shadow_page_lockless_begin() on the TDP MMU
         sptep: Sptep = vcpu.kvm.arch.sptes[fault.gfn]
-        for _retry in range(4):
+        for _retry in range(5):  # "if (++retry_count > 4) break": five attempts
             spte = spte_read(sptep)
             if not is_shadow_present_pte(spte):
                 break
