@@ -274,3 +274,17 @@ def test_unregister_waits_for_track_write_walkers() -> None:
     bad = check(unregister_without_sync_vs_track_write)
     assert bad.finding is not None
     assert "after its node was unregistered" in bad.finding.message
+
+
+# -- Yan's literal case: no SPTE yet (the lockless read is then skipped: correction 1) --------------
+@scenario(expect={"v6.1": "ok", "v6.6": "ok", "no-make-spte-recheck": "bug"}, kcsan=False)
+def fast_path_from_no_spte(variant: str) -> None:
+    pt.race_tracking_with_faults(variant, 0)
+
+
+@pytest.mark.parametrize("variant", ["v6.1", "v6.6", "no-make-spte-recheck"])
+def test_fast_path_from_a_not_present_spte(variant: str) -> None:
+    r = check(fast_path_from_no_spte, variant=variant)
+    assert r.verdict == fast_path_from_no_spte.expect[variant], r.finding and str(r.finding)
+    if r.verdict == "ok":
+        assert r.complete

@@ -213,7 +213,12 @@ def fast_path(variant: str) -> None:
     Kernel paths: all three threads follow paths v6.1 and v6.6 can take with the TDP
     MMU and A/D bits enabled (the mutants are not kernels).
     """
-    vm = Vm(variant, SPTE_MMU_PRESENT | MMU_WRITABLE, tracked=False)
+    race_tracking_with_faults(variant, SPTE_MMU_PRESENT | MMU_WRITABLE)
+
+
+def race_tracking_with_faults(variant: str, initial_spte: int) -> None:
+    """fast_path's threads and checks, from any initial SPTE of G."""
+    vm = Vm(variant, initial_spte, tracked=False)
     t1 = spawn(guest_write, vm, vm.vcpu(0), name="vcpu0")
     t2 = spawn(gvt_enable, vm, name="gvt")
     t3 = spawn(guest_write, vm, vm.vcpu(1), name="vcpu1")
