@@ -1,1 +1,1 @@
-"""drivers."""
+"""Models of the kernel's drivers/ tree."""

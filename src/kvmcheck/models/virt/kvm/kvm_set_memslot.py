@@ -16,8 +16,9 @@ and the 2021 memslot rework by Maciej Szmigiero / Sean Christopherson):
 x86.c hooks (class ``X86``, subsystem "x86"; the hooks live in x86.c, and
 kvm_arch_flush_shadow_memslot() moved to mmu.c in v6.6 by db0d70e61082 --
 kept together here because only the memslot path calls them):
-  v6.1   prepare fails for MOVE/CREATE beyond kvm_mmu_max_gfn() (-EINVAL) or
-         when the metadata allocation fails (-ENOMEM, not modelled: see below);
+  v6.1   prepare fails for a MOVE/CREATE when the new slot's metadata cannot
+         be allocated (-ENOMEM, below), or beyond kvm_mmu_max_gfn() (-EINVAL, in
+         the x86.c the digest's correction 5 read; not used by the scenarios);
          flush_shadow_memslot = kvm_page_track_flush_slot (KVM's own zap and
          KVMGT's flush both run from it, correction 3 of digest 03).
   yan-v2 commit calls kvm_page_track_remove_slot() for DELETE/MOVE; the flush

@@ -242,7 +242,7 @@ class Mmu(Subsystem):
         r = self.kvm_faultin_pfn(vcpu, fault)
         if r != RET_PF_CONTINUE:
             return r
-        if fault.slot is None:  # kvm_handle_noslot_fault(): emulate as MMIO (no MMIO SPTE cache here)
+        if fault.slot is None:  # no memslot: KVM_PFN_NOSLOT, emulated as MMIO (no MMIO SPTE cache here)
             return RET_PF_EMULATE
         read_lock(kvm.mmu_lock)  # the TDP MMU maps under mmu_lock held for read
         r = self.kvm_tdp_mmu_map(vcpu, fault)
