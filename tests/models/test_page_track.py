@@ -288,3 +288,20 @@ def test_fast_path_from_a_not_present_spte(variant: str) -> None:
     assert r.verdict == fast_path_from_no_spte.expect[variant], r.finding and str(r.finding)
     if r.verdict == "ok":
         assert r.complete
+
+
+def test_kcsan_on_v66_reports_only_the_deliberate_lockless_count_read() -> None:
+    races = []
+    for s in SCENARIOS:
+        r = check(s, variant="v6.6", kcsan=True, keep_going=True)
+        races += [(f.kind, f.message) for f in reports(r)]
+    assert races == [("data-race", "write of GfnTrack.count by gvt races with read by vcpu0")]
+
+
+def test_v61_flush_hook_also_frees_under_the_lockless_walker() -> None:
+    # Past the first finding, memslot_move on v6.1 also meets the hash use-after-free:
+    # kvmgt_page_track_flush_slot() kfree's the entry the vCPU's track_write is walking.
+    r = check(pt.memslot_move, variant="v6.1", keep_going=True)
+    uaf = [f for f in reports(r) if f.kind == "use-after-free"]
+    assert uaf
+    assert "kvmgt_pgfn" in uaf[0].message

@@ -188,7 +188,7 @@ class X86(Subsystem):
         """kvm_alloc_memslot_metadata(): fresh rmaps / lpage_info / gfn_track (zero counts); may fail."""
         if may_fail("kvm_alloc_memslot_metadata"):
             return ENOMEM
-        slot.arch = kvm.build.page_track.new_arch_memslot(slot.base_gfn, slot.npages)
+        slot.arch = kvm.build.page_track.new_arch_memslot(kvm, slot.base_gfn, slot.npages)
         return 0
 
     def kvm_arch_commit_memory_region(

@@ -63,11 +63,15 @@ def gpa_to_gfn(gpa: int) -> int:
 class GfnTrack(Struct):
     """One element of ``slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][]`` (a u16 count)."""
 
+    # Written under mmu_lock (write); read locklessly by the fault path, by design.
+    __locking__ = {"count": {"write": "mmu_lock", "read": ()}}
+
     count: int = 0
 
-    def __init__(self, gfn: int) -> None:
+    def __init__(self, gfn: int, mmu_lock: Any = None) -> None:
         super().__init__()
         self.gfn = gfn
+        self.mmu_lock = mmu_lock  # kvm->mmu_lock, for the locking contract
 
     def _kc_label(self) -> str:
         return f"gfn_track[gfn {self.gfn:#x}]"
@@ -76,8 +80,8 @@ class GfnTrack(Struct):
 class KvmArchMemorySlot:
     """``struct kvm_arch_memory_slot`` (the gfn_track part): one count per gfn of the slot."""
 
-    def __init__(self, base_gfn: int, npages: int) -> None:
-        self.gfn_track = {g: GfnTrack(g) for g in range(base_gfn, base_gfn + npages)}
+    def __init__(self, base_gfn: int, npages: int, mmu_lock: Any = None) -> None:
+        self.gfn_track = {g: GfnTrack(g, mmu_lock) for g in range(base_gfn, base_gfn + npages)}
 
 
 class KvmPageTrackNotifierNode:
@@ -143,9 +147,9 @@ class PageTrack(Subsystem):
     version = "v6.1"
 
     # -- the counts -----------------------------------------------------------------
-    def new_arch_memslot(self, base_gfn: int, npages: int) -> KvmArchMemorySlot:
+    def new_arch_memslot(self, kvm: Kvm, base_gfn: int, npages: int) -> KvmArchMemorySlot:
         """kvm_page_track_create_memslot(): a zeroed gfn_track for a new (or moved) slot."""
-        return KvmArchMemorySlot(base_gfn, npages)
+        return KvmArchMemorySlot(base_gfn, npages, kvm.mmu_lock)
 
     def kvm_page_track_write_tracking_enabled(self, kvm: Kvm) -> bool:
         """kvm_page_track_write_tracking_enabled(): always, with CONFIG_KVM_EXTERNAL_WRITE_TRACKING=y."""
