@@ -20,6 +20,8 @@ from kvmcheck.kernel import Struct, rcu_assign_pointer, write_lock, write_unlock
 from kvmcheck.kernel.lockdep import Graph
 from kvmcheck.models.arch.x86.kvm.mmu.page_track import head_of, kvm_page_track_unregister_notifier
 from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, PageTrack66, build_for
+from kvmcheck.models.drivers.gpu.drm.i915.gvt.kvmgt import ptable_gfns
+from kvmcheck.models.virt.kvm.kvm_set_memslot import kvm_set_memory_region
 from kvmcheck.scenarios import page_track as pt
 
 SCENARIOS = [pt.kvmgt_hash, pt.fast_path, pt.memslot_move, pt.reentrant_remove]
@@ -305,3 +307,36 @@ def test_v61_flush_hook_also_frees_under_the_lockless_walker() -> None:
     uaf = [f for f in reports(r) if f.kind == "use-after-free"]
     assert uaf
     assert "kvmgt_pgfn" in uaf[0].message
+
+
+# -- memslot DELETE: the hooks that run at commit ----------------------------------------------------
+@scenario(expect={"v6.1": "bug", "yan-v2": "ok", "v6.6": "ok"}, kcsan=False)
+def memslot_delete(variant: str) -> None:
+    """DELETE of G's slot (cannot fail in prepare) racing with a guest store to G."""
+    vm = pt.Vm(variant, pt.SPTE_MMU_PRESENT | pt.MMU_WRITABLE, tracked=True)
+
+    def ioctl() -> None:
+        assert kvm_set_memory_region(vm.kvm, pt.SLOT_ID, None) == 0
+
+    join(spawn(ioctl, name="ioctl"), spawn(pt.guest_write, vm, vm.vcpu(0), name="vcpu"))
+    assert vm.kvm.memslots.slots == ()
+    assert ptable_gfns(vm.vgpu) == []  # flush (v6.1), remove_slot (yan-v2), remove_region (v6.6)
+
+
+@pytest.mark.parametrize("variant", ["yan-v2", "v6.6"])
+def test_memslot_delete_drops_kvmgts_entries_at_commit(variant: str) -> None:
+    r = check(memslot_delete, variant=variant)
+    assert r.verdict == "ok", r.finding and str(r.finding)
+    assert r.complete
+
+
+def test_v61_delete_frees_the_entry_under_a_track_write_on_the_invalid_slot() -> None:
+    # The present write fault reads the count before kvm_faultin_pfn() sees the INVALID
+    # slot, so the store is emulated and track_write walks the table while the flush
+    # hook frees the entry: the hash use-after-free again, from a memslot DELETE.
+    r = check(memslot_delete, variant="v6.1")
+    f = r.finding
+    assert f is not None
+    assert f.kind == "use-after-free"
+    functions = {fn for s in f.trace for fn in (s.site.function, *s.stack)}
+    assert {"kvmgt_page_track_flush_slot", "kvmgt_page_track_write"} <= functions
