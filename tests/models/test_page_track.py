@@ -300,17 +300,8 @@ def test_kcsan_on_v66_reports_only_the_deliberate_lockless_count_read() -> None:
     assert races == [("data-race", "write of GfnTrack.count by gvt races with read by vcpu0")]
 
 
-def test_v61_flush_hook_also_frees_under_the_lockless_walker() -> None:
-    # Past the first finding, memslot_move on v6.1 also meets the hash use-after-free:
-    # kvmgt_page_track_flush_slot() kfree's the entry the vCPU's track_write is walking.
-    r = check(pt.memslot_move, variant="v6.1", keep_going=True)
-    uaf = [f for f in reports(r) if f.kind == "use-after-free"]
-    assert uaf
-    assert "kvmgt_pgfn" in uaf[0].message
-
-
 # -- memslot DELETE: the hooks that run at commit ----------------------------------------------------
-@scenario(expect={"v6.1": "bug", "yan-v2": "ok", "v6.6": "ok"}, kcsan=False)
+@scenario(expect={"v6.1": "ok", "yan-v2": "ok", "v6.6": "ok"}, kcsan=False)
 def memslot_delete(variant: str) -> None:
     """DELETE of G's slot (cannot fail in prepare) racing with a guest store to G."""
     vm = pt.Vm(variant, pt.SPTE_MMU_PRESENT | pt.MMU_WRITABLE, tracked=True)
@@ -323,20 +314,10 @@ def memslot_delete(variant: str) -> None:
     assert ptable_gfns(vm.vgpu) == []  # flush (v6.1), remove_slot (yan-v2), remove_region (v6.6)
 
 
-@pytest.mark.parametrize("variant", ["yan-v2", "v6.6"])
-def test_memslot_delete_drops_kvmgts_entries_at_commit(variant: str) -> None:
+@pytest.mark.parametrize("variant", ["v6.1", "yan-v2", "v6.6"])
+def test_memslot_delete_drops_kvmgts_entries_on_every_version(variant: str) -> None:
+    # A DELETE cannot fail after the flush hook, so v6.1's early hook is harmless here;
+    # a store emulated on the INVALID slot goes to userspace as MMIO (no track_write).
     r = check(memslot_delete, variant=variant)
     assert r.verdict == "ok", r.finding and str(r.finding)
     assert r.complete
-
-
-def test_v61_delete_frees_the_entry_under_a_track_write_on_the_invalid_slot() -> None:
-    # The present write fault reads the count before kvm_faultin_pfn() sees the INVALID
-    # slot, so the store is emulated and track_write walks the table while the flush
-    # hook frees the entry: the hash use-after-free again, from a memslot DELETE.
-    r = check(memslot_delete, variant="v6.1")
-    f = r.finding
-    assert f is not None
-    assert f.kind == "use-after-free"
-    functions = {fn for s in f.trace for fn in (s.site.function, *s.stack)}
-    assert {"kvmgt_page_track_flush_slot", "kvmgt_page_track_write"} <= functions

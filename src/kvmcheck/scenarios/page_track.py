@@ -40,11 +40,15 @@ from kvmcheck.kernel import (
     srcu_read_lock,
     srcu_read_unlock,
 )
-from kvmcheck.models.arch.x86.kvm.mmu.mmu_fault import RET_PF_EMULATE, KvmPageFault, kvm_mmu_page_fault
+from kvmcheck.models.arch.x86.kvm.mmu.mmu_fault import (
+    RET_PF_EMULATE,
+    KvmPageFault,
+    emulator_write_phys,
+    kvm_mmu_page_fault,
+)
 from kvmcheck.models.arch.x86.kvm.mmu.page_track import (
     KvmArch,
     KvmArchMemorySlot,
-    kvm_page_track_write,
     write_track_count,
 )
 from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, build_for
@@ -112,9 +116,9 @@ def gvt_disable(vm: Vm) -> None:
 
 
 def emulated_write(vcpu: KvmVcpu) -> None:
-    """The vCPU's emulator has written G: kvm_page_track_write() under the vCPU's kvm->srcu."""
+    """The vCPU's emulator stores to G (emulator_write_phys -> kvm_page_track_write) under kvm->srcu."""
     idx = srcu_read_lock(vcpu.kvm.srcu)
-    kvm_page_track_write(vcpu, GPA, 1, 8)
+    emulator_write_phys(vcpu, GPA, 1, 8)
     srcu_read_unlock(vcpu.kvm.srcu, idx)
 
 
@@ -137,11 +141,10 @@ def guest_write(vm: Vm, vcpu: KvmVcpu) -> str:
         fault = KvmPageFault(G, write=True, present=is_shadow_present_pte(spte))
         idx = srcu_read_lock(kvm.srcu)  # kvm_vcpu_srcu_read_lock() in vcpu_run()
         r = kvm_mmu_page_fault(vcpu, fault)
-        if r == RET_PF_EMULATE and fault.slot is not None:
-            kvm_page_track_write(vcpu, GPA, 1, 8)  # emulator_write_phys()
+        ram = r == RET_PF_EMULATE and emulator_write_phys(vcpu, GPA, 1, 8)
         srcu_read_unlock(kvm.srcu, idx)
-        if r == RET_PF_EMULATE:  # RAM: emulated and notified; no memslot: MMIO, to userspace
-            return "emulated" if fault.slot is not None else "mmio"
+        if r == RET_PF_EMULATE:  # RAM: emulated and notified; no usable memslot: MMIO, to userspace
+            return "emulated" if ram else "mmio"
         if fault.slot_invalid:  # annotation: the retries change nothing until the memslots do
             spin_until_cond(kvm, "memslots", _slot_valid)
     raise AssertionError(f"the guest store to gfn {G:#x} did not complete in {MAX_EXITS} exits")

@@ -282,6 +282,21 @@ class NoMmuWritableClear(Mmu):
         return PT_WRITABLE_MASK
 
 
+def emulator_write_phys(vcpu: Any, gpa: int, val: int, nbytes: int) -> bool:
+    """emulator_write_phys() (arch/x86/kvm/x86.c): write guest RAM, then kvm_page_track_write().
+
+    kvm_vcpu_write_guest() fails when the gfn has no usable memslot (none, or one
+    being deleted/moved: __gfn_to_hva_many() refuses an INVALID slot); the
+    emulator then treats the store as MMIO (an exit to userspace) and the
+    page-track hooks are not called.  Called under the vCPU's kvm->srcu.
+    """
+    slot = gfn_to_memslot(vcpu.kvm, gpa >> 12)
+    if slot is None or slot.flags & KVM_MEMSLOT_INVALID:
+        return False
+    vcpu.kvm.build.page_track.kvm_page_track_write(vcpu, gpa, val, nbytes)
+    return True
+
+
 # C-style entry point of the fault path.
 def kvm_mmu_page_fault(vcpu: Any, fault: KvmPageFault) -> int:
     """kvm_mmu_page_fault() -> kvm_mmu_do_page_fault() -> direct_page_fault() of the VM's build."""
