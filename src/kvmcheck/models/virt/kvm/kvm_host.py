@@ -37,9 +37,10 @@ class KvmMemslots(Struct):
 
     generation: int = 0
 
-    def __init__(self, gfn_to_hva: dict[int, int], generation: int = 0) -> None:
+    def __init__(self, gfn_to_hva: dict[int, int], generation: int = 0, slots: tuple[Any, ...] = ()) -> None:
         super().__init__(generation=generation)
         self.gfn_to_hva = dict(gfn_to_hva)  # the slots' translation, immutable once published
+        self.slots = tuple(slots)  # struct kvm_memory_slot objects, where a model needs them (page track)
 
 
 class Kvm(Struct):
@@ -74,6 +75,8 @@ class Kvm(Struct):
         self.srcu = Srcu("kvm->srcu")  # readers of kvm->memslots
         self.slots_lock = Mutex("kvm->slots_lock")  # memslot updaters (and lockless readers' excuse)
         self.xen_lock = Mutex("kvm->arch.xen.xen_lock")
+        self.slots_arch_lock = Mutex("kvm->slots_arch_lock")  # memslot updates vs arch metadata
+        self.arch: Any = None  # struct kvm_arch, as far as a model attaches one (mmu/page_track.py)
 
 
 class KvmVcpu(Struct):
