@@ -195,7 +195,7 @@ def test_gup_waits_out_the_migration_entry():
     """Every interleaving: GUP returns the old pfn (before, or pinning it first) or the new one, never an entry."""
 
     def body():
-        mm, old, new = _mm()
+        mm, _old, new = _mm()
         got: list[int] = []
 
         def gup():
