@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 from kvmcheck import check, join, replay, spawn
+from kvmcheck.cli import main as cli_main
 from kvmcheck.kernel import read_lock_irqsave, read_unlock_irqrestore, spin_lock, spin_unlock
 from kvmcheck.models.mm.migrate import EAGAIN, MIGRATEPAGE_SUCCESS, migrate_pages
 from kvmcheck.models.mm.mm import MmStruct, get_user_pages
@@ -244,3 +250,60 @@ def test_bad_address_mutant_leaks_the_mapping():
     r = run(lambda: _move_vcpu_info_to_a_hole("seed-v1", SeedV1NoUnmap()))
     found(r, "leak", "kmemleak")
     assert "KernelMapping" in r.finding.message
+
+
+# -- the finding, written up: every command the page quotes, and its figures ------------------------
+FINDING = Path(__file__).resolve().parents[2] / "docs" / "findings" / "pfncache-retry-check-outside-lock.md"
+
+
+def _quoted_runs() -> list[tuple[str, list[str]]]:
+    """(command, the output lines the page quotes for it) from the page's console blocks."""
+    runs: list[tuple[str, list[str]]] = []
+    in_console = False
+    for line in FINDING.read_text().splitlines():
+        if line.startswith("```"):
+            in_console = line.strip() == "```console"
+            continue
+        if not in_console:
+            continue
+        if line.startswith("$ "):
+            runs.append((line[2:], []))
+        elif line.strip():
+            runs[-1][1].append(line)
+    return runs
+
+
+def _untimed(line: str) -> str:
+    return re.sub(r"\d+\.\d+s, (dpor|replay)", r"<t>, \1", line.strip())
+
+
+def _kvmcheck(cmd: str) -> str:
+    args = shlex.split(cmd)
+    assert args[0] == "kvmcheck"
+    res = CliRunner().invoke(cli_main, args[1:])
+    return res.output
+
+
+@pytest.mark.parametrize(("cmd", "quoted"), _quoted_runs(), ids=[c for c, _ in _quoted_runs()])
+def test_finding_page_commands_print_what_the_page_quotes(cmd, quoted):
+    out = [_untimed(x) for x in _kvmcheck(cmd).splitlines()]
+    for line in quoted:
+        assert _untimed(line) in out, (line, out[:3])
+
+
+def test_finding_page_quotes_every_figure_it_gives():
+    text = FINDING.read_text()
+    assert len(_quoted_runs()) >= 6
+    # "(--variant seed-v1, seed-v2: 126 executions each)"
+    assert "126 executions each" in text
+    for variant in ("seed-v1", "seed-v2"):
+        r = check(pc.mmu_notifier, variant=variant)
+        assert (r.verdict, r.executions) == ("bug", 126)
+    # the inline command of the Limits paragraph
+    inline = re.findall(r"`(kvmcheck check [^`]+)`", text)
+    assert inline
+    for cmd in inline:
+        assert ": bug " in _kvmcheck(cmd).splitlines()[0]
+    # the fix quoted on the page is the one the seed-final-recheck variant makes
+    assert "mmu_notifier_retry_cache(gpc->kvm, mmu_seq)" in text
+    assert "self.mmu_notifier_retry_cache(gpc.kvm, mmu_seq)" in Path(pv.__file__).read_text()

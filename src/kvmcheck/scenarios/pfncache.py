@@ -79,11 +79,14 @@ VCPU_INFO_PFN, SHINFO_PFN = 1, 2
 ALL = tuple(VARIANTS)
 
 
-def setup_vm(variant: str, invalidate: int = VCPU_INFO_HVA, backing: str = "page") -> tuple[Kvm, KvmVcpu]:
+def setup_vm(
+    variant: str, invalidate: int = VCPU_INFO_HVA, backing: str = "page", shared_info: bool = True
+) -> tuple[Kvm, KvmVcpu]:
     """A VM on kernel ``variant``, shared_info and vcpu_info cached, the page at ``invalidate`` hit.
 
     ``backing``: "page" -- ordinary memory with struct pages; "iomem" -- memory
     without struct page in a VM_IO|VM_PFNMAP vma (hva_to_pfn_remapped, memremap).
+    ``shared_info=False`` leaves shared_info unset (KVM_XEN_ATTR_TYPE_SHARED_INFO never set).
     """
     mm = MmStruct()
     iomem: dict[int, Any] | None = None
@@ -100,7 +103,8 @@ def setup_vm(variant: str, invalidate: int = VCPU_INFO_HVA, backing: str = "page
     v = KvmVcpu(kvm, 0)
     kvm_xen_init_vm(kvm)
     kvm_xen_init_vcpu(v)
-    kvm_xen_hvm_set_attr_shared_info(kvm, SHINFO_GPA)
+    if shared_info:
+        kvm_xen_hvm_set_attr_shared_info(kvm, SHINFO_GPA)
     kvm_xen_vcpu_set_attr_vcpu_info(v, VCPU_INFO_GPA)
     # An mmu-notifier event on the page that does not move it: active, !valid, pfn and khva kept.
     mmu_notifier_invalidate_range_start(mm, invalidate, invalidate + 1)
@@ -403,7 +407,8 @@ def mmu_notifier(variant: str) -> int:
     refreshes; "host": migrate_pages() of the vcpu_info page (isolate, migration
     entry under the notifier, expected-refcount check, copy, free the old page).
     Then the main thread delivers an event through the cache.
-    Initial: vcpu_info active, !valid.  Memory: struct pages.  Reachable: yes.
+    Initial: vcpu_info active, !valid; shared_info not set up (it plays no part).
+    Memory: struct pages.  Reachable: yes.
     Property: once the old page is freed, no valid cache may point at it.
     v6.8, 6addfcf27139, v6.9, pre-9f87791d686d, sean-contract: the retry check
       (mmu_notifier_retry_cache) runs with gpc->lock held, so an invalidation
@@ -415,7 +420,7 @@ def mmu_notifier(variant: str) -> int:
       cache: use-after-free.  Not discussed in the thread.
     seed-final-recheck: re-checking under gpc->lock discards the stale pfn: ok.
     """
-    kvm, v = setup_vm(variant)
+    kvm, v = setup_vm(variant, shared_info=False)
     t1 = spawn(vcpu_run, v, name="vcpu")
     t2 = spawn(migrate_pages, kvm.mm, VCPU_INFO_HVA, Page(pfn=3), name="host")
     join(t1, t2)
