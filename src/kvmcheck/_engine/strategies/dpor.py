@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
 from kvmcheck._engine.finding import Nondeterminism
+from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
@@ -67,7 +68,7 @@ class _ObjRec:
 _Undo = tuple[int, Clock, "int | None", "Clock | None", list[tuple[_ObjRec, "Clock | None", "Clock | None"]]]
 
 
-class Dpor:
+class Dpor(StrategyBase):
     name = "dpor"
     exhaustive = True
 
