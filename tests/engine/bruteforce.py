@@ -171,7 +171,8 @@ def foata(ex: Execution) -> Foata:
         for i in range(j):
             if levels[i] >= lvl and ex.schedule[i] != tid and op.dependent(ops[i]):
                 lvl = levels[i] + 1 if levels[i] + 1 > lvl else lvl
-        lvl = max(lvl, thread_level.get(tid, 0))
+        if op.arg == "join":  # after every step of the joined thread (also one an oops killed)
+            lvl = max(lvl, thread_level.get(op.obj.tid, 0))  # type: ignore[union-attr]
         levels.append(lvl)
         thread_level[tid] = lvl + 1
         if op.arg == "spawn":

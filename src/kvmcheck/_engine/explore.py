@@ -19,6 +19,7 @@ from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import Settings
 from kvmcheck._engine.strategies.bounded import Bounded
 from kvmcheck._engine.strategies.dpor import Dpor
+from kvmcheck._engine.strategies.optimal import OptimalDpor
 from kvmcheck._engine.strategies.pct import Pct
 from kvmcheck._engine.strategies.random_walk import RandomWalk
 from kvmcheck._engine.strategies.replay import Replay
@@ -47,7 +48,7 @@ class Progress:
 def make_strategy(settings: Settings) -> Strategy:
     name = settings.strategy
     if name == "dpor":
-        return Dpor()
+        return OptimalDpor()
     if name == "dpor-source":
         return Dpor()
     if name == "bounded":

@@ -69,7 +69,7 @@ _Undo = tuple[int, Clock, "int | None", "Clock | None", list[tuple[_ObjRec, "Clo
 
 
 class Dpor(StrategyBase):
-    name = "dpor"
+    name = "dpor-source"
     exhaustive = True
 
     def __init__(self) -> None:
@@ -170,6 +170,8 @@ class Dpor(StrategyBase):
         j = len(ex.schedule)
         if j < len(self.ev_tid):
             return  # a replayed prefix step: recorded by an earlier execution
+        self._ex = ex
+        self._ej_op = op  # e_j of the races found now (optimal DPOR builds its wakeup sequence from it)
         pre = self.tclock[tid]
         recs = [(op.key, self._rec(op.key), op.excl)]
         if op.key2 >= 0:
@@ -180,6 +182,10 @@ class Dpor(StrategyBase):
                 c = vc_join(c, rec.excl)
             if excl and rec.shared is not None:
                 c = vc_join(c, rec.shared)
+        if op.arg == "join":
+            # A join is enabled only once the thread is done, so every step of that thread
+            # happens before it -- also when an oops killed the thread (no exit step).
+            c = vc_join(c, self.tclock.get(op.obj.tid, []))  # type: ignore[union-attr]
         relax = op.arg == "relax"
         if self.relax_events:
             c = vc_join(c, self.relax_clock)  # every earlier relax happens before this step
@@ -253,11 +259,13 @@ class Dpor(StrategyBase):
         search finds the order in which t1 takes B first.
         """
         j = len(self.ev_tid)  # where the blocked op would have been the next event
+        self._ex = ex
         for tid in tids:
             op = ex.threads[tid].pending
             pre = self.tclock.get(tid)
             if op is None or pre is None:
                 continue
+            self._ej_op = op
             recs = [(op.key, op.excl)] + ([(op.key2, False)] if op.key2 >= 0 else [])
             c = pre[:]
             for k, excl in recs:
