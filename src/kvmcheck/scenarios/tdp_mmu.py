@@ -30,6 +30,7 @@ from kvmcheck.kernel import mutex_lock, mutex_unlock, spin_until_cond, struct_in
 from kvmcheck.models.arch.x86.kvm.mmu.mmu import (
     kvm_destroy_vm,
     kvm_mmu_init_tdp_mmu,
+    kvm_mmu_reload,
     kvm_mmu_reset_context,
     kvm_mmu_slot_remove_write_access,
     kvm_set_memory_region,
@@ -46,12 +47,12 @@ from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmMemslots, KvmVcpu
 ALL = ("v5.11-rc2", "ben-v1", "list-safe", "a889ea54b3da", "list-add-tail", "v5.13", "v6.9", "v6.9-plain-get")
 
 
-def setup_vm(build: Build, roles: tuple[int, ...] = (0,)) -> tuple[Kvm, list[KvmVcpu]]:
-    """A VM on ``build`` with one vCPU per role; each vCPU loads its root, in order."""
+def setup_vm(build: Build, roles: tuple[int, ...] = (0,), loaded: int = -1) -> tuple[Kvm, list[KvmVcpu]]:
+    """A VM on ``build`` with one vCPU per role; the first ``loaded`` (all) load their roots, in order."""
     kvm = Kvm(MmStruct(), build, KvmMemslots({}))
     vcpus = [KvmVcpu(kvm, i) for i in range(len(roles))]
     kvm_mmu_init_tdp_mmu(kvm, vcpus, list(roles))
-    for v in vcpus:
+    for v in vcpus[: len(vcpus) if loaded < 0 else loaded]:
         vcpu_enter_guest(v)
         root = vcpu_arch(v).root_hpa
         struct_init(root, **{spte_field(i): SPTE_PRESENT | SPTE_WRITABLE for i in range(N_SPTES)})
@@ -63,6 +64,15 @@ def kvm_arch_vcpu_ioctl_run(v: KvmVcpu) -> int:
     mutex_lock(v.mutex)
     spin_until_cond(vcpu_arch(v), "requests", lambda r: r != 0)  # the IPI of kvm_make_all_cpus_request
     r = vcpu_enter_guest(v)
+    mutex_unlock(v.mutex)
+    return r
+
+
+def kvm_first_run(v: KvmVcpu) -> int:
+    """The first KVM_RUN of a vCPU, from kvm_mmu_reload() on: it has serviced its requests
+    (there were none), so a request posted now waits for its next entry."""
+    mutex_lock(v.mutex)
+    r = kvm_mmu_reload(v)
     mutex_unlock(v.mutex)
     return r
 
@@ -101,12 +111,13 @@ def next_root_freed_body(build: Build) -> None:
 
 
 def concurrent_put_body(build: Build) -> None:
-    """A root already invalidated by a memslot update; two walkers and its vCPU put it concurrently."""
-    kvm, (v,) = setup_vm(build)
+    """A root already invalidated by a memslot update: the zapper of a second update, a new
+    vCPU's root load and the old vCPU's put meet on it."""
+    kvm, (v, v2) = setup_vm(build, roles=(0, 0), loaded=1)
     kvm_set_memory_region(kvm)  # the first update: R invalidated (v5.13+) and zapped; vCPU kicked
     vcpu_arch(v).shutdown_pending = True  # the vCPU drops its root and returns to userspace
     t1 = spawn(kvm_set_memory_region, kvm, name="memslot_move")
-    t2 = spawn(enable_dirty_logging, kvm, name="dirty_log")
+    t2 = spawn(kvm_first_run, v2, name="vcpu2_load")
     t3 = spawn(kvm_arch_vcpu_ioctl_run, v, name="vcpu")
     join(t1, t2, t3)
     kvm_destroy_vm(kvm)
@@ -220,29 +231,35 @@ def next_root_freed(variant: str) -> Any:
     },
 )
 def concurrent_put(variant: str) -> Any:
-    """Two walkers and the vCPU put one root concurrently (under the read lock from v5.13).
+    """Two root walkers and a vCPU's put meet on one root (all under the read lock in v6.9).
 
-    Initial: one vCPU with root R; a first memslot update has run to
-    completion (R's SPTEs zapped; since v5.13 R is invalid and the
-    invalidation's reference is already put, so only the vCPU holds R) and
-    the vCPU has not yet serviced its request.  Threads: memslot_move (a
-    second update: kvm_mmu_zap_all_fast -- v5.11: zap of all roots under the
-    spinlock; v5.13/v6.9: the zap of invalidated roots under the read lock,
-    whose v6.9 walk visits invalid roots); dirty_log
-    (kvm_tdp_mmu_wrprot_slot, skipping invalid roots from v5.13); vcpu
-    (KVM_RUN with a shutdown pending: services the request -- drops R under
-    spin/write/read lock per version -- and returns to userspace).  Then the
-    VM is destroyed.
+    Initial: vCPU 0 with root R; a first memslot update has run to
+    completion (R's SPTEs zapped; since v5.13 R is invalid and only vCPU 0
+    still holds it) and vCPU 0 has not yet serviced its request; vCPU 1 has
+    never run.  Threads: memslot_move (a second update's kvm_mmu_zap_all_fast:
+    v5.11, the zap of all roots under the spinlock; v5.13/v6.9, the zap of
+    invalidated roots under the read lock, whose v6.9 walk gets and puts
+    every root, invalid ones included); vcpu2_load (vCPU 1's first KVM_RUN
+    loads a root of the same role, from kvm_mmu_reload() on: v5.11 spinlock,
+    v5.13 write lock, v6.9 a yield-safe walk with get/put under the read
+    lock); vcpu (vCPU 0's
+    KVM_RUN with a shutdown pending: it services the request -- drops R under
+    the spin/write/read lock per version -- and returns to userspace).  Then
+    the VM is destroyed.
 
-    v5.11-rc2: the walkers' ignored puts leave R at 0 on the list: leak.
-    ben-v1: a walker frees R in list_for_each_entry and reads R->link.next:
-      use-after-free.  list-safe: ok (the body frees only the current entry).
+    v5.11-rc2: the zapper's ignored put leaves R at 0 on the list; vCPU 1
+      finds it: BUG at mmu_internal.h:100 (or, if vCPU 1 ran first, the leak).
+    ben-v1: the zapper frees R in list_for_each_entry and reads
+      R->link.next: use-after-free.  list-safe: ok (one root: the cached next
+      is the head; vCPU 1 reuses R or adds its root before the walk).
     a889ea54b3da, list-add-tail, v5.13, v6.9: ok.
-    v6.9-plain-get: the zapper's walk reads R under rcu_read_lock, the vCPU's
-      put (read lock) takes R to 0, and the plain get finds 0: BUG_ON -- the
-      reason kvm_tdp_mmu_get_root() is refcount_inc_not_zero().
-    Paths: real at every version (a second memslot update before the vCPU
-    runs again is what a VMM moving two slots does).
+    v6.9-plain-get: the zapper's walk reads R under rcu_read_lock, vCPU 0's
+      put (read lock) takes R to 0, and the plain get finds 0 (BUG_ON) -- or
+      reads 1 and stores 2 after the put, resurrecting a root already queued
+      for freeing (use-after-free after the grace period).  The search meets
+      the second first; the test suite shows both are reachable.
+    Paths: real at every version (a second memslot update before vCPU 0 runs
+    again is what a VMM moving two slots does; vCPU 1 may start meanwhile).
     """
     concurrent_put_body(build_for(variant))
 
