@@ -165,10 +165,11 @@ def root_reload(variant: str) -> Any:
       call trace kvm_mmu_load <- vcpu_enter_guest (Maciej's report).
     ben-v1: the walker's put frees R inside list_for_each_entry, which then
       reads R->link.next from freed memory.  This kernel has KASAN, so the
-      report is KASAN's use-after-free in kvm_tdp_mmu_zap_gfn_range; without
-      KASAN the load returns LIST_POISON1 and the next dereference is
-      Maciej's "general protection fault, probably for non-canonical address
-      0xdead000000000100" at the BUG_ON of kvm_mmu_get_root.
+      report is KASAN's use-after-free in the root loop of
+      kvm_tdp_mmu_zap_gfn_range; its details say what Maciej's kernel
+      (no KASAN) read there: LIST_POISON1, whose dereference at the BUG_ON
+      of kvm_mmu_get_root is his "general protection fault, probably for
+      non-canonical address 0xdead000000000100".
     list-safe: ok -- with one root the cached next is the list head.
     a889ea54b3da, list-add-tail, v5.13, v6.9 (and the v6.9 mutant, whose
       plain get never meets a zero count here): ok.
