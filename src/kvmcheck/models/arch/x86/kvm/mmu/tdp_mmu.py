@@ -242,16 +242,12 @@ class TdpMmu(Subsystem):
         self.kvm_tdp_mmu_zap_all(kvm)
         spin_unlock(kvm.mmu_lock)
 
-    def is_tdp_mmu_root(self, kvm: Any, sp: KvmMmuPage) -> bool:
-        """is_tdp_mmu_root() (tdp_mmu.c, v5.11-rc2): sp->tdp_mmu_page && sp->root_count."""
-        return sp.tdp_mmu_page and bool(sp.root_count)
-
     def mmu_free_root_page(self, kvm: Any, vcpu: Any) -> None:
-        """mmu_free_root_page() (mmu.c, v5.11-rc2): put the vCPU's root, free it at zero."""
+        """mmu_free_root_page() (mmu.c, v5.10..v5.12): put; at zero free a TDP MMU root."""
         sp = vcpu.arch.root_hpa
         if sp is None:
             return
-        if self.is_tdp_mmu_root(kvm, sp) and kvm_mmu_put_root(kvm, sp):
+        if kvm_mmu_put_root(kvm, sp) and sp.tdp_mmu_page:
             self.kvm_tdp_mmu_free_root(kvm, sp)
         vcpu.arch.root_hpa = None
 
