@@ -222,7 +222,6 @@ class V5_13(Fix_a889ea54b3da):  # noqa: N801 - a version name
     # -- roots ------------------------------------------------------------------------------------------
     def kvm_tdp_mmu_get_root(self, kvm: Any, root: KvmMmuPage) -> bool:
         """kvm_tdp_mmu_get_root() (tdp_mmu.h, v5.13): not for invalid roots; refcount_inc_not_zero."""
-        lockdep_assert_held(kvm.mmu_lock)
         if root.role_invalid:
             return False
         return refcount_inc_not_zero(root.tdp_mmu_root_count)
@@ -336,8 +335,8 @@ class V5_13(Fix_a889ea54b3da):  # noqa: N801 - a version name
 
         lockdep_assert_held(kvm.slots_lock)
         write_lock(kvm.mmu_lock)
-        kvm.arch.mmu_valid_gen = 1 - kvm.arch.mmu_valid_gen
         self.kvm_tdp_mmu_invalidate_all_roots(kvm)
+        kvm.arch.mmu_valid_gen = 1 - kvm.arch.mmu_valid_gen
         kvm_reload_remote_mmus(kvm)
         write_unlock(kvm.mmu_lock)
         read_lock(kvm.mmu_lock)
