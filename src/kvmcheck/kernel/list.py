@@ -436,7 +436,7 @@ def list_next_or_null_rcu(head: ListHead, p: ListHead, cond: bool = False) -> An
     return None if nxt is head else _entry(nxt, "list_next_or_null_rcu")
 
 
-def list_first_or_null_rcu_lh(head: ListHead, cond: bool = False) -> Any:
+def list_first_or_null_rcu(head: ListHead, cond: bool = False) -> Any:
     """``list_first_or_null_rcu(head, type, member)`` on a ListHead."""
     return list_next_or_null_rcu(head, head, cond)
 
@@ -462,7 +462,7 @@ __all__ = [
     "list_entry_is_head",
     "list_first_entry",
     "list_first_entry_or_null",
-    "list_first_or_null_rcu_lh",
+    "list_first_or_null_rcu",
     "list_for_each",
     "list_for_each_entry",
     "list_for_each_entry_rcu",

@@ -73,7 +73,7 @@ from kvmcheck.kernel import (
 from kvmcheck.kernel.list import (
     list_add_rcu,
     list_del_rcu,
-    list_first_or_null_rcu_lh,
+    list_first_or_null_rcu,
     list_for_each_entry_rcu,
     list_next_or_null_rcu,
 )
@@ -249,7 +249,7 @@ class V5_13(Fix_a889ea54b3da):  # noqa: N801 - a version name
         if prev_root is not None:
             next_root = list_next_or_null_rcu(head, prev_root.link)
         else:
-            next_root = list_first_or_null_rcu_lh(head)
+            next_root = list_first_or_null_rcu(head)
         while next_root is not None and not self.kvm_tdp_mmu_get_root(kvm, next_root):
             next_root = list_next_or_null_rcu(head, next_root.link)
         rcu_read_unlock()
@@ -307,7 +307,7 @@ class V5_13(Fix_a889ea54b3da):  # noqa: N801 - a version name
         if prev_root is not None:
             next_root = list_next_or_null_rcu(head, prev_root.link)
         else:
-            next_root = list_first_or_null_rcu_lh(head)
+            next_root = list_first_or_null_rcu(head)
         while next_root is not None and not (
             next_root.role_invalid and refcount_read(next_root.tdp_mmu_root_count)
         ):
@@ -406,7 +406,7 @@ class V6_9(V5_13):  # noqa: N801 - a version name
         if prev_root is not None:
             next_root = list_next_or_null_rcu(head, prev_root.link)
         else:
-            next_root = list_first_or_null_rcu_lh(head)
+            next_root = list_first_or_null_rcu(head)
         while next_root is not None:
             if (not only_valid or not next_root.role_invalid) and self.kvm_tdp_mmu_get_root(kvm, next_root):
                 break
