@@ -125,12 +125,6 @@ from kvmcheck.kernel.rcu import (
     RCU_INIT_POINTER,
     call_rcu,
     kfree_rcu,
-    list_add_rcu,
-    list_add_tail_rcu,
-    list_del_rcu,
-    list_empty_rcu,
-    list_first_or_null_rcu,
-    list_for_each_entry_rcu,
     lockdep_is_held,
     rcu_access_pointer,
     rcu_assign_pointer,
@@ -146,6 +140,14 @@ from kvmcheck.kernel.rcu import (
     rcu_replace_pointer,
     synchronize_rcu,
     synchronize_rcu_expedited,
+)
+from kvmcheck.kernel.rculist import (
+    list_add_rcu,
+    list_add_tail_rcu,
+    list_del_rcu,
+    list_empty_rcu,
+    list_first_or_null_rcu,
+    list_for_each_entry_rcu,
 )
 from kvmcheck.kernel.refcount import (
     REFCOUNT_MAX,
