@@ -79,6 +79,7 @@ def suspicious(what: str) -> None:
 
 # -- read side ------------------------------------------------------------------------
 def rcu_read_lock() -> None:
+    """Enter an RCU read-side critical section (nests; the task is atomic inside)."""
     kt = kthread()
     if kt.rcu_depth == 0:
         _rcu().enter("rcu_read_lock()")
@@ -86,6 +87,7 @@ def rcu_read_lock() -> None:
 
 
 def rcu_read_unlock() -> None:
+    """Leave an RCU read-side critical section."""
     kt = kthread()
     if kt.rcu_depth == 0:
         warn(
@@ -100,6 +102,7 @@ def rcu_read_unlock() -> None:
 
 
 def rcu_read_lock_held() -> bool:
+    """True inside rcu_read_lock()."""
     return kthread().rcu_depth > 0
 
 
@@ -130,6 +133,7 @@ def synchronize_rcu() -> None:
 
 
 def synchronize_rcu_expedited() -> None:
+    """As synchronize_rcu()."""
     synchronize_rcu()
 
 
@@ -194,6 +198,7 @@ def rcu_dereference_check(obj: Any, name: str, cond: bool, _fn: str = "rcu_deref
 
 
 def rcu_dereference_raw(obj: Any, name: str) -> Any:
+    """rcu_dereference_raw(obj->name): an acquire-load with no lockdep-RCU check."""
     return load_acquire(obj, name, _label("rcu_dereference_raw", obj, name))
 
 

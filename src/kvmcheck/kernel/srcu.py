@@ -45,6 +45,7 @@ class Srcu(GpDomain):
 
 
 def srcu_read_lock_held(ssp: Srcu) -> bool:
+    """True inside srcu_read_lock(ssp)."""
     return kthread().srcu.get(ssp.key, 0) > 0
 
 
@@ -65,6 +66,7 @@ def srcu_read_lock(ssp: Srcu) -> int:
 
 
 def srcu_read_unlock(ssp: Srcu, idx: int) -> None:
+    """srcu_read_unlock(ssp, idx): leave the read-side section that returned ``idx``."""
     t = current_thread()
     kt = kthread(t)
     depth = kt.srcu.get(ssp.key, 0)
@@ -110,6 +112,7 @@ def synchronize_srcu(ssp: Srcu) -> None:
 
 
 def synchronize_srcu_expedited(ssp: Srcu) -> None:
+    """As synchronize_srcu()."""
     synchronize_srcu(ssp)
 
 

@@ -72,6 +72,7 @@ def _locked(wq: WaitQueueHead, excl: bool, label: str, arg: Any = None) -> Any:
 
 
 def init_waitqueue_head(wq: WaitQueueHead) -> None:
+    """init_waitqueue_head(wq): (re)initialise an empty wait queue."""
     _check(wq, "init_waitqueue_head")
     _locked(wq, True, f"init_waitqueue_head({wq.name})")
     wq.queued, wq.woken = [], []

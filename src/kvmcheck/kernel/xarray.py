@@ -64,11 +64,13 @@ def xa_init(xa: XArray) -> None:
 
 
 def xa_lock(xa: XArray) -> None:
+    """xa_lock(xa): take the XArray's spinlock (for __xa_store/__xa_erase)."""
     _check(xa, "xa_lock")
     spin_lock(xa.xa_lock)
 
 
 def xa_unlock(xa: XArray) -> None:
+    """xa_unlock(xa): release the XArray's spinlock."""
     _check(xa, "xa_unlock")
     spin_unlock(xa.xa_lock)
 
@@ -140,6 +142,7 @@ def xa_load(xa: XArray, index: int) -> Any:
 
 
 def xa_empty(xa: XArray) -> bool:
+    """xa_empty(xa): True if the XArray holds no entry (a lockless, RCU-safe check)."""
     _check(xa, "xa_empty")
     xa.step(False, f"xa_empty({xa.name})")
     return not xa.entries
