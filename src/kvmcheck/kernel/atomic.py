@@ -105,9 +105,10 @@ def full(c: Counter, t: Thread | None) -> None:
 class Atomic(Counter):
     """``atomic_t``: ``Atomic(0)`` is ``ATOMIC_INIT(0)``.
 
-    To have KASAN see an atomic_t inside a freed object, make it an annotated
-    field of that Struct: reaching it through the freed object is then the
-    use-after-free (as the kernel's access to ``&obj->count`` is).
+    Built in a Struct's constructor (``self.count = Atomic(0)``) or given to
+    ``kmalloc(Obj, count=Atomic(0))``, it is embedded in that object: an
+    operation on it after the object is freed is a use-after-free, even through
+    a pointer taken before the free (see ``Primitive``).
     """
 
 
