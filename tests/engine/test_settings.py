@@ -36,7 +36,8 @@ from tests.engine.corpus import CORPUS
         ({"backend": "dask"}, "unknown backend"),
         ({"workers": 2}, "not implemented yet"),
         ({"backend": "ray"}, "not implemented yet"),
-        ({"checkpoint": "/tmp/x"}, "not implemented yet"),
+        ({"checkpoint": "/tmp/x", "strategy": "pct"}, "needs strategy .dpor."),
+        ({"checkpoint_every_s": 0}, "checkpoint_every_s must be a positive number"),
     ],
 )
 def test_bad_settings_are_one_line_usage_errors(kw: dict[str, Any], says: str) -> None:

@@ -61,8 +61,8 @@ class Settings:
             raise UsageError(f"workers={self.workers}: parallel exploration is not implemented yet (use 1)")
         if self.backend != "local":
             raise UsageError(f"backend={self.backend!r} is not implemented yet (use 'local')")
-        if self.checkpoint is not None or self.resume is not None:
-            raise UsageError("checkpoint/resume is not implemented yet")
+        if (self.checkpoint is not None or self.resume is not None) and self.strategy != "dpor":
+            raise UsageError(f"checkpoint/resume needs strategy 'dpor' (got {self.strategy!r})")
 
     @property
     def sampling(self) -> bool:

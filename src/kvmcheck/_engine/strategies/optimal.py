@@ -310,3 +310,86 @@ def _chain(v: list[_Ev]) -> list[_WNode]:
     for t, val, op, _ in reversed(v):
         node = _WNode(t, max(val, 0), op, [node] if node is not None else [])
     return [node] if node is not None else []
+
+
+# -- checkpoints ------------------------------------------------------------------------
+# What the search needs of an op after its execution has gone: its dependency signature
+# (Op.dependent reads key, excl, key2 and whether arg is "relax") and its choice count.
+_Sig = tuple[int, bool, int, "str | None", int, str]
+
+
+def _sig(op: Op) -> _Sig:
+    return (op.key, op.excl, op.key2, op.arg if isinstance(op.arg, str) else None, op.choices, op.name)
+
+
+def _unsig(sig: _Sig) -> Op:
+    from kvmcheck._engine.ops import Op
+
+    key, excl, key2, arg, choices, name = sig
+    op = Op(key, excl, name, None, arg, key2)
+    op.choices = choices
+    return op
+
+
+_Tree = list[tuple[int, int, _Sig, "_Tree"]]
+
+
+def _save_tree(nodes: list[_WNode]) -> _Tree:
+    return [(w.tid, w.value, _sig(w.op), _save_tree(w.children)) for w in nodes]
+
+
+def _load_tree(saved: _Tree) -> list[_WNode]:
+    return [_WNode(t, v, _unsig(sig), _load_tree(ch)) for t, v, sig, ch in saved]
+
+
+def snapshot(d: OptimalDpor) -> dict[str, object]:
+    """The search's state between two executions, as plain data (see :func:`restore`)."""
+    return {
+        "nodes": [
+            {
+                "chosen": n.chosen,
+                "value": n.value,
+                "enabled": list(n.enabled),
+                "pending": {t: _sig(op) for t, op in n.pending.items()},
+                "sleep": {t: _sig(op) for t, op in n.sleep.items()},
+                "done": sorted(n.done),
+                "wut": _save_tree(n.wut),
+                "finished": n.finished,
+                "finished_runs": n.finished_runs,
+                "branch_start": n.branch_start,
+            }
+            for n in d.ostack
+        ],
+        "forced": _save_tree(d.forced),
+        "runs": d._runs,
+        "blocked": d.blocked,
+        "forced_misses": d.forced_misses,
+        "fallbacks": d.fallbacks,
+    }
+
+
+def restore(state: dict[str, object]) -> OptimalDpor:
+    """A search that goes on from ``state``.  Its next execution re-runs the saved path
+    from the start (recording every event again: a race found again is already in the
+    tree, or its branch already done, so nothing is explored twice)."""
+    d = OptimalDpor()
+    for saved in state["nodes"]:  # type: ignore[attr-defined]
+        n = _ONode(
+            saved["chosen"],
+            saved["value"],
+            list(saved["enabled"]),
+            {t: _unsig(sig) for t, sig in saved["pending"].items()},
+            {t: _unsig(sig) for t, sig in saved["sleep"].items()},
+            _load_tree(saved["wut"]),
+        )
+        n.done = set(saved["done"])
+        n.finished = saved["finished"]
+        n.finished_runs = saved["finished_runs"]
+        n.branch_start = saved["branch_start"]
+        d.ostack.append(n)
+    d.forced = _load_tree(state["forced"])  # type: ignore[arg-type]
+    d._runs = state["runs"]  # type: ignore[assignment]
+    d.blocked = state["blocked"]  # type: ignore[assignment]
+    d.forced_misses = state["forced_misses"]  # type: ignore[assignment]
+    d.fallbacks = state["fallbacks"]  # type: ignore[assignment]
+    return d
