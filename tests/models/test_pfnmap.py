@@ -214,3 +214,36 @@ def test_tlb_flush_is_what_keeps_an_in_flight_guest_access_safe():
     assert check(make(X86MmuV613())).verdict == "ok"
     r = check(make(NoTlbFlush()))
     assert r.finding is not None and r.finding.kind == "use-after-free"
+
+
+def test_reserved_pages_are_not_refcounted_but_the_zero_page_is():
+    """kvm_is_reserved_pfn() (v5.12) and kvm_pfn_to_refcounted_page() (v6.8) agree on both."""
+    from kvmcheck.models.mm.memory import zero_page
+    from kvmcheck.models.mm.mm import MmStruct
+    from kvmcheck.models.mm.page import Page
+    from kvmcheck.models.virt.kvm.kvm_host import KvmMemslots
+    from kvmcheck.models.virt.kvm.kvm_main import KvmMain
+    from kvmcheck.models.virt.kvm.kvm_main_variants import KvmMainV512
+
+    mm = MmStruct()
+    reserved, zp = Page(7, reserved=True), zero_page()
+    mm.add_page(reserved)
+    mm.add_page(zp)
+    kvm = Kvm(mm, Build(KvmMain(), Pfncache()), KvmMemslots({}))
+    old, new = KvmMainV512(), KvmMain()
+    assert old.kvm_is_reserved_pfn(kvm, 7) and new.kvm_pfn_to_refcounted_page(kvm, 7) is None
+    assert not old.kvm_is_reserved_pfn(kvm, zp.pfn) and new.kvm_pfn_to_refcounted_page(kvm, zp.pfn) is zp
+    assert old.kvm_is_reserved_pfn(kvm, 100)  # no struct page at all
+
+    @scenario
+    def body() -> None:
+        kvm2 = Kvm(mm, Build(KvmMain(), Pfncache()), KvmMemslots({}))
+        assert new.kvm_try_get_pfn(kvm2, 7)  # reserved: "success" without a reference
+        old.kvm_release_pfn_clean(kvm2, 7)
+        new.kvm_release_pfn_clean(kvm2, 7)  # nothing to put, in either version
+        assert reserved.__dict__["refcount"] == 1
+        assert new.kvm_try_get_pfn(kvm2, zp.pfn)  # the zero page is refcounted: 1 -> 2
+        new.kvm_release_pfn_clean(kvm2, zp.pfn)  # 2 -> 1
+        assert zp.__dict__["refcount"] == 1
+
+    assert check(body).verdict == "ok"
