@@ -94,6 +94,7 @@ _HELPERS = frozenset(
         "_put",
         "__put_page",
         "phys_access",
+        "stale_access",
         "free_the_page",
         "_free_the_page",
         "__free_pages_ok",
@@ -244,6 +245,11 @@ def phys_access(page: Page, gen: int, how: str, write: bool = True) -> None:
     allocated to another owner (a page reused while still mapped) -- CVE-2021-22543's
     last step.  ``how`` names the mapping ("guest write through SPTE gfn 1").
     """
+    report_stale_access(stale_access(page, gen, how, write))
+
+
+def stale_access(page: Page, gen: int, how: str, write: bool = True) -> tuple[str, str, list[str]] | None:
+    """The access step alone; returns what is wrong with it (judged at the step), or None."""
     verb = "write" if write else "read"
     rmw(page, "data", (lambda v: v + 1) if write else (lambda v: v), f"{how} (pfn {page.pfn})")
     if page.free:
@@ -251,10 +257,16 @@ def phys_access(page: Page, gen: int, how: str, write: bool = True) -> None:
     elif page.gen != gen:
         reason = f"the page was freed and reallocated to {page.owner} while still mapped"
     else:
-        return
-    bug(
-        "use-after-free",
+        return None
+    return (
         f"{how}: {verb} of pfn {page.pfn} after it was freed ({reason})",
         f"BUG: {verb} of freed pfn {page.pfn}: {how}",
         [f"{verb} of pfn {page.pfn} by {_where()}", *dump_page(page, reason)],
     )
+
+
+def report_stale_access(found: tuple[str, str, list[str]] | None) -> None:
+    """Report what stale_access() found: an oops of the accessing task."""
+    if found is not None:
+        message, headline, details = found
+        bug("use-after-free", message, headline, details)

@@ -55,7 +55,7 @@ from kvmcheck.kernel import (
 )
 from kvmcheck.models.build import Subsystem
 from kvmcheck.models.mm.memory import EFAULT, find_vma
-from kvmcheck.models.mm.page import Page, note, phys_access
+from kvmcheck.models.mm.page import Page, note, report_stale_access, stale_access
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmVcpu
 from kvmcheck.models.virt.kvm.kvm_main import KvmFollowPfn, is_error_pfn
 
@@ -311,12 +311,13 @@ def guest_access(vcpu: KvmVcpu, gfn: int, write: bool = True) -> bool:
     kvm = vcpu.kvm
     mmu = arch_mmu(kvm)
     read_lock(mmu.guest_mode)
-    ok = _walk_and_access(kvm, mmu, gfn, write)
-    read_unlock(mmu.guest_mode)
+    ok, found = _walk_and_access(kvm, mmu, gfn, write)
+    read_unlock(mmu.guest_mode)  # the vCPU leaves guest mode before the report (it is no oops there)
+    report_stale_access(found)
     return ok
 
 
-def _walk_and_access(kvm: Kvm, mmu: KvmArchMmu, gfn: int, write: bool) -> bool:
+def _walk_and_access(kvm: Kvm, mmu: KvmArchMmu, gfn: int, write: bool) -> tuple[bool, Any]:
     """The CPU's page walk through the SPTEs, then the access to memory."""
     sptes = mmu.sptes
     spte, pfn = None, 0
@@ -329,11 +330,11 @@ def _walk_and_access(kvm: Kvm, mmu: KvmArchMmu, gfn: int, write: bool) -> bool:
         spte = sptes[gfn]
         pfn = READ_ONCE(spte, "pfn")
     if not pfn:
-        return False
+        return False, None
     gen = spte.gens.get(pfn, -1)
     how = f"guest {'write' if write else 'read'} through SPTE gfn {gfn}"
-    phys_access(mem_of(kvm, pfn), gen, how, write)
+    found = stale_access(mem_of(kvm, pfn), gen, how, write)
     WRITE_ONCE(spte, "accessed", True)
     if write:
         WRITE_ONCE(spte, "dirty", True)
-    return True
+    return True, found
