@@ -25,6 +25,7 @@ SCENARIOS = [
     pm.vcpu_map,
     pm.vcpu_map_unsafe,
     pm.notifier_race,
+    pm.stale_fault_accessed,
     pm.hugepage_release,
 ]
 CASES = [(s, v) for s in SCENARIOS for v in s.variants]
@@ -249,3 +250,14 @@ def test_reserved_pages_are_not_refcounted_but_the_zero_page_is():
         assert zp.__dict__["refcount"] == 1
 
     assert check(body).verdict == "ok"
+
+
+def test_stevens_v9_marks_a_page_it_no_longer_holds_after_a_stale_fault():
+    r = check(pm.stale_fault_accessed, variant="stevens-v9")
+    reports = [f for f in [r.finding, *r.warnings] if f is not None]
+    bad = [f for f in reports if "PAGE_FLAGS_CHECK_AT_PREP" in f.message]
+    assert bad, reports
+    story = "\n".join(bad[0].details)
+    assert "put_page: refcount 2 -> 1 by task vcpu in kvm_follow_refcounted_pfn" in story
+    assert "flags:0x2" in story  # PG_referenced on a page in the buddy allocator
+    assert check(pm.stale_fault_accessed, variant="v6.13").verdict == "ok"

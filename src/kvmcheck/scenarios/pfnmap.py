@@ -342,6 +342,50 @@ def notifier_race(variant: str) -> None:
     join(v, t)
 
 
+@scenario(
+    name="pfnmap.stale_fault_accessed",
+    expect={
+        "v5.11": "bug",
+        "v5.12": "ok",
+        "f8be156be163": "ok",
+        "stevens-v9": "bug",
+        "v6.13": "ok",
+        "v6.13-no-stale-check": "ok",
+        "release-adjusted-pfn": "ok",
+    },
+)
+def stale_fault_accessed(variant: str) -> None:
+    """A fault that turns out stale must not touch the page it no longer holds (found while modelling).
+
+    Initial state as in pfnmap.notifier_race (TTM's head page H, count 1, is
+    refcounted; both PTEs present; gfn 0 -> H).
+    Threads: vcpu (fault on gfn 0); ttm (teardown: unmap_mapping_range, free the
+    block).  After both, an unrelated allocation takes the freed memory:
+    check_new_page() reports any flag KVM set on a free page ("Bad page state:
+    PAGE_FLAGS_CHECK_AT_PREP flag(s) set", a CONFIG_DEBUG_VM check).
+    stevens-v9: bug -- the x86 fault no longer passes FOLL_GET (the reference on H is
+      dropped inside the lookup) yet, at out_unlock, marks H accessed
+      (kvm_set_page_accessed(pfn_to_page(fault->pfn))) -- also when the fault was
+      stale: the teardown has freed H by then, and PG_referenced lands on a free
+      page.  v6.13 holds the GUP reference until kvm_release_faultin_page, which
+      does not mark an unused page (8eaa98004b23), and remapped pfns are never touched.
+    v5.12, f8be156be163: ok -- the reference taken under the PTE lock is held until
+      the release.  v5.11: bug -- the unlocked follow_pfn race of pfnmap.notifier_race.
+    v6.13-no-stale-check, release-adjusted-pfn: ok here -- the stale SPTE the first one
+      installs is caught only when the guest uses it (pfnmap.notifier_race); no guest
+      runs in this scenario.
+    Paths: real for each version's TDP fault; the stale path is the one every
+    invalidation racing with a fault takes.
+    """
+    host = setup_ttm_system(variant, prefault=(0, 1))
+    bo = host.bo
+    assert bo is not None
+    v = spawn(vcpu_fault, host, 0, name="vcpu")
+    t = spawn(ttm_bo_release_backing, bo, name="ttm")
+    join(v, t)
+    unrelated_allocation(host.zone)
+
+
 def truncate(host: Host, pages: list[Page]) -> None:
     """The file is truncated: unmap its mapping (notifiers), then drop the page cache's references."""
     unmap_mapping_range(host.kvm.mm.vmas)
