@@ -60,11 +60,20 @@ class Page(Struct):
     flags: int = 0  # PG_dirty | PG_referenced
     data: int = 0  # the page's contents (e.g. vcpu_info->evtchn_upcall_pending)
 
-    def __init__(self, pfn: int, refcount: int = 1, reserved: bool = False, struct_page: bool = True) -> None:
+    def __init__(
+        self,
+        pfn: int,
+        refcount: int = 1,
+        reserved: bool = False,
+        struct_page: bool = True,
+        refcounted: bool = True,
+    ) -> None:
         super().__init__(refcount=refcount)
         self.pfn = pfn  # immutable after creation: plain attribute, not shared memory
         self.reserved = reserved  # PG_reserved: KVM treats it as not refcounted
-        self.struct_page = struct_page  # False: device memory (VRAM, a BAR): !pfn_valid()
+        # False: device memory (VRAM, a BAR): !pfn_valid().  ``refcounted=False`` is the
+        # older spelling of the same thing (a VM_PFNMAP pfn with no struct page).
+        self.struct_page = struct_page and refcounted
         self.zone: Any = None  # the buddy zone it belongs to (page_alloc.py), or None
         self.head: Page = self  # compound_head(): the head of a compound page
         self.compound_order = 0  # PageHead's order (0: not compound)
