@@ -144,9 +144,9 @@ def test_schedule_with_choices_round_trips_and_replays() -> None:
 
 
 def _main_result(sched: str) -> Any:
-    from kvmcheck._engine.check import _replay_runs
+    from kvmcheck._engine.explore import replay_runs
 
-    ex = _replay_runs(two_pickers_one_lock, None, sched, 1000, tracing=False, kcsan=False)
+    ex = replay_runs(two_pickers_one_lock.body(), sched, 1000, tracing=False, kcsan=False)
     assert ex is not None
     return ex.threads[0].result
 
@@ -164,9 +164,9 @@ def test_nondet_rejects_bad_n(bad: Any) -> None:
     def s() -> None:
         nondet(bad)
 
-    r = check(s)
-    # misuse inside a scenario is reported as the user's error, in one line
-    assert r.finding is not None and "n must be an int >= 1" in r.finding.message
+    # misuse inside a scenario is the user's error (one line, exit 2 in the CLI), not a finding
+    with pytest.raises(UsageError, match="n must be an int >= 1"):
+        check(s)
 
 
 def test_nondet_outside_a_check_is_a_usage_error() -> None:

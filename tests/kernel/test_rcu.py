@@ -54,7 +54,7 @@ class Global(Struct):
     ptr: Any = None
     flag: int = 0
     inside: int = 0
-    items: list[Any] = []  # noqa: RUF012 - a Struct field, copied per instance
+    items: tuple[Any, ...] = ()  # an RCU list: the list functions replace it whole
 
 
 def reader_of(g: Global, locked: bool = True) -> Any:

@@ -18,28 +18,19 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import greenlet
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
-from kvmcheck._engine.finding import Abort, Finding, Site, Step
+from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
 from kvmcheck._engine.schedule import encode
 
-
-class Strategy(Protocol):
-    """What an execution asks of a search strategy (see ``strategies/``)."""
-
-    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
-        """The thread to run next, or None to abandon this execution."""
-
-    def choose_value(self, ex: Execution, n: int) -> int:
-        """The outcome (0 <= v < n) of the nondet() choice the chosen thread takes now."""
-
-    def on_event(self, ex: Execution, tid: int, op: Op) -> None:
-        """Called just before the chosen thread's operation takes effect."""
+if TYPE_CHECKING:
+    from kvmcheck._engine.session import Session
+    from kvmcheck._engine.strategy import Strategy
 
 
 class Thread:
@@ -81,7 +72,7 @@ class Execution:
         self,
         body: Callable[[], Any],
         strategy: Strategy,
-        session: dict[str, Any],
+        session: Session,
         max_steps: int,
         tracing: bool = False,
     ) -> None:
@@ -234,6 +225,8 @@ class Execution:
             self._unstarted.append((main, self.body, ()))
             self._start_new()
             self._loop()
+            if self._crash is not None:  # a UsageError in a thread the loop never switched back from
+                raise self._crash
             if self.outcome == "complete":
                 self._end_checks()
         finally:
@@ -316,9 +309,7 @@ class Execution:
         """Live threads, none enabled: let the strategy see their pending ops; a deadlock
         unless a finding already explains it (a dead thread's locks are never released)."""
         blocked = [t.tid for t in self.threads if t.pending is not None]
-        hook = getattr(self.strategy, "on_blocked", None)
-        if hook is not None:
-            hook(self, blocked)
+        self.strategy.on_blocked(self, blocked)
         if self.finding is None:
             from kvmcheck._engine.deadlock import deadlock_finding
 
@@ -353,6 +344,11 @@ class Execution:
         except Abort:
             if t.dead and not self.aborting:
                 t.done = True  # killed by an oops: whoever joins it goes on
+            return
+        except UsageError as e:  # a misuse of the API (one line, exit 2), not a finding
+            if not self.aborting and self._crash is None:
+                self._crash = e
+            t.dead = t.done = True
             return
         except Exception as e:  # noqa: BLE001 - any exception in model code is an oops
             if not self.aborting and not t.dead:
@@ -419,6 +415,10 @@ def exception_finding(e: BaseException, t: Thread) -> Finding:
         return Finding(
             "assertion", f"{msg or 'assert failed'} at {site}", headline="assertion failed", thread=t.tid
         )
+    for translate in exception_translators:
+        f = translate(e, site, t.tid)
+        if f is not None:
+            return f
     msg = f"{type(e).__name__}: {e} at {site}"
     return Finding("exception", msg, headline="Oops: exception in model code", thread=t.tid)
 
@@ -442,6 +442,11 @@ def skip_frames_under(path: str) -> None:
         path = path.rstrip(os.sep) + os.sep
     if path not in _SKIP:
         _SKIP = (*_SKIP, path)
+
+
+# Upper layers append here: (exception, model site, thread) -> the Finding it stands for, or
+# None (the kernel layer turns an attribute of None into "BUG: kernel NULL pointer dereference").
+exception_translators: list[Callable[[BaseException, Site, int], Finding | None]] = []
 
 
 def _engine_dirs() -> tuple[str, ...]:

@@ -7,6 +7,7 @@ Names are the kernel's own, so a model reads beside the C source:
 import os as _os
 
 from kvmcheck._engine.check import runtime_setup_hooks as _hooks
+from kvmcheck._engine.execution import exception_translators as _translators
 from kvmcheck._engine.execution import skip_frames_under as _skip_frames_under
 from kvmcheck.kernel._setup import setup as _setup
 from kvmcheck.kernel.atomic import (
@@ -40,6 +41,7 @@ from kvmcheck.kernel.atomic import (
     smp_wmb,
 )
 from kvmcheck.kernel.bug import BUG, BUG_ON, KVM_BUG_ON, WARN_ON, WARN_ON_ONCE
+from kvmcheck.kernel.bug import null_deref_finding as _null_deref
 from kvmcheck.kernel.completion import (
     Completion,
     complete,
@@ -205,6 +207,8 @@ from kvmcheck.kernel.struct import READ_ONCE, WRITE_ONCE, Struct, data_race, str
 if _setup not in _hooks:
     _hooks.append(_setup)
 _skip_frames_under(_os.path.dirname(__file__))  # kernel primitives are library frames in a trace
+if _null_deref not in _translators:
+    _translators.append(_null_deref)
 
 __all__ = [
     "BUG",

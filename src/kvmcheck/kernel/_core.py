@@ -193,7 +193,7 @@ def _creation(f: Any) -> Creation:
 
     global _TARGET
     if _TARGET is None:
-        _TARGET = re.compile(r"(?:^|[^\w.>\]])([A-Za-z_][\w.]*)\s*(?::[^=]*)?=\s*$")
+        _TARGET = re.compile(r"^\s*(?:[\w.]+\s*=\s*)*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=\s*$")
     code = f.f_code
     line, col = f.f_lineno, 0
     for i, pos in enumerate(code.co_positions()):
@@ -232,13 +232,13 @@ class Primitive:
     """
 
     kind = "primitive"
-    prefix = "primitive"
+    prefix = ""  # how an unnamed one is called: prefix@file:line (default: its kind)
 
     def __init__(self, name: str | None = None) -> None:
         self.key = object_key(new_number())
         c, owner = creation()
         self.cls = name or (f"{c.target}@{c.site}" if c.target else c.site)
-        self.name = name or c.target or f"{self.prefix}@{c.site.rsplit(':', 1)[0]}"
+        self.name = name or c.target or f"{self.prefix or self.kind}@{c.site.rsplit(':', 1)[0]}"
         # The Struct this primitive is embedded in (None: a global or a local).
         self._kc_home: Any = owner if hasattr(type(owner), "_kc_fields") else None
 

@@ -89,7 +89,7 @@ def report_embedded(home: Any, prim: Any, label: str) -> None:
     details = [
         f"{what}: {label} ({prim.kind} {prim.name} inside {home._kc_label()}) by task {_task()}"
         + (f" at {where}" if where else ""),
-        f"Allocated at: {home.__dict__.get('_kc_alloc_site', '(see trace)')}",
+        f"Allocated at: {home.__dict__.get('_kc_kmalloc') or home.__dict__.get('_kc_alloc_site', '?')}",
         f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
     ]
     bug(kind, f"{what}: {label}", headline, details)

@@ -52,6 +52,7 @@ from typing import Any
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
+from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel import lockdep
 from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, warn
@@ -161,7 +162,21 @@ class _ReaderWait:
         return self.lock.name + (" (behind a queued writer)" if self.lock.queued else "")
 
 
+def _wrong_api(lock: Any, fn: str) -> None:
+    """A lock used with another lock type's API (spin_lock on a Mutex), or no lock at all."""
+    if lock is None:
+        bug("null-deref", f"{fn}(NULL)", headline="BUG: kernel NULL pointer dereference")
+    want = _API[fn.split("_", 1)[0]]
+    got = getattr(lock, "kind", type(lock).__name__)
+    raise UsageError(
+        f"{fn}() takes a {want.kind} ({want.__name__}), not a {got} ({lock!r}): "
+        f"use the {got} API, as C would not compile this"
+    )
+
+
 def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
+    if not isinstance(lock, _API_OF[fn]):
+        _wrong_api(lock, fn)
     t = current_thread()
     kt = kthread(t)
     busy = kt.held or kt.rcu_depth or kt.irq_off or kt.bh_off or kt.hardirq  # else: nothing to check
@@ -226,6 +241,8 @@ def _embedded_uaf(lock: _Lock, fn: str) -> None:
 
 
 def _trylock(lock: _Lock, shared: bool, fn: str) -> bool:
+    if not isinstance(lock, _API_OF[fn]):
+        _wrong_api(lock, fn)
     t = current_thread()
     kt = kthread(t)
     ex = runtime.current
@@ -252,6 +269,8 @@ def _trylock(lock: _Lock, shared: bool, fn: str) -> bool:
 
 
 def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) -> None:
+    if not isinstance(lock, _API_OF[fn]):
+        _wrong_api(lock, fn)
     t = current_thread()
     kt = kthread(t)
     mine = lock.readers.get(t.tid, 0) > 0 if shared else lock.owner == t.tid
@@ -481,6 +500,26 @@ def down_read_trylock(sem: RwSem) -> bool:
 
 def down_write_trylock(sem: RwSem) -> bool:
     return _trylock(sem, False, "down_write_trylock")
+
+
+# Which lock type each API family takes (by the prefix of the function's name).
+_API: dict[str, type[_Lock]] = {
+    "spin": SpinLock,
+    "read": RwLock,
+    "write": RwLock,
+    "mutex": Mutex,
+    "down": RwSem,
+    "up": RwSem,
+}
+
+
+class _ApiOf(dict[str, type]):
+    def __missing__(self, fn: str) -> type:
+        cls = self[fn] = _API[fn.split("_", 1)[0]]
+        return cls
+
+
+_API_OF = _ApiOf()
 
 
 # -- lock-break points ----------------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""drivers: the device drivers whose memory KVM maps."""
+"""Models of the kernel's drivers/ tree."""
