@@ -21,6 +21,8 @@ OTHER: dict[str, str] = {
     "GFP_ATOMIC": "allocation flags that never sleep (xa_store under a spinlock)",
     "GFP_KERNEL": "allocation flags that may sleep (a might_sleep point in xa_store)",
     "GFP_NOWAIT": "allocation flags that never sleep nor dip into reserves",
+    "LIST_POISON1": "0xdead000000000100: what list_del() leaves in ->next (following it is a GPF)",
+    "LIST_POISON2": "0xdead000000000122: what list_del() leaves in ->prev (following it is a GPF)",
     "REFCOUNT_MAX": "INT_MAX, the largest value a refcount_t holds",
     "REFCOUNT_SATURATED": "INT_MIN / 2 (0xc0000000): where a refcount_t is parked after a WARN",
     "kmap": "kmap(page): map a page into the kernel (a KernelMapping; use after kunmap faults)",
@@ -45,7 +47,9 @@ def _module(name: str) -> str:
     obj = getattr(k, name)
     mod = getattr(obj, "__module__", None) or ""
     if not mod.startswith("kvmcheck.kernel.") or (name in OTHER and not callable(obj)):
-        mod = {"GFP": "kvmcheck.kernel.xarray", "REF": "kvmcheck.kernel.refcount"}[name[:3]]
+        # a constant: the submodule that defines it
+        mods = sorted(m for m in sys.modules if m.startswith("kvmcheck.kernel.") and m != __name__)
+        mod = next(m for m in mods if name in vars(sys.modules[m]) and not m.endswith("__init__"))
     return mod.rsplit(".", 1)[1]
 
 
