@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kvmcheck._engine import guard
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
@@ -129,8 +130,10 @@ def check(
     body = s.body(variant)
     strat = make_strategy(settings)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
-    seen = explore(body, strat, settings, Session(kcsan=use_kcsan), on_progress=on_progress)
-    return _result(s, variant, settings, strat, seen, use_kcsan)
+    with guard.watching(settings.max_seconds, settings.step_timeout_s) as watch:
+        seen = explore(body, strat, settings, Session(kcsan=use_kcsan), on_progress=on_progress)
+        watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
+        return _result(s, variant, settings, strat, seen, use_kcsan)
 
 
 def _result(

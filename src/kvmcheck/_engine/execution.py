@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import greenlet
 
-from kvmcheck._engine import runtime
+from kvmcheck._engine import guard, runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
@@ -127,7 +127,7 @@ class Execution:
         t = self.current
         assert t is not None
         if self.aborting or t.dead:
-            raise Abort
+            guard.stopping(self, t, op)  # raises Abort (or stops a thread that swallows it)
         if self.tracing:
             self._settle_held(t)
         t.pending = op
@@ -144,7 +144,7 @@ class Execution:
             elif nxt is not t:
                 nxt.glet.switch()  # type: ignore[union-attr]
         if self.aborting:
-            raise Abort
+            guard.stopping(self, t, op)
         if self.tracing:
             self._trace(t, op)
 
@@ -218,6 +218,7 @@ class Execution:
     def run(self) -> None:
         prev = runtime.current
         runtime.current = self
+        watch = guard.enter(self)
         try:
             main = Thread(0, "main", object_key(self.new_number()))
             main.vc = [1]
@@ -229,9 +230,12 @@ class Execution:
                 raise self._crash
             if self.outcome == "complete":
                 self._end_checks()
+        except (guard.Stop, guard.StepTimeout):  # the search is stopping (guard.py): abandon this run
+            self.outcome = "stopped"
         finally:
             self._kill()
             runtime.current = prev
+            guard.leave(watch, self)
 
     def _loop(self) -> None:
         """Drive the run from the scheduler greenlet: it gets control back when a
@@ -354,6 +358,9 @@ class Execution:
             if not self.aborting and not t.dead:
                 self._record(exception_finding(e, t))
                 t.dead = t.done = True
+            return
+        except BaseException as e:  # noqa: BLE001 - SystemExit & co. from the model, the watchdog's
+            guard.thread_died(self, t, e)
             return
         t.done = True
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmcheck._engine import guard
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch
 from kvmcheck._engine.schedule import split_runs
@@ -128,6 +129,8 @@ def explore(
     max_steps = settings.max_steps
     while True:
         ex = run_execution(body, strategy, session, max_steps)
+        if ex.outcome == "stopped":  # by the watchdog (max_seconds) or a signal: abandoned
+            break
         if ex.outcome != "blocked":
             out.executions += 1
         out.steps += len(ex.schedule)
@@ -158,6 +161,8 @@ def explore(
         if max_executions is not None and out.executions >= max_executions:
             break
         if max_seconds is not None and now - t0 >= max_seconds:
+            break
+        if guard.stop_requested():  # SIGINT/SIGTERM (guard.request_stop)
             break
     out.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
