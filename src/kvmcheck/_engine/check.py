@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kvmcheck._engine import guard
+from kvmcheck._engine import determinism, guard
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
@@ -15,12 +15,14 @@ from kvmcheck._engine.explore import (
     explore,
     make_strategy,
     replay_runs,
+    run_execution,
     runtime_setup_hooks,
 )
-from kvmcheck._engine.finding import Finding, UsageError
+from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch, UsageError
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
+from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
 
 __all__ = [
@@ -131,7 +133,10 @@ def check(
     strat = make_strategy(settings)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
     with guard.watching(settings.max_seconds, settings.step_timeout_s) as watch:
-        seen = explore(body, strat, settings, Session(kcsan=use_kcsan), on_progress=on_progress)
+        session = Session(kcsan=use_kcsan)
+        seen = explore(body, strat, settings, session, on_progress=on_progress)
+        if seen.exhausted and seen.reported is None:  # about to say "complete": is the model deterministic?
+            determinism.probe(determinism.first_of(session), _prober(body, settings.max_steps, use_kcsan))
         watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
         return _result(s, variant, settings, strat, seen, use_kcsan)
 
@@ -180,9 +185,22 @@ def _coverage(
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
 
 
+def _prober(body: Callable[[], Any], max_steps: int, kcsan: bool) -> Callable[..., Any]:
+    def run(tids: list[int], values: dict[int, int], prev: Any) -> Any:
+        session = determinism.with_previous(Session(kcsan=kcsan), prev)
+        return run_execution(body, Replay(tids, values), session, max_steps)
+
+    return run
+
+
 def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:
     """Replay the finding with tracing on: the trace, and the report's sites, come from there."""
-    replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+    try:
+        replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+    except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
+        if isinstance(e, Nondeterminism):
+            raise
+        raise Nondeterminism(f"replaying the finding's schedule {finding.schedule!r}: {e}") from None
     if replayed is None:
         return
     finding.trace = replayed.steps

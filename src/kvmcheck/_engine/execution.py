@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import greenlet
 
-from kvmcheck._engine import guard, runtime
+from kvmcheck._engine import determinism, guard, runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
@@ -219,6 +219,7 @@ class Execution:
         prev = runtime.current
         runtime.current = self
         watch = guard.enter(self)
+        self._det = determinism.begin(self)  # compares each step with the previous execution
         try:
             main = Thread(0, "main", object_key(self.new_number()))
             main.vc = [1]
@@ -230,6 +231,7 @@ class Execution:
                 raise self._crash
             if self.outcome == "complete":
                 self._end_checks()
+            determinism.end(self)
         except (guard.Stop, guard.StepTimeout):  # the search is stopping (guard.py): abandon this run
             self.outcome = "stopped"
         finally:
@@ -305,6 +307,9 @@ class Execution:
             self._relaxed = tid
         schedule.append(tid)
         self.ops.append(op)
+        d = self._det
+        if d is not None and not d.step(self, step, tid, op):
+            self._det = None  # off the previous execution's path: nothing more to compare
         t.pending = None
         self.current = t
         return t

@@ -175,7 +175,7 @@ def replay_runs(
 ) -> Execution | None:
     """Re-run the executions of ``schedule`` ('|'-joined runs) in order, in one session;
     the last one traced if ``tracing``.  Returns the last execution run."""
-    runs = split_runs(schedule)
+    runs = split_runs(schedule, max_steps)
     session = Session(kcsan=kcsan)
     ex: Execution | None = None
     for n, (tids, values) in enumerate(runs):

@@ -195,6 +195,7 @@ _WATCHES: dict[int, Watch] = {}
 _LOCK = threading.Lock()
 _local = threading.local()
 _watchdog: threading.Thread | None = None
+_pending: str | None = None  # a request_stop() that checks started later obey too
 REFIRE_S = 1.0  # a model that swallowed the first one gets another after this long
 
 
@@ -211,6 +212,8 @@ def watching(max_seconds: float | None, step_timeout_s: float | None) -> Iterato
     )
     if outer is not None:
         w.stop, w.stop_at = outer.stop, outer.stop_at
+    elif _pending is not None:  # asked before this check started (e.g. a signal during loading)
+        w.stop, w.stop_at = _pending, now
     _local.watch = w
     with _LOCK:
         _WATCHES[id(w)] = w
@@ -256,10 +259,18 @@ def request_stop(reason: str) -> None:
     """Ask every running check to stop at a clean point (between executions; inside one after GRACE_S).
 
     Safe to call from a signal handler."""
+    global _pending
+    _pending = reason
     now = time.perf_counter()
     for w in list(_WATCHES.values()):
         if w.stop is None:
             w.stop, w.stop_at = reason, now
+
+
+def clear_stop() -> None:
+    """Forget a :func:`request_stop` (checks started from now on run normally)."""
+    global _pending
+    _pending = None
 
 
 def stop_reason() -> str | None:
