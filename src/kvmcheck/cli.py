@@ -40,6 +40,7 @@ def _run_one(s: Scenario, variant: str | None, opts: dict[str, Any]) -> Result:
         variant=variant,
         max_steps=opts["max_steps"],
         kcsan=opts["kcsan"],
+        step_timeout_s=opts.get("step_timeout", 10.0),
     )
 
 
@@ -64,6 +65,13 @@ def _pairs(scns: list[Scenario], variant: str | None) -> list[tuple[Scenario, st
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--step-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds of pure Python with no kernel operation before a thread is reported stuck.",
+)
 @click.option(
     "--kcsan/--no-kcsan",
     default=None,

@@ -100,6 +100,7 @@ def check(
     keep_going: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     settings: Settings | None = None,
+    step_timeout_s: float = 10.0,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
 
@@ -112,6 +113,8 @@ def check(
     and ``warnings`` lists the other distinct reports.  ``on_progress`` is
     called with a :class:`Progress` at most ~5 times a second and once at the end.
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
+    ``step_timeout_s``: a model thread running pure Python this long without a visible
+    operation is a finding (kind ``step-limit``) naming the thread and its line.
     """
     if settings is None:
         settings = Settings(
@@ -124,6 +127,7 @@ def check(
             depth=depth,
             kcsan=kcsan,
             keep_going=keep_going,
+            step_timeout_s=step_timeout_s,
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
