@@ -83,3 +83,18 @@ def test_concurrent_checks_with_locks_never_see_phantom_unlock() -> None:
         results = list(pool.map(lambda _: check(locked), range(24)))
     assert {(r.verdict, r.executions) for r in results} == {(results[0].verdict, results[0].executions)}
     assert results[0].verdict == "ok"
+
+
+def _bundled(job: tuple[str, str]) -> tuple[Any, ...]:
+    from kvmcheck._loader import resolve
+
+    return _key(check(resolve(job[0])[0], variant=job[1]))
+
+
+def test_concurrent_bundled_models_with_per_execution_module_tables() -> None:
+    """vfio_kvm keeps an exported-symbol table per execution (models/kernel_module.py)."""
+    jobs = [("vfio_kvm.open_vs_release", v) for v in ("v6.1", "2b48f52f2bff", "9e0f4f2918c2")]
+    sequential = {j: _bundled(j) for j in jobs}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(_bundled, jobs * 8))
+    assert all(r == sequential[j] for j, r in zip(jobs * 8, results, strict=True))
