@@ -165,3 +165,25 @@ def test_hot_field_reread_is_stopped_by_max_seconds() -> None:
     r = check(scn, max_steps=200_000, max_seconds=1)
     assert r.verdict in ("bounded", "bug")
     assert time.perf_counter() - t0 < 30
+
+
+def test_replay_of_a_pure_python_loop_ends_with_the_step_time_finding() -> None:
+    from kvmcheck import Settings, replay
+
+    def spinner(c: C) -> None:
+        c.x = 1
+        while True:
+            pass
+
+    scn = _two(spinner)
+    r = check(scn, settings=Settings(step_timeout_s=0.3))
+    assert r.finding is not None
+    import kvmcheck._engine.guard as guard
+
+    old = guard.DEFAULT_STEP_TIMEOUT_S
+    guard.DEFAULT_STEP_TIMEOUT_S = 0.3
+    try:
+        rr = replay(scn, r.finding.schedule)
+    finally:
+        guard.DEFAULT_STEP_TIMEOUT_S = old
+    assert rr.verdict == "bug" and rr.finding is not None and rr.finding.kind == "step-limit"

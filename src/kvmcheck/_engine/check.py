@@ -227,7 +227,8 @@ def replay(
     s = _as_scenario(scn)
     t0 = time.perf_counter()
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
-    ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
+    with guard.watching(None, None):  # a thread stuck in pure Python is a finding
+        ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
     assert ex is not None
     finding = ex.finding
     if finding is not None:
