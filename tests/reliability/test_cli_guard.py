@@ -22,6 +22,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
 
 
+def _wait_started(p: subprocess.Popen[str]) -> None:
+    """Block until the model says the search runs (its first stderr line), then a little more."""
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    assert "search started" in line, line
+    time.sleep(0.5)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("target", ["big", "spin"])
 def test_signal_stops_cleanly_prints_partial_result_and_writes_reports(
@@ -35,7 +43,7 @@ def test_signal_stops_cleanly_prints_partial_result_and_writes_reports(
         text=True,
         env=_env(),
     )
-    time.sleep(3)  # let the search get going (loading the package takes a moment)
+    _wait_started(p)
     p.send_signal(sig)
     out, err = p.communicate(timeout=BOUND_S)
     assert p.returncode == code, (out, err)
@@ -43,7 +51,7 @@ def test_signal_stops_cleanly_prints_partial_result_and_writes_reports(
     assert result["verdict"] == "bounded" and not result["complete"]
     assert "bounded" in result["coverage"]
     assert html.is_file() and "</html>" in html.read_text()
-    assert "Traceback" not in err and f"stopped by {sig.name}" in err
+    assert "Traceback" not in err and f"stopped by {sig.name}" in err, err
     assert not [f for f in html.parent.iterdir() if f.name.endswith(".tmp")]
 
 
@@ -55,7 +63,7 @@ def test_sigint_text_output(tmp_path: Path) -> None:
         text=True,
         env=_env(),
     )
-    time.sleep(3)
+    _wait_started(p)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=BOUND_S)
     assert p.returncode == 130 and "Traceback" not in err

@@ -1,5 +1,7 @@
 """A search far too big to finish: for stopping it with a signal."""
 
+import sys
+
 from kvmcheck import join, scenario, spawn
 from kvmcheck.kernel import Struct
 
@@ -9,8 +11,19 @@ class C(Struct):
     b: int = 0
 
 
+_started = []
+
+
+def _say_started() -> None:
+    """One line on stderr once the search runs: the signal tests wait for it."""
+    if not _started:
+        _started.append(1)
+        print("search started", file=sys.stderr, flush=True)
+
+
 @scenario(kcsan=False)
 def big() -> None:
+    _say_started()
     c = C()
 
     def t() -> None:
@@ -24,6 +37,7 @@ def big() -> None:
 @scenario(kcsan=False)
 def spin() -> None:
     """A thread looping in pure Python: stopped inside the execution."""
+    _say_started()
     c = C()
 
     def t() -> None:
