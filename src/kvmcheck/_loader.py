@@ -10,6 +10,7 @@ import sys
 from types import ModuleType
 
 from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.guard import raised_by_model
 from kvmcheck._engine.scenario import Scenario
 
 BUNDLED_PACKAGE = "kvmcheck.scenarios"  # every module in it is a seed system's scenarios
@@ -38,7 +39,9 @@ def load_file(path: str) -> ModuleType:
         raise UsageError(f"{path}:{e.lineno}: syntax error: {e.msg}; fix the model file") from None
     except UsageError:
         raise
-    except Exception as e:  # noqa: BLE001 - a broken model file is the user's to mend
+    except BaseException as e:
+        if not raised_by_model(e):  # a real Ctrl-C while importing
+            raise
         tb = e.__traceback__
         line = 0
         while tb is not None:

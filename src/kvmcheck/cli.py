@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from kvmcheck import _cliguard
 from kvmcheck._engine.check import STRATEGIES, Result, check, replay
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.scenario import Scenario
@@ -21,7 +22,7 @@ from kvmcheck.report.text import render_result
 
 
 def _emit(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2))
+    click.echo(json.dumps(obj, indent=2), file=_cliguard.stdout())  # not the model's print()s
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +40,7 @@ def _run_one(s: Scenario, variant: str | None, opts: dict[str, Any]) -> Result:
         variant=variant,
         max_steps=opts["max_steps"],
         kcsan=opts["kcsan"],
+        step_timeout_s=opts.get("step_timeout", 10.0),
     )
 
 
@@ -64,6 +66,13 @@ def _pairs(scns: list[Scenario], variant: str | None) -> list[tuple[Scenario, st
 @click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--step-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds of pure Python with no kernel operation before a thread is reported stuck.",
+)
+@click.option(
     "--kcsan/--no-kcsan",
     default=None,
     help="Force the plain-access checks (KCSAN, locking contract) on or off.",
@@ -76,9 +85,12 @@ def check_cmd(
     """Check FILE.py[::SCENARIO], a bundled SCENARIO, or --all bundled ones."""
     if run_all == bool(target):
         raise UsageError("give exactly one of TARGET (FILE.py[::SCENARIO] or a bundled scenario) and --all")
+    _cliguard.begin(as_json, {"--html": html_path})  # outputs checked now; SIGINT/SIGTERM stop cleanly
     scns = bundled() if run_all else resolve(target or "")
     results = []
     for s, v in _pairs(scns, variant):
+        if _cliguard.interrupted():
+            break
         r = _run_one(s, v, opts)
         results.append((s, v, r))
         if not as_json and not run_all:
@@ -92,14 +104,14 @@ def check_cmd(
     if html_path:
         from kvmcheck.report.html import write_html
 
-        write_html(html_path, [r for _, _, r in results])
+        _cliguard.write_atomic(write_html, html_path, [r for _, _, r in results])
     if run_all:
         _finish_all(results, as_json)
         return
     if as_json:
         out = [r.as_dict() for _, _, r in results]
         _emit(out[0] if len(out) == 1 else out)
-    sys.exit(1 if any(r.verdict == "bug" for _, _, r in results) else 0)
+    sys.exit(_cliguard.exit_code(1 if any(r.verdict == "bug" for _, _, r in results) else 0))
 
 
 def _replay_target(target: str, s: Scenario) -> str:
@@ -124,7 +136,7 @@ def _finish_all(results: list[tuple[Scenario, str | None, Result]], as_json: boo
 
         click.echo(render_table(rows))
         click.echo("all verdicts as expected" if ok else "SOME VERDICTS DIFFER FROM THEIR EXPECTATION")
-    sys.exit(0 if ok else 1)
+    sys.exit(_cliguard.exit_code(0 if ok else 1))
 
 
 @main.command("replay")
@@ -137,6 +149,7 @@ def replay_cmd(target: str, schedule: str, variant: str | None, as_json: bool) -
     scns = resolve(target)
     if len(scns) != 1:
         raise UsageError(f"{target} holds {len(scns)} scenarios; name one with FILE.py::SCENARIO")
+    _cliguard.begin(as_json, {})
     r = replay(scns[0], schedule, variant=variant)
     if as_json:
         _emit(r.as_dict())
@@ -170,7 +183,7 @@ def run() -> None:
         main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):
         sys.exit(130)
     except click.UsageError as e:
         msg = e.format_message().replace("\n", " ")

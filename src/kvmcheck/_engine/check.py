@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kvmcheck._engine import determinism, guard
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
@@ -15,12 +16,14 @@ from kvmcheck._engine.explore import (
     load_checkpoint,
     make_strategy,
     replay_runs,
+    run_execution,
     runtime_setup_hooks,
 )
-from kvmcheck._engine.finding import Finding, UsageError
+from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch, UsageError
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
+from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
 
 __all__ = [
@@ -101,6 +104,7 @@ def check(
     checkpoint_every_s: float = 60.0,
     resume: str | None = None,
     settings: Settings | None = None,
+    step_timeout_s: float = 10.0,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
 
@@ -117,6 +121,8 @@ def check(
     returns a bounded result); ``resume=FILE`` goes on from such a file to the same totals
     as one uninterrupted run (strategy ``dpor`` only).
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
+    ``step_timeout_s``: a model thread running pure Python this long without a visible
+    operation is a finding (kind ``step-limit``) naming the thread and its line.
     """
     if settings is None:
         settings = Settings(
@@ -132,6 +138,7 @@ def check(
             checkpoint=checkpoint,
             checkpoint_every_s=checkpoint_every_s,
             resume=resume,
+            step_timeout_s=step_timeout_s,
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
@@ -140,16 +147,20 @@ def check(
     body = s.body(variant)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
     name = f"{s.name}[{variant}]" if variant is not None else s.name
-    session = Session(kcsan=use_kcsan)
-    resumed: Explored | None = None
-    if settings.resume is not None:
-        strat, resumed, saved = load_checkpoint(settings.resume, name)
-        if saved is not None:
-            session = saved
-    else:
-        strat = make_strategy(settings)
-    seen = explore(body, strat, settings, session, on_progress=on_progress, name=name, resumed=resumed)
-    return _result(s, variant, settings, strat, seen, use_kcsan)
+    with guard.watching(settings.max_seconds, settings.step_timeout_s) as watch:
+        session = Session(kcsan=use_kcsan)
+        resumed: Explored | None = None
+        if settings.resume is not None:
+            strat, resumed, saved = load_checkpoint(settings.resume, name)
+            if saved is not None:
+                session = saved
+        else:
+            strat = make_strategy(settings)
+        seen = explore(body, strat, settings, session, on_progress=on_progress, name=name, resumed=resumed)
+        if seen.exhausted and seen.reported is None:  # about to say "complete": is the model deterministic?
+            determinism.probe(determinism.first_of(session), _prober(body, settings.max_steps, use_kcsan))
+        watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
+        return _result(s, variant, settings, strat, seen, use_kcsan)
 
 
 def _result(
@@ -203,9 +214,22 @@ def _coverage(
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
 
 
+def _prober(body: Callable[[], Any], max_steps: int, kcsan: bool) -> Callable[..., Any]:
+    def run(tids: list[int], values: dict[int, int], prev: Any) -> Any:
+        session = determinism.with_previous(Session(kcsan=kcsan), prev)
+        return run_execution(body, Replay(tids, values), session, max_steps)
+
+    return run
+
+
 def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:
     """Replay the finding with tracing on: the trace, and the report's sites, come from there."""
-    replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+    try:
+        replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+    except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
+        if isinstance(e, Nondeterminism):
+            raise
+        raise Nondeterminism(f"replaying the finding's schedule {finding.schedule!r}: {e}") from None
     if replayed is None:
         return
     finding.trace = replayed.steps
@@ -228,7 +252,8 @@ def replay(
     s = _as_scenario(scn)
     t0 = time.perf_counter()
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
-    ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
+    with guard.watching(None, None):  # a thread stuck in pure Python is a finding
+        ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
     assert ex is not None
     finding = ex.finding
     if finding is not None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import greenlet
 
-from kvmcheck._engine import runtime
+from kvmcheck._engine import determinism, guard, runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import Abort, Finding, Nondeterminism, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
@@ -131,7 +131,7 @@ class Execution:
         t = self.current
         assert t is not None
         if self.aborting or t.dead:
-            raise Abort
+            guard.stopping(self, t, op)  # raises Abort (or stops a thread that swallows it)
         if self.tracing:
             self._settle_held(t)
         t.pending = op
@@ -148,7 +148,7 @@ class Execution:
             elif nxt is not t:
                 nxt.glet.switch()  # type: ignore[union-attr]
         if self.aborting:
-            raise Abort
+            guard.stopping(self, t, op)
         if self.tracing:
             self._trace(t, op)
 
@@ -222,6 +222,8 @@ class Execution:
     def run(self) -> None:
         prev = runtime.current
         runtime.current = self
+        watch = guard.enter(self)
+        self._det = determinism.begin(self)  # compares each step with the previous execution
         try:
             main = Thread(0, "main", object_key(self.new_number()))
             main.vc = [1]
@@ -233,9 +235,13 @@ class Execution:
                 raise self._crash
             if self.outcome == "complete":
                 self._end_checks()
+            determinism.end(self)
+        except (guard.Stop, guard.StepTimeout):  # the search is stopping (guard.py): abandon this run
+            self.outcome = "stopped"
         finally:
             self._kill()
             runtime.current = prev
+            guard.leave(watch, self)
 
     def _loop(self) -> None:
         """Drive the run from the scheduler greenlet: it gets control back when a
@@ -307,6 +313,9 @@ class Execution:
             self._relaxed = tid
         schedule.append(tid)
         self.ops.append(op)
+        d = self._det
+        if d is not None and not d.step(self, step, tid, op):
+            self._det = None  # off the previous execution's path: nothing more to compare
         t.pending = None
         self.current = t
         return t
@@ -385,6 +394,9 @@ class Execution:
             if not self.aborting and not t.dead:
                 self._record(exception_finding(e, t))
                 t.dead = t.done = True
+            return
+        except BaseException as e:  # noqa: BLE001 - SystemExit & co. from the model, the watchdog's
+            guard.thread_died(self, t, e)
             return
         t.done = True
 

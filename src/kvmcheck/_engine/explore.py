@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmcheck._engine import guard
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
 from kvmcheck._engine.schedule import split_runs
@@ -200,6 +201,8 @@ def explore(
     with _stop_on_signals(checkpoint is not None) as stop:
         while True:
             ex = run_execution(body, strategy, session, max_steps)
+            if ex.outcome == "stopped":  # by the watchdog (max_seconds) or a signal: abandoned
+                break
             if ex.outcome != "blocked":
                 out.executions += 1
             out.steps += len(ex.schedule)
@@ -238,6 +241,8 @@ def explore(
                 break
             if max_seconds is not None and now - t0 >= max_seconds:
                 break
+            if guard.stop_requested():  # SIGINT/SIGTERM (guard.request_stop)
+                break
     out.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(Progress(out.executions, out.elapsed_s, strategy.estimate()))
@@ -251,7 +256,7 @@ def replay_runs(
 ) -> Execution | None:
     """Re-run the executions of ``schedule`` ('|'-joined runs) in order, in one session;
     the last one traced if ``tracing``.  Returns the last execution run."""
-    runs = split_runs(schedule)
+    runs = split_runs(schedule, max_steps)
     session = Session(kcsan=kcsan)
     ex: Execution | None = None
     for n, (tids, values) in enumerate(runs):

@@ -37,8 +37,16 @@ def encode(tids: list[int], values: dict[int, int] | None = None) -> str:
     return "-".join(out)
 
 
-def decode_steps(text: str) -> tuple[list[int], dict[int, int]]:
-    """The threads of the steps, and the outcome of each choice step (by step index)."""
+MAX_DIGITS = 18  # a count, thread or choice longer than this is no schedule the checker wrote
+
+
+def decode_steps(text: str, max_steps: int | None = None) -> tuple[list[int], dict[int, int]]:
+    """The threads of the steps, and the outcome of each choice step (by step index).
+
+    With ``max_steps``, a schedule longer than that is a UsageError raised before
+    anything is allocated (``0x99999999999`` would otherwise take the memory)."""
+    if not isinstance(text, str):
+        raise UsageError(f"a schedule is a string like '0x5-1x2-0' (got {type(text).__name__} {text!r})")
     text = text.strip()
     if not text:
         return [], {}
@@ -51,9 +59,17 @@ def decode_steps(text: str) -> tuple[list[int], dict[int, int]]:
                 f"malformed schedule token {tok!r} in {text!r}: expected TID, TIDxCOUNT or "
                 "TID=CHOICE joined by '-' (e.g. 0x5-1x2-0=1)"
             )
+        if any(g is not None and len(g) > MAX_DIGITS for g in m.groups()):
+            raise UsageError(f"schedule token {tok[:40]!r} has a number longer than {MAX_DIGITS} digits")
+        count = int(m.group(2) or 1)
+        if max_steps is not None and len(tids) + count > max_steps:
+            raise UsageError(
+                f"schedule has more than max_steps={max_steps} steps (token {tok!r} at step "
+                f"{len(tids)}); raise --max-steps if it is really that long"
+            )
         if m.group(3) is not None:
             values[len(tids)] = int(m.group(3))
-        tids.extend([int(m.group(1))] * int(m.group(2) or 1))
+        tids.extend([int(m.group(1))] * count)
     return tids, values
 
 
@@ -62,6 +78,8 @@ def decode(text: str) -> list[int]:
     return decode_steps(text)[0]
 
 
-def split_runs(text: str) -> list[tuple[list[int], dict[int, int]]]:
-    """Decode a schedule of one or more executions joined by '|'."""
-    return [decode_steps(part) for part in text.split("|")]
+def split_runs(text: str, max_steps: int | None = None) -> list[tuple[list[int], dict[int, int]]]:
+    """Decode a schedule of one or more executions joined by '|' (each at most ``max_steps`` long)."""
+    if not isinstance(text, str):
+        raise UsageError(f"a schedule is a string like '0x5-1x2-0' (got {type(text).__name__} {text!r})")
+    return [decode_steps(part, max_steps) for part in text.split("|")]

@@ -37,6 +37,7 @@ class Settings:
     checkpoint: str | None = None
     checkpoint_every_s: float = 60.0
     resume: str | None = None
+    step_timeout_s: float = 10.0  # pure Python this long without a visible operation: a finding
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES + HIDDEN_STRATEGIES:
@@ -52,6 +53,7 @@ class Settings:
         _positive_int("depth", self.depth)
         _positive_int("workers", self.workers)
         _positive_number("checkpoint_every_s", self.checkpoint_every_s)
+        _positive_number("step_timeout_s", self.step_timeout_s)
         if self.backend not in BACKENDS:
             raise UsageError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
         if self.address is not None and self.backend != "ray":
@@ -96,5 +98,5 @@ def _positive_number(name: str, v: Any, optional: bool = False) -> None:
         return
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise UsageError(f"{name} must be a number (got {v!r})")
-    if math.isnan(v) or v <= 0:
+    if not math.isfinite(v) or v <= 0:
         raise UsageError(f"{name} must be a positive number (got {v})")

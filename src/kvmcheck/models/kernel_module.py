@@ -18,6 +18,7 @@ negative one is a symbol_put without its symbol_get).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,16 +37,16 @@ class KernelModule:
         return f"<module {self.name} refcnt={self.refcnt}>"
 
 
-_table: tuple[object | None, dict[str, KernelModule]] = (None, {})
+_tables = threading.local()  # per OS thread: concurrent check() calls each have their own execution
 
 
 def _symtab() -> dict[str, KernelModule]:
     """The running execution's exported-symbol table (symbol name -> owning module)."""
-    global _table
     ex = execution()
-    if _table[0] is not ex:
-        _table = (ex, {})
-    return _table[1]
+    table: tuple[object, dict[str, KernelModule]] | None = getattr(_tables, "table", None)
+    if table is None or table[0] is not ex:
+        table = _tables.table = (ex, {})
+    return table[1]
 
 
 def module_init(name: str, symbols: dict[str, Callable[..., Any]]) -> KernelModule:

@@ -24,6 +24,7 @@ counted as ``blocked`` and are the only redundancy left.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
@@ -56,10 +57,13 @@ class _Node:
 class _ObjRec:
     """What DPOR remembers of one object in the current execution."""
 
-    __slots__ = ("events", "excl", "shared")
+    __slots__ = ("events", "excl", "shared", "xlast")
 
     def __init__(self) -> None:
         self.events: list[int] = []  # indices of the events that touched it
+        # xlast[p]: position in ``events`` of the latest exclusive event at or before p (-1: none),
+        # so that a shared event skips the shared ones (a hot field re-read: linear, not quadratic)
+        self.xlast: list[int] = []
         self.excl: Clock | None = None  # clock of the last exclusive event
         self.shared: Clock | None = None  # join of the shared events since then
 
@@ -102,6 +106,7 @@ class Dpor(StrategyBase):
             self.ev_state.pop()
             for rec, old_excl, old_shared in reversed(recs):
                 rec.events.pop()
+                rec.xlast.pop()
                 rec.excl = old_excl
                 rec.shared = old_shared
             self.tclock[tid] = old_tclock
@@ -211,6 +216,7 @@ class Dpor(StrategyBase):
                 rec.shared = None
             else:
                 rec.shared = c if rec.shared is None else vc_join(rec.shared, c)
+            rec.xlast.append(len(rec.events) if excl else rec.xlast[-1] if rec.xlast else -1)
             rec.events.append(j)
         self.ev_tid.append(tid)
         self.ev_clock.append(c)
@@ -310,7 +316,7 @@ class Dpor(StrategyBase):
         ev_tid = self.ev_tid
         ev_clock = self.ev_clock
         cands: list[int] = []
-        for i in reversed(events):
+        for i in reversed(events) if excl else _exclusive_events(self.objrec[k], events):
             opi = ops[i]
             opi_excl = opi.excl and opi.key == k
             if not (excl or opi_excl):
@@ -381,3 +387,12 @@ class Dpor(StrategyBase):
                     return True
             stack.pop()
         return False
+
+
+def _exclusive_events(rec: _ObjRec, events: list[int]) -> Iterator[int]:
+    """The exclusive events of ``rec``, latest first (what a shared event can race with)."""
+    xlast = rec.xlast
+    p = xlast[-1] if xlast else -1
+    while p >= 0:
+        yield events[p]
+        p = xlast[p - 1] if p > 0 else -1
