@@ -229,6 +229,7 @@ def check_cmd(
     pairs = _pairs(scns, variant)
     table = _Table(pairs) if run_all and not as_json else None
     done: list[Checked] = []
+    anns: list[Any] = []
     width = terminal_width()
     for s, v in pairs:
         prog = Progress(s.name + (f" [{v}]" if v else ""))
@@ -238,14 +239,17 @@ def check_cmd(
         finally:
             prog.done()
         done.append(c)
+        ann = _annotate(c, options.kcsan) if html_path or (table is None and not as_json) else None
+        anns.append(ann)
         if table is not None:
             table.row(c)
         elif not as_json:
-            _print_text(c, full, width, options.kcsan)
+            _print_text(c, full, width, ann)
     if html_path:
         from kvmcheck.report.html import write_html
 
-        write_html(html_path, [c.result for c in done])
+        roots = [os.path.dirname(os.path.abspath(origin))] if origin else []
+        write_html(html_path, [c.result for c in done], anns, roots)
     if as_json:
         click.echo(json.dumps([result_json(c) for c in done], indent=2))
     if whole:
@@ -262,11 +266,15 @@ def check_cmd(
     sys.exit(1 if any(c.result.verdict == "bug" for c in done) else 0)
 
 
-def _print_text(c: Checked, full: bool, width: int, kcsan: bool | None = None) -> None:
+def _annotate(c: Checked, kcsan: bool | None) -> Any:
+    """The counterexample's steps with their values (None without a finding)."""
     from kvmcheck.report.values import annotate
 
+    return annotate(c.scenario, c.result, kcsan) if c.result.finding is not None else None
+
+
+def _print_text(c: Checked, full: bool, width: int, ann: Any) -> None:
     r = c.result
-    ann = annotate(c.scenario, r, kcsan) if r.finding is not None else None
     text = render_result(r, ann, full=full, width=width, shrunk=c.shrunk)
     first, _, rest = text.partition("\n")
     click.echo(_paint(first, r.verdict) + ("\n" + rest if rest else ""))
@@ -358,7 +366,7 @@ def replay_cmd(
     if as_json:
         click.echo(json.dumps([result_json(c)], indent=2))
     else:
-        _print_text(c, full, terminal_width())
+        _print_text(c, full, terminal_width(), _annotate(c, None))
     sys.exit(1 if r.verdict == "bug" else 0)
 
 

@@ -397,3 +397,11 @@ def test_malformed_and_diverging_schedules(model):
 
 def test_missing_file():
     assert "does not exist" in one_line_error(run("check", "/nonexistent/model.py"))
+
+
+def test_html_report_written(model, tmp_path):
+    out = tmp_path / "r" / "report.html"
+    r = run("check", f"{model}::lost_update", "--html", str(out))
+    assert r.returncode == 1
+    text = out.read_text()
+    assert "<table class=lanes>" in text and "failing" in text and "<script>" in text

@@ -34,13 +34,22 @@ class Saved:
     saved_at: float
 
 
+_root: str | None = None  # set by the pytest plugin: the rootdir's .kvmcheck/
+
+
+def set_root(path: str | None) -> None:
+    """Keep the database in ``path`` (``KVMCHECK_DB`` still wins)."""
+    global _root
+    _root = path
+
+
 def root() -> str:
-    return os.environ.get("KVMCHECK_DB") or DEFAULT_DIR
+    return os.environ.get("KVMCHECK_DB") or _root or DEFAULT_DIR
 
 
 def key(scenario: str, variant: str | None, origin: str = "") -> str:
     """File name for a scenario x variant; ``origin`` (the model file) keeps two files' apart."""
-    safe = re.sub(r"[^\w.\-]+", "_", f"{scenario}@{variant or '-'}")
+    safe = re.sub(r"[^\w.@\-]+", "_", f"{scenario}@{variant or '-'}")
     tag = hashlib.sha1(os.path.abspath(origin).encode()).hexdigest()[:8] if origin else "bundled"
     return f"{safe}.{tag}.json"
 
