@@ -12,6 +12,7 @@ import kvmcheck.kernel
 EXPECTED_TOP = {
     "STRATEGIES",
     "Finding",
+    "Progress",
     "Result",
     "Scenario",
     "Site",
@@ -20,6 +21,7 @@ EXPECTED_TOP = {
     "UsageError",
     "check",
     "join",
+    "nondet",
     "replay",
     "scenario",
     "spawn",

@@ -32,7 +32,7 @@ GOOD = textwrap.dedent(
         join(spawn(inc), spawn(inc))
         assert c.value == 2
 
-    @scenario
+    @scenario(kcsan=False)  # KCSAN would report the race first and stop the search
     def lost_update():
         c = Counter()
         def inc():
@@ -170,7 +170,7 @@ def test_file_compares_every_scenario_with_its_expectation(tmp_path):
     r = run("check", expecting(tmp_path))
     assert r.returncode == 0, r.stdout
     assert "all verdicts as expected" in r.stdout
-    assert "assertion" in r.stdout  # the expected bug is still reported
+    assert "Scenario:" in r.stdout  # the expected bug is still reported, with its story
     r = run("check", expecting(tmp_path, solo="bug"))
     assert r.returncode == 1
     assert "SOME VERDICTS DIFFER" in r.stdout
@@ -273,10 +273,6 @@ def test_colour_only_on_a_tty_and_never_with_no_color(model):
 
 
 def test_progress_line_on_a_tty(tmp_path):
-    from kvmcheck.report.session import engine_accepts
-
-    if not engine_accepts("on_progress"):
-        pytest.skip("the engine's check() has no on_progress hook yet")
     p = tmp_path / "long.py"
     p.write_text(
         textwrap.dedent(
@@ -343,8 +339,15 @@ def test_failure_database_replays_first_and_replay_last(model):
     assert "lost_update" in last.stdout and "assertion" in last.stdout
 
 
-def test_keep_going_is_accepted(model):
-    assert run("check", f"{model}::locked", "--keep-going").returncode == 0
+def test_keep_going_searches_on_after_a_warning(tmp_path):
+    p = tmp_path / "warns.py"
+    p.write_text(GOOD.replace("@scenario(kcsan=False)", "@scenario"))  # KCSAN on: it warns first
+    stop = run_json("check", f"{p}::lost_update", "--no-db")[0]
+    assert stop["finding"]["kind"] == "data-race"
+    on = run_json("check", f"{p}::lost_update", "--no-db", "--keep-going")[0]
+    assert on["finding"]["kind"] == "assertion"  # the hard finding, found by searching on
+    assert on["executions"] > stop["executions"]
+    assert any("KCSAN" in w["headline"] for w in on["warnings"])
 
 
 def one_line_error(r: subprocess.CompletedProcess[str]) -> str:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from kvmcheck._engine.check import _end_run, _new_session, _setup
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.scenario import Scenario
-from kvmcheck._engine.schedule import encode
 
 if TYPE_CHECKING:
     from kvmcheck._engine.ops import Op
@@ -37,10 +36,13 @@ Outcome = tuple[Any, Hard | None, tuple[str, ...]]
 
 
 class _Choice:
-    __slots__ = ("enabled", "i")
+    """A step: one alternative per enabled thread, and per outcome of a thread's nondet() op."""
 
-    def __init__(self, enabled: list[int]) -> None:
+    __slots__ = ("alts", "enabled", "i")
+
+    def __init__(self, enabled: list[int], alts: list[tuple[int, int]]) -> None:
         self.enabled = enabled
+        self.alts = alts  # (thread, choice outcome)
         self.i = 0
 
 
@@ -66,10 +68,18 @@ class BruteForce:
                     f"step {depth}: enabled {enabled}, but {node.enabled} with the same prefix "
                     "before: the scenario is not deterministic"
                 )
-            return node.enabled[node.i]
-        node = _Choice(list(enabled))
+            return node.alts[node.i][0]
+        alts = []
+        for t in enabled:
+            op = ex.threads[t].pending
+            alts.extend((t, v) for v in range(max(1, op.choices if op is not None else 0)))
+        node = _Choice(list(enabled), alts)
         self.stack.append(node)
-        return node.enabled[0]
+        return node.alts[0][0]
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        node = self.stack[len(ex.schedule)]
+        return node.alts[node.i][1]
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         pass
@@ -78,7 +88,7 @@ class BruteForce:
         stack = self.stack
         while stack:
             node = stack[-1]
-            if node.i + 1 < len(node.enabled):
+            if node.i + 1 < len(node.alts):
                 node.i += 1
                 return True
             stack.pop()
@@ -94,6 +104,10 @@ class Exploration:
     blocked: int = 0
     # one schedule per distinct first hard finding (kind, message) of a run
     counterexamples: dict[tuple[str, str], str] = field(default_factory=dict)
+    # the Mazurkiewicz trace (canonical Foata normal form) of each execution
+    traces: set[Foata] = field(default_factory=set)
+    # every execution's schedule string and main's result
+    runs: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def terminal(self) -> set[tuple[Any, Hard | None]]:
@@ -129,6 +143,46 @@ def outcome_of(ex: Execution) -> Outcome:
     return (result, hard, soft)
 
 
+# An event: (thread, its index among the thread's steps, op name incl. a choice's outcome).
+Event = tuple[int, int, str]
+Foata = tuple[tuple[Event, ...], ...]
+
+
+def foata(ex: Execution) -> Foata:
+    """The Foata normal form of ``ex``'s trace: a canonical name of its Mazurkiewicz class.
+
+    Computed independently of any strategy from the dependency relation alone
+    (``Op.dependent``, program order, and spawn-before-child): each event's
+    level is one more than the highest level of an earlier event it depends
+    on; the form lists each level's events, sorted.  Two executions have the
+    same form iff one is the other with adjacent independent steps swapped.
+    """
+    levels: list[int] = []
+    thread_level: dict[int, int] = {}
+    count: dict[int, int] = {}
+    events: list[Event] = []
+    ops = ex.ops
+    for j, tid in enumerate(ex.schedule):
+        op = ops[j]
+        lvl = thread_level.get(tid, 0)
+        for i in range(j):
+            if levels[i] >= lvl and ex.schedule[i] != tid and op.dependent(ops[i]):
+                lvl = levels[i] + 1 if levels[i] + 1 > lvl else lvl
+        lvl = max(lvl, thread_level.get(tid, 0))
+        levels.append(lvl)
+        thread_level[tid] = lvl + 1
+        if op.arg == "spawn":
+            child = op.obj.tid  # type: ignore[union-attr]
+            thread_level[child] = max(thread_level.get(child, 0), lvl + 1)
+        k = count.get(tid, 0)
+        count[tid] = k + 1
+        events.append((tid, k, op.name))
+    out: dict[int, list[Event]] = {}
+    for e, lvl in zip(events, levels, strict=True):
+        out.setdefault(lvl, []).append(e)
+    return tuple(tuple(sorted(out[k])) for k in sorted(out))
+
+
 def explore(scn: Scenario, strategy: Any, variant: str | None = None) -> Exploration:
     """Run ``strategy`` over ``scn`` until it has nothing left to explore."""
     body = scn.body(variant)
@@ -142,9 +196,11 @@ def explore(scn: Scenario, strategy: Any, variant: str | None = None) -> Explora
         if ex.outcome != "blocked":
             out.executions += 1
             out.outcomes.add(outcome_of(ex))
+            out.traces.add(foata(ex))
+            out.runs.append((ex.schedule_string(), outcome_of(ex)[0]))
             first = ex.finding
             if first is not None and (first.kind, first.message) not in out.counterexamples:
-                out.counterexamples[(first.kind, first.message)] = encode(ex.schedule)
+                out.counterexamples[(first.kind, first.message)] = ex.schedule_string()
         else:
             out.blocked += 1
         if not strategy.next_execution():
@@ -179,6 +235,9 @@ class _Recorder:
         t = self.tids[step]
         assert t in enabled, f"step {step}: thread {t} not enabled ({enabled})"
         return t
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        return 0
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         pass

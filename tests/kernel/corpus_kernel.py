@@ -62,7 +62,7 @@ class K(Struct):
     x: int = 0
     flag: int = 0
     inside: int = 0
-    items: list[Any] = []  # noqa: RUF012 - a Struct field, copied per instance
+    items: tuple[Any, ...] = ()  # an RCU list: the list functions replace it whole
 
 
 CORPUS: dict[str, Scenario] = {}

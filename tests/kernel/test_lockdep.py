@@ -75,7 +75,23 @@ def test_inversion_that_never_deadlocks_is_reported() -> None:
     text = "\n".join(f.details)
     assert "L1" in text and "L2" in text
     assert "*** DEADLOCK ***" in text
-    assert any(line.strip().startswith("-> #0 L2 acquired at _ab") for line in f.details), f.details
+    # print_circular_bug()'s layout: both locks, then the chain in reverse order, each with its stack
+    assert f.details[0] == "B is trying to acquire lock:"
+    assert "but task is already holding lock:" in f.details
+    assert "which lock already depends on the new lock." in f.details
+    assert "the existing dependency chain (in reverse order) is:" in f.details
+    one, zero = f.details.index("-> #1 (L2):"), f.details.index("-> #0 (L1):")
+    assert one < zero
+    assert f.details[one + 1].strip().startswith("_ab (")  # A took L2 in _ab, holding L1
+    assert "[taken by A while holding L1]" in f.details[one + 2]
+    assert f.details[zero + 1].strip().startswith("_ab (")  # B takes L1 in _ab, holding L2
+    table = f.details[f.details.index(" Possible unsafe locking scenario:") :]
+    assert [ln.strip() for ln in table if ln.strip().startswith("lock(")] == [
+        "lock(L2);",
+        "lock(L1);",
+        "lock(L2);",
+        "lock(L1);",
+    ]
     # no explored execution deadlocked: the circular dependency is the worst finding, and nothing else
     assert r.warnings == []
     # both orders were recorded in one execution (A then B), so no earlier run is needed
@@ -149,6 +165,9 @@ def test_three_lock_cycle_is_reported() -> None:
     found(r, "lock-order", CIRCULAR)
     text = "\n".join(r.finding.details)  # type: ignore[union-attr]
     assert all(name in text for name in ("LA", "LB", "LC"))
+    # a chain longer than two locks is spelled out before the scenario, as lockdep does
+    assert "Chain exists of:" in r.finding.details  # type: ignore[union-attr]
+    assert "  LA --> LB --> LC" in r.finding.details  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("reverse", ["trylock", "lock"])
@@ -171,7 +190,7 @@ def test_trylock_in_reverse_order_does_not_close_a_cycle(reverse: str) -> None:
 
         join(spawn(fwd), spawn(rev))
 
-    r = run(body)
+    r = run(body, keep_going=True)
     if reverse == "trylock":
         ok(r)
         assert r.executions >= 2
@@ -227,6 +246,10 @@ def test_same_class_needs_a_nesting_annotation(kind: str, nested: bool) -> None:
         found(r, "lock-order", RECURSIVE)
         assert "same class" in r.finding.message  # type: ignore[union-attr]
         assert "_nested" in r.finding.message  # type: ignore[union-attr]
+        details = r.finding.details  # type: ignore[union-attr]
+        assert "but task is already holding lock:" in details
+        assert " May be due to missing lock nesting notation" in details
+        assert " *** DEADLOCK ***" in details
 
 
 def test_different_classes_are_not_recursive() -> None:
@@ -447,3 +470,94 @@ def test_irq_safe_to_irq_safe_order_is_fine() -> None:
     r = check(_irq_inversion(other_irqsave=True))
     assert r.verdict == "ok"
     assert r.complete
+
+
+# -- held lock freed -------------------------------------------------------------------------------
+@pytest.mark.parametrize("holding", [True, False])
+def test_freeing_memory_with_a_held_lock_in_it(holding: bool) -> None:
+    """debug_check_no_locks_freed(): the task frees an object whose embedded lock it holds."""
+    from kvmcheck.kernel import kfree, kmalloc
+    from kvmcheck.kernel.lockdep import debug_check_no_locks_freed
+
+    class Obj(Struct):
+        x: int = 0
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**values)
+            self.lock = Mutex("obj->lock")
+
+    def body() -> None:
+        o = kmalloc(Obj)
+        mutex_lock(o.lock)
+        if not holding:
+            mutex_unlock(o.lock)
+        debug_check_no_locks_freed(o)
+        kfree(o)
+
+    r = run(body)
+    if holding:
+        found(r, "use-after-free", "BUG: held lock freed!")
+        assert "obj->lock" in r.finding.message  # type: ignore[union-attr]
+    else:
+        ok(r)
+
+
+def test_dependency_is_recorded_from_the_most_recent_held_lock() -> None:
+    """check_prevs_add(): holding A then B, taking C records B -> C (A -> C only through B),
+    so the chain a report prints goes through every linking lock, as the kernel's does."""
+
+    def body() -> None:
+        a, b, c = SpinLock("LA"), SpinLock("LB"), SpinLock("LC")
+        spin_lock(a)
+        spin_lock(b)
+        spin_lock(c)
+        spin_unlock(c)
+        spin_unlock(b)
+        spin_unlock(a)
+        _ab(c, a)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    d = r.finding.details  # type: ignore[union-attr]
+    assert "-> #2 (LC):" in d  # taken holding LB
+    assert "-> #1 (LB):" in d  # taken holding LA
+    assert "  LA --> LB --> LC" in d
+
+
+def test_dependency_from_below_a_trylocked_lock() -> None:
+    """Past a trylocked lock on top, the first lock that was not trylocked is a prev too."""
+
+    def body() -> None:
+        a, t, b = SpinLock("LA"), SpinLock("LT"), SpinLock("LB")
+        spin_lock(a)
+        assert spin_trylock(t)
+        spin_lock(b)  # LT -> LB and LA -> LB
+        spin_unlock(b)
+        spin_unlock(t)
+        spin_unlock(a)
+        _ab(b, a)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    assert "-> #1 (LB):" in r.finding.details  # type: ignore[union-attr]
+
+
+def test_read_acquisitions_show_as_rlock_in_the_scenario() -> None:
+    """print_circular_lock_scenario(): a read-held target or a read source is an rlock()."""
+    from kvmcheck.kernel import RwSem, down_read, up_read
+
+    def body() -> None:
+        sem, m = RwSem("S"), Mutex("M")
+        down_read(sem)
+        mutex_lock(m)
+        mutex_unlock(m)
+        up_read(sem)
+        mutex_lock(m)
+        down_read(sem)  # M held, S wanted for read: S -> M was recorded
+        up_read(sem)
+        mutex_unlock(m)
+
+    r = run(body)
+    found(r, "lock-order", CIRCULAR)
+    table = [ln.strip() for ln in r.finding.details if "lock(" in ln]  # type: ignore[union-attr]
+    assert table == ["lock(M);", "lock(S);", "lock(M);", "rlock(S);"]

@@ -36,9 +36,13 @@ CASES = {
 }
 
 
+# lockdep warns (and so stops the search) before the ABBA deadlock hangs: go on to the hang
+KEEP_GOING = {"deadlock"}
+
+
 def report(name: str, width: int = 100) -> str:
     s = resolve(f"{KINDS}::kinds.{name}")[0]
-    r = minimise(s, check(s)).result
+    r = minimise(s, check(s, keep_going=name in KEEP_GOING)).result
     assert r.finding is not None
     return render_finding(r.finding, annotate(s, r), width=width) + "\n"
 
@@ -88,4 +92,5 @@ def test_kasan_report_names_alloc_free_and_access():
 
 def test_lockdep_report_names_both_chains():
     text = report("lock_order")
-    assert "the existing dependency chain" in text and "but task is trying to acquire" in text
+    assert "the existing dependency chain" in text and "is trying to acquire lock" in text
+    assert "-> #1 (b):" in text and "-> #0 (a):" in text

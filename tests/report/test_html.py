@@ -145,7 +145,7 @@ def test_filter_by_thread_and_by_object(page):
 
 def test_warnings_are_listed():
     s = resolve(f"{KINDS}::kinds.deadlock")[0]
-    r = check(s)
+    r = check(s, keep_going=True)  # the deadlock, and lockdep's warning seen on the way
     assert r.warnings
     text = render_html([r])
     assert "<ul class=warnings>" in text and "circular locking dependency" in text

@@ -10,7 +10,7 @@ from typing import Any
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
 from kvmcheck._engine.scenario import Scenario
-from kvmcheck._engine.schedule import encode, split_runs
+from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.strategies.bounded import Bounded
 from kvmcheck._engine.strategies.dpor import Dpor
 from kvmcheck._engine.strategies.pct import Pct
@@ -20,6 +20,22 @@ from kvmcheck._engine.strategies.replay import Replay
 STRATEGIES = ("dpor", "bounded", "random", "pct")
 DEFAULT_MAX_STEPS = 20_000
 DEFAULT_SAMPLES = 1_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running check has got: passed to ``check(..., on_progress=...)``.
+
+    ``estimate_total`` is an estimate of the executions the whole search needs
+    (None when the strategy has none).
+    """
+
+    executions: int
+    elapsed_s: float
+    estimate_total: float | None = None
+
+
+PROGRESS_INTERVAL_S = 0.2  # at most ~5 progress calls a second (plus one at the end)
 
 
 @dataclass
@@ -86,7 +102,7 @@ def _new_session(kcsan: bool = True) -> dict[str, Any]:
 def _end_run(ex: Execution) -> None:
     session = ex.session
     if session.pop("keep_run", False):
-        session["schedules"][session["run"]] = encode(ex.schedule)
+        session["schedules"][session["run"]] = ex.schedule_string()
     session["run"] += 1
 
 
@@ -111,10 +127,19 @@ def check(
     bound: int | None = None,
     depth: int = 3,
     kcsan: bool | None = None,
+    keep_going: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
 
     ``kcsan`` turns data-race reports on or off (default: the scenario's choice).
+    The search stops after the first execution with a finding -- hard (an oops,
+    a deadlock, KASAN) or WARN-class (WARN_ON, lockdep, KCSAN, a failed
+    ``lockdep_assert_held``); either makes the verdict ``bug``.  With
+    ``keep_going`` it explores on to the end (or to its bounds): the result's
+    finding is then the first hard one seen (else the first WARN-class one),
+    and ``warnings`` lists the other distinct reports.  ``on_progress`` is
+    called with a :class:`Progress` at most ~5 times a second and once at the end.
     """
     s = _as_scenario(scn)
     body = s.body(variant)
@@ -129,6 +154,7 @@ def check(
     soft: Finding | None = None  # first WARN-class finding; reported if nothing worse is found
     warnings: dict[tuple[str, str], Finding] = {}
     exhausted = False
+    next_progress = t0 + PROGRESS_INTERVAL_S
     while True:
         ex = Execution(body, strat, session, max_steps)
         _setup(ex)
@@ -137,23 +163,34 @@ def check(
             executions += 1
         steps += len(ex.schedule)
         if ex.finding is not None:
-            finding = ex.finding
-            finding.schedule = _schedule_for(ex, finding)
-            _collect(warnings, ex.findings[1:] + ex.soft)
+            if finding is None:
+                finding = ex.finding
+                finding.schedule = _schedule_for(ex, finding)
+                _collect(warnings, ex.findings[1:] + ex.soft)
+            else:
+                _collect(warnings, ex.findings + ex.soft)
+        else:
+            if ex.soft and soft is None:
+                soft = ex.soft[0]
+                soft.schedule = _schedule_for(ex, soft)
+            _collect(warnings, ex.soft)
+        if (finding is not None or soft is not None) and not keep_going:
             break
-        if ex.soft and soft is None:
-            soft = ex.soft[0]
-            soft.schedule = _schedule_for(ex, soft)
-        _collect(warnings, ex.soft)
         _end_run(ex)
         if not strat.next_execution():
             exhausted = True
             break
+        now = time.perf_counter()
+        if on_progress is not None and now >= next_progress:
+            on_progress(Progress(executions, now - t0, None))
+            next_progress = now + PROGRESS_INTERVAL_S
         if max_executions is not None and executions >= max_executions:
             break
-        if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+        if max_seconds is not None and now - t0 >= max_seconds:
             break
     elapsed = time.perf_counter() - t0
+    if on_progress is not None:
+        on_progress(Progress(executions, elapsed, None))
     complete = exhausted and strat.exhaustive
     if finding is None:
         finding = soft
@@ -194,7 +231,7 @@ def _collect(into: dict[tuple[str, str], Finding], found: list[Finding]) -> None
 
 def _schedule_for(ex: Execution, finding: Finding) -> str:
     """The finding's schedule; earlier runs it depends on (lockdep) come first, '|'-joined."""
-    return "|".join([*finding.needs, encode(ex.schedule)])
+    return "|".join([*finding.needs, ex.schedule_string()])
 
 
 def _coverage(strat: Any, executions: int, complete: bool, finding: Finding | None) -> str:
@@ -229,8 +266,8 @@ def _replay_runs(
     session = _new_session(kcsan)
     body = s.body(variant)
     ex: Execution | None = None
-    for n, tids in enumerate(runs):
-        ex = Execution(body, Replay(tids), session, max_steps, tracing=tracing and n == len(runs) - 1)
+    for n, (tids, values) in enumerate(runs):
+        ex = Execution(body, Replay(tids, values), session, max_steps, tracing=tracing and n == len(runs) - 1)
         _setup(ex)
         ex.run()
         _end_run(ex)

@@ -14,6 +14,7 @@ Invariant: exactly one greenlet runs at a time, and while a model thread runs,
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,8 +24,9 @@ import greenlet
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
-from kvmcheck._engine.finding import Abort, Finding, Site, Step
-from kvmcheck._engine.ops import Op, object_key
+from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
+from kvmcheck._engine.ops import Op, choice_op, object_key
+from kvmcheck._engine.schedule import encode
 
 
 class Strategy(Protocol):
@@ -32,6 +34,9 @@ class Strategy(Protocol):
 
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         """The thread to run next, or None to abandon this execution."""
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        """The outcome (0 <= v < n) of the nondet() choice the chosen thread takes now."""
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         """Called just before the chosen thread's operation takes effect."""
@@ -87,6 +92,7 @@ class Execution:
         self.tracing = tracing
         self.threads: list[Thread] = []
         self.schedule: list[int] = []  # tid of each step
+        self.values: dict[int, int] = {}  # step -> outcome, for the steps that are nondet() choices
         self.ops: list[Op] = []  # op of each step
         self.steps: list[Step] = []  # filled only when tracing
         self.current: Thread | None = None
@@ -165,6 +171,18 @@ class Execution:
         self._unstarted.append((t, fn, args))
         return t
 
+    def nondet(self, n: int, name: str) -> int:
+        """A choice among ``n`` outcomes that the search explores every way (a step of its own).
+
+        ``name`` is the operation the trace shows, e.g. ``nondet(color)``."""
+        op = choice_op(n, name)
+        self.visible(op)
+        return op.value
+
+    def schedule_string(self) -> str:
+        """This execution's schedule in the run-length format (see ``schedule.py``)."""
+        return encode(self.schedule, self.values)
+
     def join(self, t: Thread) -> Any:
         me = self.current
         assert me is not None
@@ -216,6 +234,8 @@ class Execution:
             self._unstarted.append((main, self.body, ()))
             self._start_new()
             self._loop()
+            if self._crash is not None:  # a UsageError in a thread the loop never switched back from
+                raise self._crash
             if self.outcome == "complete":
                 self._end_checks()
         finally:
@@ -278,6 +298,11 @@ class Execution:
         t = threads[tid]
         op = t.pending
         assert op is not None
+        if op.choices:
+            v = self.strategy.choose_value(self, op.choices)
+            op.value = v
+            op.name = f"{op.name} = {v}"
+            self.values[step] = v
         self.strategy.on_event(self, tid, op)
         if tid != r:
             self._relaxed = None
@@ -330,6 +355,11 @@ class Execution:
         except Abort:
             if t.dead and not self.aborting:
                 t.done = True  # killed by an oops: whoever joins it goes on
+            return
+        except UsageError as e:  # a misuse of the API (one line, exit 2), not a finding
+            if not self.aborting and self._crash is None:
+                self._crash = e
+            t.dead = t.done = True
             return
         except Exception as e:  # noqa: BLE001 - any exception in model code is an oops
             if not self.aborting and not t.dead:
@@ -396,29 +426,42 @@ def exception_finding(e: BaseException, t: Thread) -> Finding:
         return Finding(
             "assertion", f"{msg or 'assert failed'} at {site}", headline="assertion failed", thread=t.tid
         )
+    for translate in exception_translators:
+        f = translate(e, site, t.tid)
+        if f is not None:
+            return f
     msg = f"{type(e).__name__}: {e} at {site}"
     return Finding("exception", msg, headline="Oops: exception in model code", thread=t.tid)
 
 
-_ENGINE_DIRS: tuple[str, ...] = ()
+# Where library code lives: frames from files under these paths are not the
+# model's (a trace step names the innermost model frame).  The engine lists
+# itself, the standard library and greenlet; each layer above registers its
+# own directory (or file) at import with :func:`skip_frames_under`.
+_SKIP: tuple[str, ...] = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.__file__) + os.sep,  # stdlib (contextlib, functools)
+    os.path.dirname(os.path.abspath(greenlet.__file__)) + os.sep,
+)
+
+
+def skip_frames_under(path: str) -> None:
+    """Treat frames from ``path`` (a directory, or a single file) as library code, not model code."""
+    global _SKIP
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        path = path.rstrip(os.sep) + os.sep
+    if path not in _SKIP:
+        _SKIP = (*_SKIP, path)
+
+
+# Upper layers append here: (exception, model site, thread) -> the Finding it stands for, or
+# None (the kernel layer turns an attribute of None into "BUG: kernel NULL pointer dereference").
+exception_translators: list[Callable[[BaseException, Site, int], Finding | None]] = []
 
 
 def _engine_dirs() -> tuple[str, ...]:
-    global _ENGINE_DIRS
-    if not _ENGINE_DIRS:
-        import os
-
-        import kvmcheck
-
-        root = os.path.dirname(kvmcheck.__file__)
-        _ENGINE_DIRS = (
-            os.path.join(root, "_engine") + os.sep,
-            os.path.join(root, "kernel") + os.sep,
-            os.path.join(root, "__init__.py"),
-            os.path.dirname(os.__file__) + os.sep,  # stdlib (contextlib, functools)
-            greenlet.__file__.rsplit(os.sep, 1)[0],
-        )
-    return _ENGINE_DIRS
+    return _SKIP
 
 
 def model_site(frame: Any) -> tuple[Site, tuple[str, ...]]:
@@ -440,10 +483,12 @@ def model_site(frame: Any) -> tuple[Site, tuple[str, ...]]:
     return site, tuple(s for s in stack if s not in ("_thread_main", "<module>"))
 
 
-def _short(path: str) -> str:
-    import os
+# The directory holding the package this engine is part of: files under it are
+# shown relative to it ("kvmcheck/models/..."), any other file by its base name.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
-    marker = os.sep + "kvmcheck" + os.sep
-    if marker in path:
-        return "kvmcheck/" + path.split(marker, 1)[1].replace(os.sep, "/")
+
+def _short(path: str) -> str:
+    if path.startswith(_PACKAGE_PARENT):
+        return path[len(_PACKAGE_PARENT) :].replace(os.sep, "/")
     return os.path.basename(path)

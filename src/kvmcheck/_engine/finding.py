@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmcheck._engine.kinds import lookup
+
 
 @dataclass(frozen=True)
 class Site:
@@ -70,10 +72,23 @@ class Finding:
     needs: list[str] = field(default_factory=list)  # earlier runs' schedules replay must run first
     step: int | None = None  # the step at which it was reported (the run may go on after it)
 
-    def __str__(self) -> str:
-        from kvmcheck.report.text import render_finding
+    def __post_init__(self) -> None:
+        lookup(self.kind)  # every kind is one of the registry's (kinds.py); a typo is an error
 
-        return render_finding(self)
+    def __str__(self) -> str:
+        """A plain rendering (the report layer renders the full report with its trace table)."""
+        lines = [
+            self.headline or self.kind,
+            f"kind: {self.kind}" + (f"    scenario: {self.scenario}" if self.scenario else ""),
+        ]
+        lines.append(self.message)
+        lines.extend(self.details)
+        if self.trace:
+            lines.append("trace:")
+            lines.extend(f"  {s.index:4}  T{s.thread} {s.thread_name}: {s.op}  {s.site}" for s in self.trace)
+        if self.schedule:
+            lines.append(f"schedule: {self.schedule}")
+        return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -45,11 +45,20 @@ class Guided:
     name = "guided"
     exhaustive = False
 
-    def __init__(self, guide: list[int], probe: Callable[[Execution, int, Op], None] | None = None) -> None:
+    def __init__(
+        self,
+        guide: list[int],
+        probe: Callable[[Execution, int, Op], None] | None = None,
+        choices: dict[int, list[int]] | None = None,
+    ) -> None:
         self.guide = guide
         self.preemptions = 0
         self.blocked = 0
         self.probe = probe
+        # nondet() outcomes per thread, in the order that thread takes its choices: kept
+        # when an edit of the guide moves the choice to another step
+        self.choices = {t: list(v) for t, v in (choices or {}).items()}
+        self._chosen: int | None = None
 
     def describe(self) -> str:
         return "guided replay"
@@ -62,7 +71,13 @@ class Guided:
             want = last if last in enabled else enabled[0]
         if last is not None and last in enabled and want != last:
             self.preemptions += 1
+        self._chosen = want
         return want
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        pending = self.choices.get(self._chosen if self._chosen is not None else -1)
+        v = pending.pop(0) if pending else 0
+        return v if 0 <= v < n else 0
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         if self.probe is not None:
@@ -100,9 +115,10 @@ def signature(f: Finding) -> tuple[str, str, tuple[str, ...]]:
 def run_guided(
     s: Scenario,
     variant: str | None,
-    prefix: list[list[int]],
+    prefix: list[tuple[list[int], dict[int, int]]],
     guide: list[int],
     *,
+    choices: dict[int, list[int]] | None = None,
     kcsan: bool,
     max_steps: int = _check.DEFAULT_MAX_STEPS,
     tracing: bool = True,
@@ -114,19 +130,27 @@ def run_guided(
     """
     session = _check._new_session(kcsan)
     body = s.body(variant)
-    for tids in prefix:  # earlier runs a lockdep report depends on
-        ex = Execution(body, Guided(tids), session, max_steps)
+    for tids, values in prefix:  # earlier runs a lockdep report depends on
+        ex = Execution(body, Guided(tids, choices=per_thread(tids, values)), session, max_steps)
         _check._setup(ex)
         ex.run()
         _check._end_run(ex)
-    strat = Guided(guide, probe)
+    strat = Guided(guide, probe, choices)
     ex = Execution(body, strat, session, max_steps, tracing=tracing)
     _check._setup(ex)
     ex.run()
     f = primary(ex)
     steps = (f.step + 1) if f is not None and f.step is not None else len(ex.schedule)
-    sched = "|".join([*(encode(p) for p in prefix), encode(ex.schedule)])
+    sched = "|".join([*(encode(t, v) for t, v in prefix), ex.schedule_string()])
     return Run(f, sched, strat.preemptions, steps, ex)
+
+
+def per_thread(tids: list[int], values: dict[int, int]) -> dict[int, list[int]]:
+    """The nondet() outcomes of a run, per thread, in order."""
+    out: dict[int, list[int]] = {}
+    for step in sorted(values):
+        out.setdefault(tids[step], []).append(values[step])
+    return out
 
 
 @dataclass
@@ -195,8 +219,11 @@ def minimise(
     assert f is not None, "minimise() needs a result with a finding"
     use_kcsan = scn.kcsan if kcsan is None else kcsan
     runs = split_runs(f.schedule)
-    prefix, last = runs[:-1], runs[-1]
-    first = run_guided(scn, result.variant, prefix, last, kcsan=use_kcsan, max_steps=max_steps)
+    prefix, (last, values) = runs[:-1], runs[-1]
+    choices = per_thread(last, values)
+    first = run_guided(
+        scn, result.variant, prefix, last, kcsan=use_kcsan, max_steps=max_steps, choices=choices
+    )
     want = signature(f)
     if first.finding is None or signature(first.finding) != want:
         return Shrunk(result, (first.preemptions, first.steps), (first.preemptions, first.steps), 0)
@@ -216,7 +243,9 @@ def minimise(
             if tries >= max_tries or time.perf_counter() - t0 >= max_seconds:
                 break
             tries += 1
-            r = run_guided(scn, result.variant, prefix, cand, kcsan=use_kcsan, max_steps=max_steps)
+            r = run_guided(
+                scn, result.variant, prefix, cand, kcsan=use_kcsan, max_steps=max_steps, choices=choices
+            )
             if r.finding is None or signature(r.finding) != want:
                 continue
             if (r.preemptions, r.steps) < (best.preemptions, best.steps):

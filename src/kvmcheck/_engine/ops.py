@@ -34,7 +34,7 @@ class Blocker(Protocol):
 class Op:
     """One visible operation announced by a thread."""
 
-    __slots__ = ("arg", "excl", "key", "key2", "name", "obj", "st")
+    __slots__ = ("arg", "choices", "excl", "key", "key2", "name", "obj", "st", "value")
 
     def __init__(
         self,
@@ -63,6 +63,10 @@ class Op:
         # blocks), so DPOR can record the object's state before each of them.
         self.obj = obj
         self.arg = arg  # free for the kernel layer (e.g. read/write flavour)
+        # A nondeterministic choice (kvmcheck.nondet): the op has ``choices`` outcomes
+        # and the strategy picks ``value`` when it grants the op.  0 for every other op.
+        self.choices = 0
+        self.value = 0
 
     def dependent(self, other: Op) -> bool:
         if self.arg == "relax" or other.arg == "relax":
@@ -84,3 +88,15 @@ WHOLE = FIELD_SLOTS - 1
 
 def object_key(number: int, field_index: int = WHOLE) -> int:
     return number * FIELD_SLOTS + field_index
+
+
+# The key of every nondet() choice: no object has it, and a choice is shared
+# (non-exclusive) on it, so a choice is independent of every other operation.
+CHOICE_KEY = -2
+
+
+def choice_op(n: int, name: str) -> Op:
+    """The visible operation of a choice among ``n`` outcomes; ``name`` is what the trace shows."""
+    op = Op(CHOICE_KEY, False, name, None, "nondet")
+    op.choices = n
+    return op

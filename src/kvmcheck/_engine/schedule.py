@@ -1,8 +1,12 @@
 """Schedule strings: the thread chosen at each step, run-length encoded.
 
 ``"0x5-1x2-0"`` means: thread 0 for five steps, thread 1 for two, thread 0
-once.  Several executions that must replay in order (a lockdep report needs
-the run that recorded the first chain) are joined with ``"|"``.
+once.  A step that resolves a nondeterministic choice (``kvmcheck.nondet``)
+is written ``TID=VALUE`` and never merged into a run: ``"0x2-1=1-1x3"`` is
+thread 0 twice, then thread 1 taking its choice with outcome 1, then thread
+1 three times.  Strings without ``=`` mean what they always meant.  Several
+executions that must replay in order (a lockdep report needs the run that
+recorded the first chain) are joined with ``"|"``.
 """
 
 from __future__ import annotations
@@ -11,15 +15,21 @@ import re
 
 from kvmcheck._engine.finding import UsageError
 
-_TOKEN = re.compile(r"^(\d+)(?:x(\d+))?$")
+_TOKEN = re.compile(r"^(\d+)(?:x(\d+)|=(\d+))?$")
 
 
-def encode(tids: list[int]) -> str:
+def encode(tids: list[int], values: dict[int, int] | None = None) -> str:
+    """``tids[k]`` is the thread of step k; ``values[k]`` the outcome of a choice step."""
     out: list[str] = []
     i = 0
+    vals = values or {}
     while i < len(tids):
+        if i in vals:
+            out.append(f"{tids[i]}={vals[i]}")
+            i += 1
+            continue
         j = i
-        while j < len(tids) and tids[j] == tids[i]:
+        while j < len(tids) and tids[j] == tids[i] and j not in vals:
             j += 1
         n = j - i
         out.append(f"{tids[i]}x{n}" if n > 1 else str(tids[i]))
@@ -27,22 +37,31 @@ def encode(tids: list[int]) -> str:
     return "-".join(out)
 
 
-def decode(text: str) -> list[int]:
+def decode_steps(text: str) -> tuple[list[int], dict[int, int]]:
+    """The threads of the steps, and the outcome of each choice step (by step index)."""
     text = text.strip()
     if not text:
-        return []
+        return [], {}
     tids: list[int] = []
+    values: dict[int, int] = {}
     for tok in text.split("-"):
         m = _TOKEN.match(tok)
         if m is None:
             raise UsageError(
-                f"malformed schedule token {tok!r} in {text!r}: expected TID or TIDxCOUNT "
-                "joined by '-' (e.g. 0x5-1x2-0)"
+                f"malformed schedule token {tok!r} in {text!r}: expected TID, TIDxCOUNT or "
+                "TID=CHOICE joined by '-' (e.g. 0x5-1x2-0=1)"
             )
+        if m.group(3) is not None:
+            values[len(tids)] = int(m.group(3))
         tids.extend([int(m.group(1))] * int(m.group(2) or 1))
-    return tids
+    return tids, values
 
 
-def split_runs(text: str) -> list[list[int]]:
+def decode(text: str) -> list[int]:
+    """The threads of the steps (choice outcomes dropped; see :func:`decode_steps`)."""
+    return decode_steps(text)[0]
+
+
+def split_runs(text: str) -> list[tuple[list[int], dict[int, int]]]:
     """Decode a schedule of one or more executions joined by '|'."""
-    return [decode(part) for part in text.split("|")]
+    return [decode_steps(part) for part in text.split("|")]

@@ -4,7 +4,11 @@ Names are the kernel's own, so a model reads beside the C source:
 ``spin_lock(gpc.lock)`` for ``spin_lock(&gpc->lock)``.
 """
 
+import os as _os
+
 from kvmcheck._engine.check import runtime_setup_hooks as _hooks
+from kvmcheck._engine.execution import exception_translators as _translators
+from kvmcheck._engine.execution import skip_frames_under as _skip_frames_under
 from kvmcheck.kernel._setup import setup as _setup
 from kvmcheck.kernel.atomic import (
     Atomic,
@@ -37,6 +41,7 @@ from kvmcheck.kernel.atomic import (
     smp_wmb,
 )
 from kvmcheck.kernel.bug import BUG, BUG_ON, KVM_BUG_ON, WARN_ON, WARN_ON_ONCE
+from kvmcheck.kernel.bug import null_deref_finding as _null_deref
 from kvmcheck.kernel.completion import (
     Completion,
     complete,
@@ -57,6 +62,25 @@ from kvmcheck.kernel.context import (
     schedule,
     spawn_irq,
     spin_until_cond,
+)
+from kvmcheck.kernel.fault_inject import may_fail
+from kvmcheck.kernel.list import (
+    INIT_LIST_HEAD,
+    LIST_HEAD,
+    LIST_POISON1,
+    LIST_POISON2,
+    ListHead,
+    list_add,
+    list_add_tail,
+    list_del,
+    list_del_init,
+    list_empty,
+    list_entry,
+    list_entry_is_head,
+    list_first_entry,
+    list_for_each_entry,
+    list_for_each_entry_safe,
+    list_next_entry,
 )
 from kvmcheck.kernel.locking import (
     Mutex,
@@ -182,11 +206,18 @@ from kvmcheck.kernel.struct import READ_ONCE, WRITE_ONCE, Struct, data_race, str
 
 if _setup not in _hooks:
     _hooks.append(_setup)
+_skip_frames_under(_os.path.dirname(__file__))  # kernel primitives are library frames in a trace
+if _null_deref not in _translators:
+    _translators.append(_null_deref)
 
 __all__ = [
     "BUG",
     "BUG_ON",
+    "INIT_LIST_HEAD",
     "KVM_BUG_ON",
+    "LIST_HEAD",
+    "LIST_POISON1",
+    "LIST_POISON2",
     "RCU_INIT_POINTER",
     "READ_ONCE",
     "REFCOUNT_MAX",
@@ -198,6 +229,7 @@ __all__ = [
     "Completion",
     "KernelMapping",
     "Kref",
+    "ListHead",
     "Mutex",
     "Refcount",
     "RwLock",
@@ -257,12 +289,23 @@ __all__ = [
     "kref_read",
     "kunmap",
     "kzalloc",
+    "list_add",
     "list_add_rcu",
+    "list_add_tail",
     "list_add_tail_rcu",
+    "list_del",
+    "list_del_init",
     "list_del_rcu",
+    "list_empty",
     "list_empty_rcu",
+    "list_entry",
+    "list_entry_is_head",
+    "list_first_entry",
     "list_first_or_null_rcu",
+    "list_for_each_entry",
     "list_for_each_entry_rcu",
+    "list_for_each_entry_safe",
+    "list_next_entry",
     "local_irq_disable",
     "local_irq_enable",
     "lockdep_assert_held",
@@ -270,6 +313,7 @@ __all__ = [
     "lockdep_assert_held_write",
     "lockdep_assert_not_held",
     "lockdep_is_held",
+    "may_fail",
     "memremap",
     "memunmap",
     "might_sleep",

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from kvmcheck._engine import runtime
 from kvmcheck._engine.execution import model_site
 from kvmcheck._engine.finding import Finding, UsageError
+from kvmcheck._engine.kinds import OOPS, WARN, lookup
+from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
@@ -107,6 +109,8 @@ def init_site() -> str:
 
 def bug(kind: str, message: str, headline: str, details: list[str] | None = None) -> None:
     """A hard finding (oops, KASAN, BUG): the thread stops here."""
+    if lookup(kind).cls != OOPS:
+        raise AssertionError(f"bug() with the WARN-class kind {kind!r} (see _engine/kinds.py)")
     ex = runtime.current
     f = Finding(kind, message, headline=headline, details=details or [])
     if ex is None:
@@ -122,8 +126,157 @@ def warn(
     needs: list[str] | None = None,
 ) -> None:
     """A WARN-class finding (lockdep, KCSAN, WARN_ON): reported, the thread goes on."""
+    if lookup(kind).cls != WARN:
+        raise AssertionError(f"warn() with the oops-class kind {kind!r} (see _engine/kinds.py)")
     ex = runtime.current
     f = Finding(kind, message, headline=headline, details=details or [], needs=needs or [])
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.warn(f)
+
+
+# -- where a primitive is created: its lock class, its name, the object it is embedded in -----------
+_KERNEL_DIRS: tuple[str, ...] = ()
+
+
+def _kernel_dirs() -> tuple[str, ...]:
+    global _KERNEL_DIRS
+    if not _KERNEL_DIRS:
+        import os
+
+        pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        _KERNEL_DIRS = (os.path.join(pkg, "kernel") + os.sep, os.path.join(pkg, "_engine") + os.sep)
+    return _KERNEL_DIRS
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """Where model code constructed a primitive.
+
+    ``site`` is ``file:line:col`` of the constructor call: each call site is its
+    own lockdep class, as each ``spin_lock_init()`` in C has its own static key
+    (two locks built on one line are two classes).  ``target`` names the class
+    after the expression the primitive is assigned to, the way lockdep names a
+    class after the ``&kvm->mmu_lock`` it was initialised with:
+    ``self.lock = SpinLock()`` in a method of ``Foo`` gives ``Foo.lock``,
+    ``gpc.lock = RwLock()`` gives ``gpc->lock``, ``lock = Mutex()`` gives
+    ``lock``; no simple assignment target gives None.
+    """
+
+    site: str
+    target: str | None
+
+
+_CREATIONS: dict[tuple[Any, int], Creation] = {}
+_TARGET = None
+
+
+def creation() -> tuple[Creation, Any]:
+    """The Creation of the primitive being built, and the ``self`` of the model frame building it."""
+    skip = _kernel_dirs()
+    f: Any = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(skip):
+        f = f.f_back
+    if f is None:
+        return Creation("?", None), None
+    code = f.f_code
+    c = _CREATIONS.get((code, f.f_lasti))
+    if c is None:
+        c = _CREATIONS[(code, f.f_lasti)] = _creation(f)
+    owner = f.f_locals.get("self") if "self" in code.co_varnames else None
+    return c, owner
+
+
+def _creation(f: Any) -> Creation:
+    import linecache
+    import re
+
+    global _TARGET
+    if _TARGET is None:
+        _TARGET = re.compile(r"^\s*(?:[\w.]+\s*=\s*)*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=\s*$")
+    code = f.f_code
+    line, col = f.f_lineno, 0
+    for i, pos in enumerate(code.co_positions()):
+        if i == f.f_lasti // 2:
+            line, col = pos[0] or line, pos[2] or 0
+            break
+    site = model_site(f)[0]
+    text = linecache.getline(code.co_filename, line)[:col]
+    m = _TARGET.search(text)
+    target = None
+    if m is not None:
+        expr = m.group(1)
+        if expr.startswith("self.") and "." in code.co_qualname:
+            cls = code.co_qualname.split(".<locals>.")[-1].rsplit(".", 1)[0]
+            target = f"{cls}.{expr[5:]}"
+        else:
+            target = expr.replace(".", "->")
+    return Creation(f"{site.file}:{line}:{col}", target)
+
+
+class Primitive:
+    """One base for every kernel primitive that is an object of its own (a lock, a counter,
+    a completion, a wait queue, a work item, ...).
+
+    Invariant: every visible operation on a primitive is built by :meth:`op`,
+    which names the primitive as the operation's object -- so DPOR records
+    the primitive's state before every operation on its key, which is what
+    its reversibility test for a blocking operation needs (ops.py).  A
+    primitive that can block overrides the Blocker methods below.
+
+    A primitive built inside a method of a ``Struct`` (``self.lock =
+    SpinLock()``) is *embedded* in that object, as a C field is: every
+    operation on it also touches the object (so a ``kfree`` of it is ordered
+    against the operation), and one after the object was freed or unmapped
+    is reported by KASAN, naming the operation.
+    """
+
+    kind = "primitive"
+    prefix = ""  # how an unnamed one is called: prefix@file:line (default: its kind)
+
+    def __init__(self, name: str | None = None) -> None:
+        self.key = object_key(new_number())
+        c, owner = creation()
+        self.cls = name or (f"{c.target}@{c.site}" if c.target else c.site)
+        self.name = name or c.target or f"{self.prefix or self.kind}@{c.site.rsplit(':', 1)[0]}"
+        # The Struct this primitive is embedded in (None: a global or a local).
+        self._kc_home: Any = owner if hasattr(type(owner), "_kc_fields") else None
+
+    def op(self, excl: bool, label: str, arg: Any = None) -> Op:
+        """The visible operation ``label`` on this primitive (the only way to build one)."""
+        home = self._kc_home
+        whole = home._kc_num * FIELD_SLOTS + WHOLE if home is not None and home._kc_freeable else -1
+        return Op(self.key, excl, label, self, arg, whole)
+
+    def step(self, excl: bool, label: str, arg: Any = None) -> Thread | None:
+        """Announce ``op(...)``; the running thread once it is granted (None outside a check).
+
+        After the step, an operation on a primitive inside a freed object is a
+        use-after-free (the report names the operation).
+        """
+        ex = runtime.current
+        if ex is None or ex.current is None:
+            return None
+        ex.visible(self.op(excl, label, arg))
+        home = self._kc_home
+        if home is not None and home._kc_freed is not None:
+            from kvmcheck.kernel.kasan import report_embedded
+
+            report_embedded(home, self, label)
+        return ex.current
+
+    # -- the engine's Blocker protocol: by default, never blocks ----------------------------
+    def _kc_state(self) -> Any:
+        return None
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        return True
+
+    def _kc_holders(self) -> list[int]:
+        return []
+
+    def _kc_label(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name}>"

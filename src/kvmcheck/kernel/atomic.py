@@ -38,8 +38,8 @@ from typing import Any
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
 from kvmcheck._engine.execution import Thread
-from kvmcheck._engine.ops import Op, object_key
-from kvmcheck.kernel._core import init_site, new_number
+from kvmcheck._engine.ops import object_key
+from kvmcheck.kernel._core import Primitive
 from kvmcheck.kernel.struct import access, field_of
 
 _U32 = 0xFFFF_FFFF
@@ -51,16 +51,15 @@ def s32(v: int) -> int:
     return v - (1 << 32) if v & 0x8000_0000 else v
 
 
-class Counter:
+class Counter(Primitive):
     """What atomic_t and refcount_t share: one key, one ``int`` counter, a release clock."""
 
     kind = "atomic_t"
     prefix = "atomic"
 
     def __init__(self, i: int = 0, name: str | None = None) -> None:
-        self.key = object_key(new_number())
+        super().__init__(name)
         self.counter = s32(i)
-        self.name = name or f"{self.prefix}@{init_site()}"
         self.rel: Clock = []  # join of the clocks released into the current release sequence
 
     def __repr__(self) -> str:
@@ -69,11 +68,7 @@ class Counter:
 
 def step(c: Counter, excl: bool, label: str) -> Thread | None:
     """Announce one operation on ``c``; the running thread once it is granted (None outside a check)."""
-    ex = runtime.current
-    if ex is None or ex.current is None:
-        return None
-    ex.visible(Op(c.key, excl, label))
-    return ex.current
+    return c.step(excl, label)
 
 
 def acquire(c: Counter, t: Thread | None) -> None:

@@ -8,6 +8,7 @@ is why a WARN does not hide a worse bug later in the same run.
 from __future__ import annotations
 
 from kvmcheck._engine import runtime
+from kvmcheck._engine.finding import Finding, Site
 from kvmcheck.kernel._core import bug, site_here, warn
 
 
@@ -63,3 +64,23 @@ def KVM_BUG_ON(cond: object, kvm: object = None, msg: str = "") -> bool:
         if has_field and not bugged:
             kvm.vm_bugged = True  # type: ignore[attr-defined]
     return bool(cond)
+
+
+def null_deref_finding(e: BaseException, site: Site, tid: int) -> Finding | None:
+    """An attribute of (or an index into) None in model code: the kernel's NULL dereference oops.
+
+    Registered with the engine's exception translators when kvmcheck.kernel is imported.
+    """
+    if isinstance(e, AttributeError) and getattr(e, "obj", 0) is None and e.name:
+        what = f"->{e.name}"
+    elif isinstance(e, TypeError) and str(e).startswith("'NoneType' object is not subscriptable"):
+        what = "[...]"
+    else:
+        return None
+    return Finding(
+        "null-deref",
+        f"NULL pointer dereference: NULL{what} at {site}",
+        headline="BUG: kernel NULL pointer dereference",
+        thread=tid,
+        details=[f"RIP: {site.function}", f"access: NULL{what} in {site}"],
+    )

@@ -17,23 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.execution import Thread
-from kvmcheck._engine.ops import Op, object_key
-from kvmcheck.kernel._core import init_site, new_number
+from kvmcheck._engine.ops import Op
+from kvmcheck.kernel._core import Primitive
 
 UINT_MAX = 0xFFFF_FFFF
 
 
-class Completion:
+class Completion(Primitive):
     """``struct completion`` (``DECLARE_COMPLETION`` / ``init_completion``)."""
 
     kind = "completion"
+    prefix = "completion"
 
     def __init__(self, name: str | None = None) -> None:
-        self.key = object_key(new_number())
-        self.name = name or f"completion@{init_site()}"
+        super().__init__(name)
         self.done = 0
         self.clock: Clock = []  # what the wait-queue lock's last holder released
 
@@ -46,24 +45,14 @@ class Completion:
             return True
         return bool(self.done if state is None else state)
 
-    def _kc_holders(self) -> list[int]:
-        return []
-
-    def _kc_label(self) -> str:
-        return self.name
-
     def __repr__(self) -> str:
         return f"<completion {self.name} done={self.done}>"
 
 
 def _step(x: Completion, excl: bool, label: str, arg: str | None = None) -> Thread | None:
-    ex = runtime.current
-    if ex is None or ex.current is None:
-        return None
     # Every operation names the completion, even those that cannot block, so that the
     # search records the state before it (what a later wait's reversibility is judged on).
-    ex.visible(Op(x.key, excl, label, x, arg))
-    return ex.current
+    return x.step(excl, label, arg)
 
 
 def _locked(x: Completion, t: Thread | None) -> None:

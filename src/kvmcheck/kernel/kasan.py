@@ -38,6 +38,7 @@ def mark_freed(obj: Any, how: str) -> None:
     ex = runtime.current
     assert ex is not None
     assert ex.current is not None
+    embed(obj)
     ex.visible(Op(object_key(obj._kc_num), True, f"{how}({obj._kc_label()})"))
     # Checked again *after* the step: a racing free granted in between is a double-free too.
     _check_not_freed(obj, how)
@@ -47,6 +48,51 @@ def mark_freed(obj: Any, how: str) -> None:
 
 def make_freeable(obj: Any) -> None:
     obj.__dict__["_kc_freeable"] = True
+    embed(obj)
+
+
+def embed(obj: Any) -> None:
+    """Primitives held in ``obj``'s attributes and fields are embedded in it (see Primitive).
+
+    Called when ``obj`` becomes freeable (kmalloc, a kernel mapping) and again
+    when it is freed, so a primitive assigned to it after the allocation is
+    covered too.  Ops cached before the binding are dropped: they must carry
+    the object's key from now on.
+    """
+    from kvmcheck.kernel._core import Primitive
+
+    for k, v in obj.__dict__.items():
+        if (
+            isinstance(v, Primitive)
+            and not k.startswith("_kc_")
+            and v._kc_home is not obj
+            and (v._kc_home is None or v._kc_home._kc_freed is None)
+        ):
+            v._kc_home = obj
+            if "_ops" in v.__dict__:
+                v.__dict__["_ops"] = {}
+
+
+def report_embedded(home: Any, prim: Any, label: str) -> None:
+    """KASAN: ``label`` (e.g. "refcount_inc(vfio_group.users)") on a primitive inside a freed object."""
+    fr: Freed = home._kc_freed
+    op = label.split("(", 1)[0]
+    unmap = fr.how in ("kunmap", "memunmap", "vunmap")
+    kind = "use-after-unmap" if unmap else "use-after-free"
+    where = _where()
+    what = f"{op} on {'unmapped' if unmap else 'freed'} object"
+    headline = (
+        f"BUG: unable to handle page fault for address: {home._kc_label()} (unmapped by {fr.how})"
+        if unmap
+        else f"BUG: KASAN: use-after-free in {where.split(' ')[0] or op}"
+    )
+    details = [
+        f"{what}: {label} ({prim.kind} {prim.name} inside {home._kc_label()}) by task {_task()}"
+        + (f" at {where}" if where else ""),
+        f"Allocated at: {home.__dict__.get('_kc_kmalloc') or home.__dict__.get('_kc_alloc_site', '?')}",
+        f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
+    ]
+    bug(kind, f"{what}: {label}", headline, details)
 
 
 def _where() -> str:

@@ -20,24 +20,53 @@ read only in interrupt context (read_lock_is_recursive()); in process context
 read_lock(L) while holding L for read is "possible recursive locking", since
 a writer queued in between deadlocks it -- the fairness locking.py does not
 model, so lockdep is what reports it, as in the kernel.
+
+Reports follow kernel/locking/lockdep.c: print_circular_bug() (the lock the
+task is trying to acquire, the lock it holds, "which lock already depends on
+the new lock.", the existing dependency chain in reverse order with the
+stack of each acquisition, "Chain exists of:" for chains longer than two,
+and print_circular_lock_scenario()'s CPU0/CPU1 table ending "*** DEADLOCK
+***") and print_deadlock_bug() for recursive locking.  As check_prevs_add()
+does, a dependency is recorded from the most recent held lock (and from the
+trylocked ones above the first lock that was not trylocked), so the chain a
+report prints is the kernel's: every lock that links the two.
+
+debug_check_no_locks_freed(): freeing memory that contains a lock the task
+still holds is "BUG: held lock freed!".
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from kvmcheck._engine import runtime
-from kvmcheck.kernel._core import Held, KThread, site_here, warn
+from kvmcheck._engine.execution import _engine_dirs, _short
+from kvmcheck.kernel._core import Held, KThread, bug, current_thread, kthread, site_here, warn
 
 
 @dataclass(frozen=True)
 class Edge:
     before: str
     after: str
-    held_site: str  # where the first lock was taken
+    task: str  # the task that took ``after`` while holding ``before``
     site: str  # where the second was taken while holding the first
     run: int  # index of the execution that first recorded it
+    stack: tuple[str, ...] = ()  # that acquisition's model stack, innermost first
+
+
+def _stack_here() -> tuple[str, ...]:
+    """The model call stack, innermost first, as 'function (file:line)' (reports only: slow)."""
+    skip = _engine_dirs()
+    out: list[str] = []
+    f: Any = sys._getframe(1)
+    while f is not None:
+        name = f.f_code.co_filename
+        if not name.startswith(skip) and f.f_code.co_name not in ("_thread_main", "<module>"):
+            out.append(f"{f.f_code.co_name} ({_short(name)}:{f.f_lineno})")
+        f = f.f_back
+    return tuple(out)
 
 
 class Graph:
@@ -55,7 +84,7 @@ def graph() -> Graph:
     g = ex.session.get("lockdep")
     if g is None:
         g = ex.session["lockdep"] = Graph()
-    return g  # type: ignore[no-any-return]
+    return g
 
 
 def lock_class(held: Held) -> str:
@@ -85,7 +114,8 @@ def on_acquire(kt: KThread, new: Held) -> None:
         return
     g = graph()
     cls = lock_class(new)
-    for h in kt.held:
+    first_prev = _first_prev(kt)
+    for i, h in enumerate(kt.held):
         if h.lock is new.lock and not (h.shared and new.shared and new.lock.recursive_read):
             return  # recursive locking is reported by the lock itself
         hc = lock_class(h)
@@ -97,17 +127,65 @@ def on_acquire(kt: KThread, new: Held) -> None:
                 f"possible recursive locking: {new.lock.name} while holding {h.lock.name} "
                 f"(same class {cls}); use a *_nested() annotation if the order is fixed",
                 headline="WARNING: possible recursive locking detected",
+                details=recursive_details(kt, new, h),
             )
             continue
-        if new.trylock or (hc in g.edges and cls in g.edges[hc]):
+        if i < first_prev or new.trylock or (hc in g.edges and cls in g.edges[hc]):
             continue
         back = _path(g, cls, hc)
-        edge = Edge(hc, cls, h.lock.name, site_here(), _run_index())
+        edge = Edge(hc, cls, _task(), site_here(), _run_index(), _stack_here())
         g.edges.setdefault(hc, {})[cls] = edge
         if back is not None:
-            _report_cycle(g, edge, back)
+            _report_cycle(g, edge, back, kt, (h.shared, new.shared))
         _check_irq_inversion(g)
     _usage(kt, new)
+
+
+def _first_prev(kt: KThread) -> int:
+    """check_prevs_add(): the dependency is recorded from the most recent held lock -- and,
+    past trylocked ones, down to the first lock that was not trylocked -- only."""
+    i = len(kt.held) - 1
+    while i > 0 and kt.held[i].trylock:
+        i -= 1
+    return i
+
+
+def _task() -> str:
+    ex = runtime.current
+    return ex.current.name if ex is not None and ex.current is not None else "?"
+
+
+def _held_lines(kt: KThread) -> list[str]:
+    """lockdep_print_held_locks(): 'N locks held by task:' and one line per lock."""
+    n = len(kt.held)
+    lines = [f"{n} lock{'s' if n != 1 else ''} held by {_task()}:"]
+    lines += [f" #{i}: ({lock_class(h)}){'(read)' if h.shared else ''}" for i, h in enumerate(kt.held)]
+    return lines
+
+
+def recursive_details(kt: KThread, new: Held, held: Held) -> list[str]:
+    """print_deadlock_bug() (kernel/locking/lockdep.c): the report of a possible recursive locking."""
+    return [
+        f"{_task()} is trying to acquire lock:",
+        f" ({lock_class(new)}), at: {site_here()}",
+        "",
+        "but task is already holding lock:",
+        f" ({lock_class(held)})",
+        "",
+        "other info that might help us debug this:",
+        " Possible unsafe locking scenario:",
+        "",
+        "       CPU0",
+        "       ----",
+        f"  lock({lock_class(held)});",
+        f"  lock({lock_class(new)});",
+        "",
+        " *** DEADLOCK ***",
+        "",
+        " May be due to missing lock nesting notation",
+        "",
+        *_held_lines(kt),
+    ]
 
 
 def _run_index() -> int:
@@ -117,27 +195,63 @@ def _run_index() -> int:
     return int(ex.session["run"])
 
 
-def _report_cycle(g: Graph, edge: Edge, back: list[Edge]) -> None:
+def _report_cycle(
+    g: Graph, edge: Edge, back: list[Edge], kt: KThread, read: tuple[bool, bool] = (False, False)
+) -> None:
+    """print_circular_bug() (kernel/locking/lockdep.c) for: ``edge.before`` is held, ``edge.after`` wanted.
+
+    ``back`` is the existing path new -> ... -> held; ``read`` says whether the held
+    and the new acquisitions are reads (print_circular_lock_scenario then says
+    ``rlock``).  As in the kernel, entry #0 is the new lock with the current
+    stack, entry #i the i-th lock of the path with the stack that took it,
+    printed from the highest number down.
+    """
     key = frozenset([edge.before, edge.after, *(e.after for e in back)])
     if key in g.reported:
         return
     g.reported.add(key)
+    new, held = edge.after, edge.before
+    depth = len(back)
     details = [
+        f"{edge.task} is trying to acquire lock:",
+        f" ({new}), at: {edge.site}",
+        "",
+        "but task is already holding lock:",
+        f" ({held})",
+        "",
+        "which lock already depends on the new lock.",
+        "",
+        "",
         "the existing dependency chain (in reverse order) is:",
-        *[f"  -> #{n} {e.after} acquired at {e.site} while holding {e.before}" for n, e in enumerate(back)],
-        "but task is trying to acquire:",
-        f"  {edge.after} at {edge.site} while holding {edge.before}",
-        "Possible unsafe locking scenario:",
+    ]
+    for n in range(depth, 0, -1):
+        e = back[n - 1]
+        details += ["", f"-> #{n} ({e.after}):"]
+        details += [f"       {fr}" for fr in e.stack or (e.site,)]
+        details.append(f"       [taken by {e.task} while holding {e.before}]")
+    details += ["", f"-> #0 ({new}):"]
+    details += [f"       {fr}" for fr in edge.stack or (edge.site,)]
+    details += ["", "other info that might help us debug this:", ""]
+    parent = back[-1].before  # the lock the chain takes just before the held one
+    if parent != new:
+        details += ["Chain exists of:", f"  {new} --> {parent} --> {held}", ""]
+    details += [
+        " Possible unsafe locking scenario:",
+        "",
         "       CPU0                    CPU1",
-        f"  lock({edge.before});",
-        f"                           lock({edge.after});",
-        f"                           lock({edge.before});",
-        f"  lock({edge.after});",
+        "       ----                    ----",
+        f"  {'rlock' if read[0] else 'lock'}({held});",
+        f"                               lock({parent});",
+        f"                               lock({held});",
+        f"  {'rlock' if read[1] else 'lock'}({new});",
+        "",
         " *** DEADLOCK ***",
+        "",
+        *_held_lines(kt),
     ]
     warn(
         "lock-order",
-        f"{edge.before} -> {edge.after} here, but {edge.after} -> ... -> {edge.before} was recorded before",
+        f"{held} -> {new} here, but {new} -> ... -> {held} was recorded before",
         headline="WARNING: possible circular locking dependency detected",
         details=details,
         needs=_earlier_runs(back),
@@ -227,3 +341,27 @@ def held_by(kt: KThread, lock: Any) -> Held | None:
         if h.lock is lock:
             return h
     return None
+
+
+def debug_check_no_locks_freed(obj: Any) -> None:
+    """debug_check_no_locks_freed() (kernel/locking/lockdep.c): the task frees ``obj`` holding its lock.
+
+    The locks embedded in ``obj`` are its plain attributes that are locks; if
+    the current task holds one, the free is "BUG: held lock freed!" -- the
+    unlock it will do next writes freed memory.
+    """
+    kt = kthread(current_thread())
+    inside = {id(v) for v in vars(obj).values()}
+    for h in kt.held:
+        if id(h.lock) in inside:
+            bug(
+                "use-after-free",
+                f"{_task()} frees {obj!r} while holding {h.lock.name}, which lives in it",
+                headline="BUG: held lock freed!",
+                details=[
+                    "-------------------------",
+                    f"{_task()} is freeing memory {obj!r}, with a lock still held there!",
+                    f" ({lock_class(h)}), at: {site_here()}",
+                    *_held_lines(kt),
+                ],
+            )

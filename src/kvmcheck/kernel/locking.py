@@ -7,10 +7,41 @@ acquisition is simply not enabled.  Unlocking publishes the holder's
 synchronisation clock, and acquiring joins it: that is the happens-before
 KCSAN uses.
 
-Simplifications (stated, not hidden): readers never wait for a *waiting*
-writer (qrwlock and rwsem queue fairness is not modelled; only an active
-writer blocks readers).  A trylock is modelled as exclusive on the lock even
-when it fails, which is sound and costs a few extra interleavings.
+Writer fairness, as the kernel has it (a *queued* writer is a visible state,
+so the search orders it against the readers):
+
+* ``down_write``/``write_lock`` on a busy lock is two steps: the writer
+  *queues* (always enabled), then waits until the lock is free.  On a free
+  lock it is one step, as before.
+* ``struct rw_semaphore`` (kernel/locking/rwsem.c, v6.x): ``down_read``'s
+  fast path (``rwsem_read_trylock``) fails once RWSEM_FLAG_WAITERS is set;
+  in ``rwsem_down_read_slowpath`` a reader may still *steal* the lock when
+  no writer holds it and no handoff is pending, but not when the lock is
+  reader-owned and other readers hold it (``rcnt > 1``: it queues).  So a
+  new ``down_read`` waits while a writer is queued and some reader holds the
+  lock (the caller included: a recursive read with a writer queued in
+  between deadlocks); on a free lock with a queued writer it may steal.
+  (The handoff bit, set after a 4 ms wait, makes the reader queue even then;
+  a blocked reader there only waits for the writer, an order the search
+  explores anyway.)
+* ``rwlock_t`` (qrwlock, kernel/locking/qrwlock.c): ``queued_read_lock``
+  fails its fast path when _QW_WAITING or _QW_LOCKED is set; in
+  ``queued_read_lock_slowpath`` a reader in interrupt context spins only
+  while a writer *holds* the lock (_QW_LOCKED), one in process context
+  takes the wait_lock and so queues behind every waiting writer.  So a
+  process-context ``read_lock`` waits while any writer is queued; a
+  hard-irq one only while a writer holds the lock (in_interrupt(); here:
+  ``spawn_irq`` handlers).
+* trylocks fail while a writer is queued (``RWSEM_READ_FAILED_MASK``,
+  ``_QW_WMASK``; a write trylock needs a count of exactly 0).
+* Queued writers may take the lock in any order once it is free (qrwlock
+  serialises them on its wait_lock; rwsem writers may steal): an
+  over-approximation, which only adds interleavings.
+
+A trylock is modelled as exclusive on the lock even when it fails, which is
+sound and costs a few extra interleavings.  Every lock is a
+:class:`~kvmcheck.kernel._core.Primitive`: one embedded in a freed object is
+a use-after-free when used.
 """
 
 from __future__ import annotations
@@ -21,41 +52,42 @@ from typing import Any
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
-from kvmcheck._engine.ops import Op, object_key
+from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.ops import Op
 from kvmcheck.kernel import lockdep
-from kvmcheck.kernel._core import Held, bug, current_thread, init_site, kthread, new_number, warn
+from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, warn
 
 EXCL = "x"
-SHARED = "s"
+SHARED = "s"  # a reader only an active writer blocks (qrwlock reader in interrupt context)
+SHARED_Q = "sq"  # qrwlock reader in process context: also waits behind queued writers
+SHARED_S = "ss"  # rwsem reader: waits behind queued writers while readers hold the lock
+QUEUE = "wq"  # a writer's first step: take the lock if free, else queue
 
 
-class _Lock:
+class _Lock(Primitive):
     kind = "lock"
     sleeps = False  # mutex and rwsem sleep; spinning locks make the holder atomic
-    recursive_read = False  # rwlock_t readers may nest (lockdep: recursive read)
+    recursive_read = False  # a task may take it for read again (lockdep decides if that is legal)
+    fair_rw = False  # readers wait behind queued writers (rwsem, qrwlock)
 
     def __init__(self, name: str | None = None) -> None:
-        n = new_number()
-        self.key = object_key(n)
-        self.cls = name or init_site()
-        self.name = name or f"{self.kind}@{self.cls}"
+        super().__init__(name)
         self.owner: int | None = None
         self.readers: dict[int, int] = {}
         self.w_rel: Clock = []  # clock published by the last exclusive release
         self.r_rel: Clock = []  # join of clocks published by shared releases
-
-        self._ops: dict[tuple[str, int], Op] = {}
+        self._ops: dict[tuple[str, int, str], Op] = {}
 
     def _op(self, fn: str, excl: bool, arg: str, subclass: int = 0) -> Op:
         """The (immutable) visible operation ``fn(lock)``, built once per lock."""
-        op = self._ops.get((fn, subclass))
+        op = self._ops.get((fn, subclass, arg))
         if op is None:
             label = f"{fn}({self.name}, {subclass})" if subclass else f"{fn}({self.name})"
-            op = self._ops[(fn, subclass)] = Op(self.key, excl, label, self, arg)
+            op = self._ops[(fn, subclass, arg)] = self.op(excl, label, arg)
         return op
 
     # -- the engine's Blocker protocol --------------------------------------------
-    def _kc_state(self) -> tuple[int | None, int]:
+    def _kc_state(self) -> Any:
         return (self.owner, len(self.readers))
 
     def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
@@ -69,14 +101,82 @@ class _Lock:
     def _kc_holders(self) -> list[int]:
         return [self.owner] if self.owner is not None else sorted(self.readers)
 
-    def _kc_label(self) -> str:
-        return self.name
 
-    def __repr__(self) -> str:
-        return f"<{self.kind} {self.name}>"
+class _FairRw(_Lock):
+    """A reader-writer lock whose readers wait behind queued writers (see the module docstring)."""
+
+    fair_rw = True
+    recursive_read = True
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        self.queued: list[int] = []  # writers waiting for the lock, in queueing order
+        self.reader_view = _ReaderWait(self)
+
+    def _op(self, fn: str, excl: bool, arg: str, subclass: int = 0) -> Op:
+        op = super()._op(fn, excl, arg, subclass)
+        if arg in (SHARED_Q, SHARED_S) and op.obj is self:  # readers blocked by writers name them
+            op.obj = self.reader_view
+        return op
+
+    def _kc_state(self) -> Any:
+        return (self.owner, len(self.readers), len(self.queued))
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        owner, nreaders, nqueued = (
+            (self.owner, len(self.readers), len(self.queued)) if state is None else state
+        )
+        arg = op.arg
+        if arg == EXCL:
+            return owner is None and nreaders == 0
+        if arg == SHARED_S:
+            return owner is None and not (nqueued and nreaders)
+        if arg == SHARED_Q:
+            return owner is None and not nqueued
+        if arg == SHARED:
+            return owner is None
+        return True
+
+
+class _ReaderWait:
+    """What a reader of a fair rw lock waits on: the lock's own state, but the tasks it waits
+    for are the writer holding the lock or, failing that, the queued writers (so a deadlock
+    report names the queued writer a recursive reader waits behind)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: _FairRw) -> None:
+        self.lock = lock
+
+    def _kc_state(self) -> Any:
+        return self.lock._kc_state()
+
+    def _kc_enabled(self, op: Op, tid: int, state: Any) -> bool:
+        return self.lock._kc_enabled(op, tid, state)
+
+    def _kc_holders(self) -> list[int]:
+        lk = self.lock
+        return [lk.owner] if lk.owner is not None else list(lk.queued)
+
+    def _kc_label(self) -> str:
+        return self.lock.name + (" (behind a queued writer)" if self.lock.queued else "")
+
+
+def _wrong_api(lock: Any, fn: str) -> None:
+    """A lock used with another lock type's API (spin_lock on a Mutex), or no lock at all."""
+    if lock is None:
+        bug("null-deref", f"{fn}(NULL)", headline="BUG: kernel NULL pointer dereference")
+    want = _API[fn.split("_", 1)[0]]
+    got = getattr(lock, "kind", type(lock).__name__)
+    raise UsageError(
+        f"{fn}() takes a {want.kind} ({want.__name__}), not a {got} ({lock!r}): "
+        f"use the {got} API, as C would not compile this"
+    )
 
 
 def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
+    if not isinstance(lock, _API_OF[fn]):
+        _wrong_api(lock, fn)
     t = current_thread()
     kt = kthread(t)
     busy = kt.held or kt.rcu_depth or kt.irq_off or kt.bh_off or kt.hardirq  # else: nothing to check
@@ -93,9 +193,15 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
     held = Held(lock, shared, False, subclass, irqsave)
     if busy or not lock.sleeps:  # lockdep: dependencies on held locks, irq usage of spinning locks
         lockdep.on_acquire(kt, held)
-    ex = runtime.current
-    assert ex is not None
-    ex.visible(lock._op(fn, not shared, SHARED if shared else EXCL, subclass))
+    if lock.fair_rw:
+        _fair_wait(lock, t.tid, shared, fn, subclass, kt.hardirq)  # type: ignore[arg-type]
+    else:
+        ex = runtime.current
+        assert ex is not None
+        ex.visible(lock._op(fn, not shared, SHARED if shared else EXCL, subclass))
+    home = lock._kc_home
+    if home is not None and home._kc_freed is not None:
+        _embedded_uaf(lock, fn)
     if shared:
         lock.readers[t.tid] = lock.readers.get(t.tid, 0) + 1
         if lock.w_rel:
@@ -112,13 +218,42 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
     return held
 
 
+def _fair_wait(lock: _FairRw, tid: int, shared: bool, fn: str, subclass: int, irq: bool) -> None:
+    """The acquisition steps of a reader-writer lock with writer fairness (module docstring)."""
+    ex = runtime.current
+    assert ex is not None
+    if shared:
+        arg = SHARED_S if lock.sleeps else (SHARED if irq else SHARED_Q)
+        ex.visible(lock._op(fn, False, arg, subclass))
+        return
+    ex.visible(lock._op(fn, True, QUEUE, subclass))
+    if lock.owner is None and not lock.readers:
+        return
+    lock.queued.append(tid)  # the writer is queued: new readers now wait behind it
+    ex.visible(lock._op(fn, True, EXCL, subclass))
+    lock.queued.remove(tid)
+
+
+def _embedded_uaf(lock: _Lock, fn: str) -> None:
+    from kvmcheck.kernel.kasan import report_embedded
+
+    report_embedded(lock._kc_home, lock, f"{fn}({lock.name})")
+
+
 def _trylock(lock: _Lock, shared: bool, fn: str) -> bool:
+    if not isinstance(lock, _API_OF[fn]):
+        _wrong_api(lock, fn)
     t = current_thread()
     kt = kthread(t)
     ex = runtime.current
     assert ex is not None
     ex.visible(lock._op(fn, True, "try"))
-    ok = lock.owner is None and (shared or not lock.readers)
+    home = lock._kc_home
+    if home is not None and home._kc_freed is not None:
+        _embedded_uaf(lock, fn)
+    # A queued writer makes every rw trylock fail (RWSEM_READ_FAILED_MASK, _QW_WMASK; a
+    # write trylock needs the count to be exactly 0).
+    ok = lock.owner is None and (shared or not lock.readers) and not (lock.fair_rw and lock.queued)  # type: ignore[attr-defined]
     if not ok:
         return False
     held = Held(lock, shared, True)
@@ -134,18 +269,24 @@ def _trylock(lock: _Lock, shared: bool, fn: str) -> bool:
 
 
 def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) -> None:
+    if not isinstance(lock, _API_OF[fn]):
+        _wrong_api(lock, fn)
     t = current_thread()
     kt = kthread(t)
     mine = lock.readers.get(t.tid, 0) > 0 if shared else lock.owner == t.tid
     if not mine:
-        bug(
+        warn(
             "unlock-unheld",
             f"{fn}: {lock.name} is not held by this task",
             headline="WARNING: bad unlock balance detected!",
         )
+        return  # lockdep's print_unlock_imbalance_bug(): reported, the lock is left alone
     ex = runtime.current
     assert ex is not None
     ex.visible(lock._op(fn, not shared, "rel"))
+    home = lock._kc_home
+    if home is not None and home._kc_freed is not None:
+        _embedded_uaf(lock, fn)
     if shared:
         lock.r_rel = vc_join(lock.r_rel, t.vc)
         n = lock.readers[t.tid] - 1
@@ -218,11 +359,10 @@ def spin_trylock(lock: SpinLock) -> bool:
 
 
 # -- rwlock_t ----------------------------------------------------------------------
-class RwLock(_Lock):
+class RwLock(_FairRw):
     """``rwlock_t``: a spinning reader-writer lock; readers may nest."""
 
     kind = "rwlock_t"
-    recursive_read = True
 
 
 def read_lock(lock: RwLock) -> None:
@@ -314,6 +454,9 @@ def mutex_is_locked(lock: Mutex) -> bool:
     # Named object (never blocks): every op on a lock's key must record the lock's
     # state, or DPOR's reversibility test would read the current state instead.
     ex.visible(lock._op("mutex_is_locked", False, "peek"))
+    home = lock._kc_home
+    if home is not None and home._kc_freed is not None:
+        _embedded_uaf(lock, "mutex_is_locked")
     return lock.owner is not None
 
 
@@ -328,7 +471,7 @@ def guard(lock: Mutex) -> Iterator[None]:
 
 
 # -- struct rw_semaphore ------------------------------------------------------------------
-class RwSem(_Lock):
+class RwSem(_FairRw):
     """``struct rw_semaphore``: a sleeping reader-writer lock."""
 
     kind = "rw_semaphore"
@@ -357,6 +500,26 @@ def down_read_trylock(sem: RwSem) -> bool:
 
 def down_write_trylock(sem: RwSem) -> bool:
     return _trylock(sem, False, "down_write_trylock")
+
+
+# Which lock type each API family takes (by the prefix of the function's name).
+_API: dict[str, type[_Lock]] = {
+    "spin": SpinLock,
+    "read": RwLock,
+    "write": RwLock,
+    "mutex": Mutex,
+    "down": RwSem,
+    "up": RwSem,
+}
+
+
+class _ApiOf(dict[str, type]):
+    def __missing__(self, fn: str) -> type:
+        cls = self[fn] = _API[fn.split("_", 1)[0]]
+        return cls
+
+
+_API_OF = _ApiOf()
 
 
 # -- lock-break points ----------------------------------------------------------------------

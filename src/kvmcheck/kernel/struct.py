@@ -20,6 +20,21 @@ KCSAN and the contract are the *plain-access* checks; a scenario (or
 Plain Python objects (lists, dicts, attributes not annotated) are invisible to
 the checker: they are thread-local as far as it is concerned.  Initialising
 fields in the constructor is not an access (the object is not shared yet).
+
+Guardrails (each a one-line UsageError, exit status 2 from the CLI):
+
+* a mutable class default -- a list, dict, set, a kernel object (lock,
+  refcount, ...) or a Struct -- is rejected when the class is created, as
+  ``dataclasses`` does: it would be one object shared by every instance and
+  every execution ("a fresh object starts at 5");
+* a container stored in an annotated field is frozen: ``s.items.append(x)``
+  raises and says to write ``s.items = [*s.items, x]``.  Rejecting rather
+  than instrumenting each mutation keeps one rule for all shared state (a
+  field is read and written whole, one visible step each, so KCSAN and the
+  locking contract see it), costs nothing on reads, and is what the RCU
+  list functions already do;
+* reading an annotated field that has no default and was never set says so
+  (instead of silently reading None).
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kvmcheck._engine import runtime
+from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel import kasan, kcsan
 
@@ -42,7 +58,7 @@ class FieldState:
         self.name = name
 
     def _kc_state(self) -> Any:
-        return self.d[self.name]
+        return self.d.get(self.name)
 
 
 class Field:
@@ -60,10 +76,15 @@ class Field:
         if obj is None:
             return self
         if runtime.current is None or not obj._kc_num:
-            return obj.__dict__[self.name]
+            try:
+                return obj.__dict__[self.name]
+            except KeyError:
+                unset(obj, self.name)
         return access(obj, self, False, False)
 
     def __set__(self, obj: Any, value: Any) -> None:
+        if value.__class__ in _MUTABLE:
+            value = freeze(value, obj, self.name)
         if runtime.current is None or not obj._kc_num:
             obj.__dict__[self.name] = value
             return
@@ -121,13 +142,17 @@ def access(
         if not marked and obj._kc_contract:
             _check_contract(obj, f.name, write)
     if update is not None:
-        old = obj.__dict__[f.name]
-        obj.__dict__[f.name] = update(old)
+        old = obj.__dict__.get(f.name)
+        new = update(old)
+        obj.__dict__[f.name] = freeze(new, obj, f.name) if new.__class__ in _MUTABLE else new
         return old
     if write:
         obj.__dict__[f.name] = value
         return None
-    return obj.__dict__[f.name]
+    try:
+        return obj.__dict__[f.name]
+    except KeyError:
+        unset(obj, f.name)
 
 
 def _traced_label(obj: Any, field: str, write: bool, what: str | None) -> str:
@@ -188,7 +213,7 @@ class Struct:
             if len(fields) >= FIELD_SLOTS - 1:
                 raise TypeError(f"{cls.__name__}: too many instrumented fields")
             if name in cls.__dict__:
-                defaults[name] = cls.__dict__[name]
+                defaults[name] = _check_default(cls, name, cls.__dict__[name])
             fields[name] = Field(cls.__name__, name, len(fields))
             setattr(cls, name, fields[name])
         cls._kc_fields = fields
@@ -203,14 +228,11 @@ class Struct:
 
     def __init__(self, **values: Any) -> None:
         d = self.__dict__
-        for name, default in type(self)._kc_defaults.items():  # type: ignore[attr-defined]
-            d[name] = _fresh(default)
-        for name in type(self)._kc_fields:
-            d.setdefault(name, None)
+        d.update(type(self)._kc_defaults)  # type: ignore[attr-defined]
         for name, value in values.items():
             if name not in type(self)._kc_fields:
                 raise TypeError(f"{type(self).__name__} has no field {name!r}")
-            d[name] = value
+            d[name] = freeze(value, self, name) if value.__class__ in _MUTABLE else value
         ex = runtime.current
         d["_kc_num"] = ex.new_number() if ex is not None else 0
         d["_kc_freed"] = None
@@ -230,10 +252,87 @@ def _guards(g: Any) -> tuple[Any, ...]:
     return g if isinstance(g, tuple) else (g,)
 
 
-def _fresh(default: Any) -> Any:
-    if isinstance(default, (list, dict, set)):
-        return type(default)(default)
+def _check_default(cls: type, name: str, default: Any) -> Any:
+    """A class default is shared by every instance: only immutable values may be one."""
+    from kvmcheck.kernel._core import Primitive
+
+    if isinstance(default, (list, dict, set, bytearray, Primitive, Struct)):
+        raise UsageError(
+            f"{cls.__name__}.{name}: mutable default {type(default).__name__} would be shared by every "
+            f"instance and every execution; default to None (or a tuple) and build it in __init__"
+        )
     return default
+
+
+def unset(obj: Any, name: str) -> Any:
+    raise UsageError(
+        f"{type(obj).__name__}.{name} read before it was ever set: the annotated field has no default; "
+        f"give it one ({name}: T = ...) or set it when the object is built"
+    )
+
+
+class _Frozen:
+    """Mixin of the frozen containers: every in-place mutation says how to replace instead."""
+
+    __slots__ = ()
+    _where: str
+
+    def _mutate(self, how: str) -> Any:
+        raise UsageError(
+            f"{self._where}.{how}(): a container in an annotated field is shared memory, read and "
+            f"written whole; replace it (e.g. obj.field = [*obj.field, x]) instead of changing it in place"
+        )
+
+
+def _blocked(how: str) -> Any:
+    def method(self: _Frozen, *a: Any, **k: Any) -> Any:
+        return self._mutate(how)
+
+    method.__name__ = how
+    return method
+
+
+class FrozenList(_Frozen, list):  # type: ignore[type-arg]
+    """A list held in a Struct field (read-only; replace the field to change it)."""
+
+    __slots__ = ("_where",)
+
+
+class FrozenDict(_Frozen, dict):  # type: ignore[type-arg]
+    """A dict held in a Struct field (read-only; replace the field to change it)."""
+
+    __slots__ = ("_where",)
+
+
+class FrozenSet(_Frozen, set):  # type: ignore[type-arg]
+    """A set held in a Struct field (read-only; replace the field to change it)."""
+
+    __slots__ = ("_where",)
+
+
+for _cls, _names in (
+    (
+        FrozenList,
+        "append extend insert remove pop clear sort reverse __setitem__ __delitem__ __iadd__ __imul__",
+    ),
+    (FrozenDict, "__setitem__ __delitem__ pop popitem clear update setdefault __ior__"),
+    (
+        FrozenSet,
+        "add discard remove pop clear update intersection_update difference_update "
+        "symmetric_difference_update __ior__ __iand__ __isub__ __ixor__",
+    ),
+):
+    for _n in _names.split():
+        setattr(_cls, _n, _blocked(_n))
+
+_MUTABLE: dict[type, type] = {list: FrozenList, dict: FrozenDict, set: FrozenSet}
+
+
+def freeze(value: Any, obj: Any, name: str) -> Any:
+    """``value`` (a list, dict or set) as the frozen container a Struct field holds."""
+    frozen = _MUTABLE[value.__class__](value)
+    frozen._where = f"{type(obj).__name__}.{name}"
+    return frozen
 
 
 def field_of(obj: Any, name: str) -> Field:
@@ -253,7 +352,7 @@ def struct_init(obj: Any, **values: Any) -> None:
     for name, value in values.items():
         if name not in fields:
             raise TypeError(f"{type(obj).__name__} has no field {name!r}")
-        obj.__dict__[name] = value
+        obj.__dict__[name] = freeze(value, obj, name) if value.__class__ in _MUTABLE else value
 
 
 def READ_ONCE(obj: Any, name: str) -> Any:
@@ -281,9 +380,9 @@ def data_race(obj: Any, name: str) -> Any:
 def rmw(obj: Any, name: str, fn: Any, what: str) -> tuple[Any, Any]:
     """One atomic read-modify-write of ``obj.<name>`` (a marked access): returns (old, new)."""
     if runtime.current is None or not obj._kc_num:
-        old = obj.__dict__[name]
+        old = obj.__dict__.get(name)
         new = fn(old)
-        obj.__dict__[name] = new
+        obj.__dict__[name] = freeze(new, obj, name) if new.__class__ in _MUTABLE else new
         return old, new
     old = access(obj, field_of(obj, name), True, True, what=what, update=fn)
     return old, obj.__dict__[name]

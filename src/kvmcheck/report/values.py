@@ -150,7 +150,7 @@ class Annotated:
 
 def annotate(scn: Scenario, result: Result, kcsan: bool | None = None) -> Annotated | None:
     """Re-run ``result``'s counterexample once under a :class:`ValueProbe`."""
-    from kvmcheck._engine.minimise import run_guided
+    from kvmcheck._engine.minimise import per_thread, run_guided
     from kvmcheck._engine.schedule import split_runs
 
     f = result.finding
@@ -160,11 +160,14 @@ def annotate(scn: Scenario, result: Result, kcsan: bool | None = None) -> Annota
     probe = ValueProbe()
     use = scn.kcsan if kcsan is None else kcsan
     try:
-        run = run_guided(scn, result.variant, runs[:-1], runs[-1], kcsan=use, probe=probe)
+        tids, values = runs[-1]
+        run = run_guided(
+            scn, result.variant, runs[:-1], tids, kcsan=use, probe=probe, choices=per_thread(tids, values)
+        )
     except Exception:  # noqa: BLE001 - values are a nicety; the report stands without them
         return None
     probe.flush()
-    if list(run.execution.schedule) != runs[-1]:
+    if list(run.execution.schedule) != runs[-1][0]:
         return None
     steps = [replace(s, op=_alias(s.op, probe.aliases)) for s in run.execution.steps]
     return Annotated(steps, probe.values, probe.aliases)

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 
 class _Node:
-    __slots__ = ("alts", "costs", "i")
+    __slots__ = ("alts", "costs", "i", "vals")
 
-    def __init__(self, alts: list[int], costs: list[int]) -> None:
+    def __init__(self, alts: list[int], costs: list[int], vals: list[int]) -> None:
         self.alts = alts
         self.costs = costs  # preemptions used so far, if alts[k] is chosen
+        self.vals = vals  # the nondet() outcome of alts[k] (0 when its op is no choice)
         self.i = 0
 
 
@@ -56,9 +57,22 @@ class Bounded:
         keep = [k for k, c in enumerate(costs) if c <= self.bound]
         if len(keep) < len(order):
             self.cut = True
-        node = _Node([order[k] for k in keep], [costs[k] for k in keep])
+        alts: list[int] = []
+        alt_costs: list[int] = []
+        vals: list[int] = []
+        for k in keep:
+            op = ex.threads[order[k]].pending
+            for v in range(max(1, op.choices if op is not None else 0)):
+                alts.append(order[k])
+                alt_costs.append(costs[k])
+                vals.append(v)
+        node = _Node(alts, alt_costs, vals)
         self.stack.append(node)
         return node.alts[0]
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        node = self.stack[len(ex.schedule)]
+        return node.vals[node.i]
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         pass

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 class _Node:
     """The state before one step of the current path."""
 
-    __slots__ = ("backtrack", "chosen", "done", "enabled", "pending", "sleep")
+    __slots__ = ("backtrack", "chosen", "done", "enabled", "pending", "sleep", "value")
 
     def __init__(self, chosen: int, enabled: list[int], pending: dict[int, Op], sleep: dict[int, Op]) -> None:
         self.chosen = chosen
@@ -47,6 +47,9 @@ class _Node:
         self.backtrack = {chosen}  # source set
         # Invariant: done is a subset of backtrack; chosen is in done.
         self.done = {chosen}
+        # The outcome of the chosen thread's op when it is a nondet() choice: every
+        # outcome is explored (0, 1, ...) before the node moves on to another thread.
+        self.value = 0
 
 
 class _ObjRec:
@@ -151,6 +154,9 @@ class Dpor:
                 if not op.dependent(chosen_op):
                     sleep[q] = op
         return sleep
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        return self.stack[len(ex.schedule)].value
 
     # -- recording events and races ---------------------------------------------
     def _rec(self, key: int) -> _ObjRec:
@@ -346,10 +352,15 @@ class Dpor:
         stack = self.stack
         while stack:
             node = stack[-1]
+            if node.value + 1 < node.pending[node.chosen].choices:
+                node.value += 1  # the same thread's choice, next outcome
+                self._rollback(len(stack) - 1)
+                return True
             for t in sorted(node.backtrack):
                 if t not in node.done and t not in node.sleep and t in node.enabled:
                     node.done.add(t)
                     node.chosen = t
+                    node.value = 0
                     self._rollback(len(stack) - 1)
                     return True
             stack.pop()

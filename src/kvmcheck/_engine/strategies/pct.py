@@ -56,6 +56,9 @@ class Pct:
             best = max(enabled, key=lambda t: self.prio[t])
         return best
 
+    def choose_value(self, ex: Execution, n: int) -> int:
+        return self.rng.randrange(n)
+
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         pass
 

@@ -24,6 +24,9 @@ class RandomWalk:
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         return enabled[self.rng.randrange(len(enabled))]
 
+    def choose_value(self, ex: Execution, n: int) -> int:
+        return self.rng.randrange(n)
+
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         pass
 

@@ -15,8 +15,9 @@ class Replay:
     name = "replay"
     exhaustive = False
 
-    def __init__(self, tids: list[int]) -> None:
+    def __init__(self, tids: list[int], values: dict[int, int] | None = None) -> None:
         self.tids = tids
+        self.values = values or {}
         self.blocked = 0
 
     def describe(self) -> str:
@@ -36,6 +37,17 @@ class Replay:
                 f"(runnable: {enabled}); the model changed since the schedule was recorded"
             )
         return t
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        step = len(ex.schedule)
+        v = self.values.get(step)
+        if v is None or not 0 <= v < n:
+            raise ScheduleMismatch(
+                f"schedule diverged at step {step}: it is a choice among {n} outcomes there "
+                f"but the schedule gives {'none' if v is None else v}; the model changed since "
+                "the schedule was recorded"
+            )
+        return v
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         pass

@@ -13,6 +13,9 @@ Locking contract (Documentation/virt/kvm/locking.rst, for the fields here):
   kvm->gpc_lock (spin)              protects kvm->gpc_list.
   kvm->srcu                         protects kvm->memslots (readers); updates bump generation.
   kvm->arch.xen.xen_lock (mutex)    serialises Xen attribute changes (shared_info activate).
+  kvm->users_count (refcount_t)     the VM's lifetime: kvm_get_kvm/kvm_put_kvm (kvm_lifetime.py).
+  kvm->devices                      written under kvm->lock; kvm_destroy_devices walks it unlocked
+                                    (no one else holds a reference by then).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ class KvmMemslots(Struct):
 
     generation: int = 0
 
-    def __init__(self, gfn_to_hva: dict[int, int], generation: int = 0) -> None:
+    def __init__(self, gfn_to_hva: dict[int, int], generation: int = 0, slots: tuple[Any, ...] = ()) -> None:
         super().__init__(generation=generation)
         self.gfn_to_hva = dict(gfn_to_hva)  # the slots' translation, immutable once published
+        self.slots = tuple(slots)  # struct kvm_memory_slot objects, where a model needs them (page track)
 
 
 class Kvm(Struct):
@@ -55,6 +59,10 @@ class Kvm(Struct):
     gpc_list: tuple[Any, ...] = ()
     memslots: Any = None
     vm_bugged: bool = False
+    # The VM's lifetime (virt/kvm/kvm_lifetime.py; kvm_create_vm sets it).  A field, so
+    # that reaching the embedded refcount_t through a freed struct kvm is the UAF it is.
+    users_count: Any = None
+    devices: tuple[Any, ...] = ()  # struct kvm_device on kvm->devices (list_head vm_node)
 
     def __init__(self, mm: MmStruct, build: Build, memslots: KvmMemslots) -> None:
         super().__init__(memslots=memslots)
@@ -67,6 +75,8 @@ class Kvm(Struct):
         self.srcu = Srcu("kvm->srcu")  # readers of kvm->memslots
         self.slots_lock = Mutex("kvm->slots_lock")  # memslot updaters (and lockless readers' excuse)
         self.xen_lock = Mutex("kvm->arch.xen.xen_lock")
+        self.slots_arch_lock = Mutex("kvm->slots_arch_lock")  # memslot updates vs arch metadata
+        self.arch: Any = None  # struct kvm_arch, as far as a model attaches one (mmu/page_track.py)
 
 
 class KvmVcpu(Struct):

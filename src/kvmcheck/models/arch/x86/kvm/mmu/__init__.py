@@ -1,0 +1,1 @@
+"""arch/x86/kvm/mmu: the KVM MMU."""

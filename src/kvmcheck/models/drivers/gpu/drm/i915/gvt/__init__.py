@@ -1,0 +1,1 @@
+"""drivers/gpu/drm/i915/gvt: Intel GVT-g, KVMGT (its KVM page-track user)."""

@@ -1,0 +1,1 @@
+"""drivers/gpu/drm/ttm: the Translation Table Manager (buffer objects, page pools)."""

@@ -1,0 +1,388 @@
+"""Seed 004: KVM and pfns it cannot tell are refcounted (VM_PFNMAP, TTM), per version.
+
+Every scenario builds a host with a one-zone buddy allocator and a VM whose
+memslot covers a userspace VMA, on a kernel build of ``kvm_main`` + the x86
+``mmu`` (+ the v6.8 pfncache, whose notifier hook runs with no caches):
+
+  v5.11, v5.12, f8be156be163      -- kvm_main at that version, x86 fault of v5.11..v5.15
+  stevens-v9                      -- David Stevens' v9 (kvm_main + x86 refcounted SPTE bit)
+  v6.13                           -- "KVM: Stop grabbing references to PFNMAP'd pages"
+  v6.13-no-stale-check            -- mutant: no recheck of mmu_invalidate_seq under mmu_lock
+  release-adjusted-pfn            -- mutant: release the huge-page-adjusted pfn (pre-8dd861cc07e2)
+
+The state is tiny on purpose: one 2-page block (or one VRAM page), 2-3 threads.
+KCSAN stays on: every access the guest or KVM makes to page memory is marked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvmcheck import join, scenario, spawn
+from kvmcheck.kernel import READ_ONCE, WRITE_ONCE, Struct, spin_until_cond, struct_init
+from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
+    RET_PF_FIXED,
+    X86Mmu,
+    X86MmuNoStaleCheck,
+    X86MmuReleaseAdjustedPfn,
+    X86MmuStevensV9,
+    X86MmuV613,
+    guest_access,
+    kvm_mmu_init_vm,
+    kvm_mmu_page_fault,
+)
+from kvmcheck.models.build import Build, Subsystem
+from kvmcheck.models.drivers.gpu.drm.ttm.ttm_bo import (
+    TtmBufferObject,
+    ttm_bo_create_system,
+    ttm_bo_create_vram,
+    ttm_bo_mmap,
+    ttm_bo_prefault,
+    ttm_bo_release_backing,
+    ttm_resource_alloc,
+)
+from kvmcheck.models.mm.memory import mmap_region, unmap_mapping_range
+from kvmcheck.models.mm.mm import MmStruct
+from kvmcheck.models.mm.page import Page, phys_access, put_page
+from kvmcheck.models.mm.page_alloc import Zone, alloc_pages, boot_alloc
+from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmMemslots, KvmVcpu
+from kvmcheck.models.virt.kvm.kvm_main import KvmMain, kvm_init_mmu_notifier, kvm_vcpu_map, kvm_vcpu_unmap
+from kvmcheck.models.virt.kvm.kvm_main_variants import VARIANTS as KVM_MAIN
+from kvmcheck.models.virt.kvm.pfncache import Pfncache
+
+HVA = 0x7F000  # userspace page number of the VMA (hvas are page numbers here)
+BLOCK_PFN = 1  # the TTM block: head pfn 1, tail pfn 2
+VRAM_PFN = 100  # a VRAM page: no struct page
+HUGE_PFN = 2  # hugepage_release: a 2-page-aligned pair, pfn 2 and 3
+
+MMU: dict[str, type[X86Mmu]] = {
+    "v5.11": X86Mmu,
+    "v5.12": X86Mmu,
+    "f8be156be163": X86Mmu,
+    "stevens-v9": X86MmuStevensV9,
+    "v6.13": X86MmuV613,
+    "v6.13-no-stale-check": X86MmuNoStaleCheck,
+    "release-adjusted-pfn": X86MmuReleaseAdjustedPfn,
+}
+ALL = tuple(MMU)
+
+
+def build_for(variant: str, allow_unsafe_mappings: bool = False) -> Build:
+    """The kernel of ``variant``: kvm_main and the x86 mmu at that version, pfncache v6.8."""
+    kvm_main: type[KvmMain] = KVM_MAIN.get(variant, KVM_MAIN["v6.13"])  # the mutants are v6.13's
+    parts: list[Subsystem] = [kvm_main(allow_unsafe_mappings), MMU[variant](), Pfncache()]
+    return Build(*parts)
+
+
+@dataclass
+class Host:
+    """What a scenario set up: the VM, its vCPU, the zone and the TTM buffer object."""
+
+    kvm: Kvm
+    vcpu: KvmVcpu
+    zone: Zone
+    bo: TtmBufferObject | None = None
+
+
+def setup_vm(variant: str, mm: MmStruct, zone: Zone, npages: int, unsafe: bool = False) -> Host:
+    """A VM on ``variant`` whose memslot maps gfn i to HVA + i; its mmu notifier and stage-2 table."""
+    for page in zone.mem_map.values():
+        mm.add_page(page)
+    kvm = Kvm(mm, build_for(variant, unsafe), KvmMemslots({i: HVA + i for i in range(npages)}))
+    kvm_init_mmu_notifier(kvm)
+    kvm_mmu_init_vm(kvm)
+    return Host(kvm, KvmVcpu(kvm, 0), zone)
+
+
+def setup_ttm_system(variant: str, prefault: tuple[int, ...]) -> Host:
+    """TTM's order-1 non-compound block {H: pfn 1, count 1; T: pfn 2, count 0}, mmapped VM_PFNMAP."""
+    mm, zone = MmStruct(), Zone([BLOCK_PFN, BLOCK_PFN + 1])
+    bo = ttm_bo_create_system(zone, BLOCK_PFN, 1)
+    vma = ttm_bo_mmap(mm, bo, HVA)
+    for i in prefault:
+        ttm_bo_prefault(vma, HVA + i)
+    host = setup_vm(variant, mm, zone, 2)
+    host.bo = bo
+    return host
+
+
+def vcpu_fault(host: Host, gfn: int) -> int:
+    """KVM_RUN: the guest touches ``gfn``, which has no SPTE yet: the stage-2 fault."""
+    return kvm_mmu_page_fault(host.vcpu, gfn)
+
+
+class VcpuRun(Struct):
+    """Where KVM_RUN is: 0 handling the fault, 1 back in the guest, 2 returned an error."""
+
+    state: int = 0
+
+
+def kvm_run(host: Host, run: VcpuRun, gfn: int) -> None:
+    """The vCPU thread's KVM half: handle the fault, then let the guest run (or fail KVM_RUN)."""
+    r = vcpu_fault(host, gfn)
+    WRITE_ONCE(run, "state", 1 if r == RET_PF_FIXED else 2)
+
+
+def guest(host: Host, run: VcpuRun, gfn: int) -> None:
+    """The vCPU thread's guest half: once KVM_RUN re-enters the guest, the guest writes ``gfn``."""
+    spin_until_cond(run, "state", lambda s: s != 0)
+    if READ_ONCE(run, "state") == 1:
+        guest_access(host.vcpu, gfn)
+
+
+def unrelated_allocation(zone: Zone) -> None:
+    """Some other kernel user allocates a page and writes its secret into it."""
+    page = alloc_pages(zone, 0, "an unrelated allocation")
+    if page is not None:
+        phys_access(page, page.gen, "the new owner writes its data")
+
+
+@scenario(
+    name="pfnmap.ttm_fault",
+    expect={
+        "v5.11": "bug",
+        "v5.12": "bug",
+        "f8be156be163": "ok",
+        "stevens-v9": "ok",
+        "v6.13": "ok",
+        "v6.13-no-stale-check": "bug",
+        "release-adjusted-pfn": "ok",
+    },
+)
+def ttm_fault(variant: str) -> None:
+    """A vCPU faults on a TTM tail page; an unrelated allocator; the guest writes; TTM tears down.
+
+    Initial state: TTM's order-1 block without __GFP_COMP (H pfn 1 count 1, T pfn 2
+    count 0), mmapped VM_PFNMAP|VM_IO with T's PTE not present yet; gfn 1 -> T.
+    Threads: vcpu (KVM_RUN's stage-2 fault on gfn 1: GUP fails on the PFNMAP VMA ->
+    hva_to_pfn_remapped -> fixup_user_fault -> ttm_bo_vm_fault -> vmf_insert_pfn_prot;
+    then it lets the guest run, or KVM_RUN fails); guest (the same vCPU once back in
+    guest mode: it writes gfn 1 through whatever SPTE is there -- a thread of its own
+    so that the allocator can run between KVM's release and the guest's write);
+    alloc (alloc_pages(order 0) -- gets a page only if one was freed -- and writes
+    it); ttm (teardown: unmap_mapping_range fires the notifier, then __free_pages(H, 1)).
+    Properties: no page freed except by its owner, no access through a mapping to a
+    page freed or reallocated since (phys_access), no double free / Bad page state,
+    no get_page on a zero count.
+    v5.11, v5.12: get_page(T) 0 -> 1 (VM_BUG_ON_PAGE with CONFIG_DEBUG_VM), the
+      release's put_page 1 -> 0 frees T to the buddy allocator while TTM owns it and
+      the SPTE maps it; alloc gets T; the guest writes into alloc's page; TTM's free of
+      the block then hits "Bad page state" -- CVE-2021-22543.
+    f8be156be163: ok -- get_page_unless_zero(T) fails, the fault fails with -EFAULT
+      (KVM_RUN returns -EFAULT: TTM-backed guest memory cannot be mapped at all; that
+      cost is the finding of pfnmap.ttm_fault_maps).
+    stevens-v9, v6.13: ok, complete -- T is mapped without a reference, under the
+      notifier's protection.
+    v6.13-no-stale-check: bug -- an SPTE installed after the teardown's notifier maps
+      a page the driver freed.  release-adjusted-pfn: ok (no huge page here).
+    Paths: every thread's path exists in the kernel of each version (x86 TDP fault on a
+    PFNMAP VMA, TTM's fault handler and eviction); TTM repopulating on a fault after
+    teardown is replaced by SIGBUS (ttm_bo.py).
+    """
+    host = setup_ttm_system(variant, prefault=(0,))
+    bo = host.bo
+    assert bo is not None
+    run = VcpuRun()
+    v = spawn(kvm_run, host, run, 1, name="vcpu")
+    a = spawn(unrelated_allocation, host.zone, name="alloc")
+    g = spawn(guest, host, run, 1, name="guest")
+    t = spawn(ttm_bo_release_backing, bo, name="ttm")
+    join(v, a, g, t)
+
+
+@scenario(
+    name="pfnmap.ttm_fault_maps",
+    expect={
+        "v5.11": "bug",
+        "v5.12": "bug",
+        "f8be156be163": "bug",
+        "stevens-v9": "ok",
+        "v6.13": "ok",
+        "v6.13-no-stale-check": "ok",
+        "release-adjusted-pfn": "ok",
+    },
+)
+def ttm_fault_maps(variant: str) -> None:
+    """The functional property: a vCPU's fault on TTM-backed guest memory maps it (one thread).
+
+    Initial state as in pfnmap.ttm_fault; one thread, the vCPU faulting on gfn 1 (T).
+    Property: the fault returns RET_PF_FIXED and the guest can write the page.
+    v5.11, v5.12: the fault maps T, but get_page() on its zero count is the
+      VM_BUG_ON_PAGE report (and the release frees T: the CVE of pfnmap.ttm_fault).
+    f8be156be163: bug, by design -- "KVM_RUN fails with -EFAULT": the price of the
+      CVE fix, which is what motivated Stevens' series (virtio-gpu blobs).
+    stevens-v9, v6.13 (and the v6.13 mutants): ok.
+    Paths: the same fault path as pfnmap.ttm_fault.
+    """
+    host = setup_ttm_system(variant, prefault=(0,))
+    r = kvm_mmu_page_fault(host.vcpu, 1)
+    assert r == RET_PF_FIXED, (
+        f"KVM_RUN fails with {r} (-EFAULT): gfn 1 is TTM memory (tail page pfn 2, refcount 0) "
+        "that this kernel refuses to map"
+    )
+    assert guest_access(host.vcpu, 1)
+
+
+def vcpu_map_user(host: Host, gfn: int) -> None:
+    """A direct KVM user of guest memory (nested VMX's vmcs12 page): map, write, unmap."""
+    _r, m = kvm_vcpu_map(host.kvm, gfn)
+    if m is None:
+        return  # the map failed (-EINVAL/-EFAULT): the nested VM-entry fails, nothing is touched
+    phys_access(m.mem, m.gen, "KVM writes through its kvm_vcpu_map() mapping")
+    kvm_vcpu_unmap(host.kvm, m, dirty=True)
+
+
+def ttm_move_vram(bo: TtmBufferObject) -> None:
+    """TTM evicts the object out of VRAM, and the VRAM goes to another buffer object."""
+    ttm_bo_release_backing(bo)
+    ttm_resource_alloc(bo.mem[0], "another buffer object")
+
+
+def _vcpu_map(variant: str, unsafe: bool) -> None:
+    mm, zone = MmStruct(), Zone([])
+    bo = ttm_bo_create_vram(mm, VRAM_PFN)
+    vma = ttm_bo_mmap(mm, bo, HVA)
+    ttm_bo_prefault(vma, HVA)
+    host = setup_vm(variant, mm, zone, 1, unsafe)
+    m = spawn(vcpu_map_user, host, 0, name="vcpu_map")
+    t = spawn(ttm_move_vram, bo, name="ttm")
+    join(m, t)
+
+
+VCPU_MAP_DOC = """A kvm_vcpu_map() user of a VRAM page while TTM moves the object (allow_unsafe_mappings={u}).
+
+    Initial state: a TTM buffer object in VRAM (pfn 100, no struct page), mmapped
+    VM_PFNMAP|VM_IO and present; gfn 0 maps it.
+    Threads: vcpu_map (kvm_vcpu_map(gfn 0), write through the mapping, kvm_vcpu_unmap);
+    ttm (eviction: unmap_mapping_range -- the notifier fires, but direct maps do not
+    listen -- then the VRAM goes back to the manager and to another buffer object).
+    Property: no write through a kernel mapping to memory freed or reallocated since.
+    allow_unsafe_mappings is a module parameter (an admin's choice, not a kernel
+    version), so it is a scenario parameter: pfnmap.vcpu_map runs it at 0 and
+    pfnmap.vcpu_map_unsafe at 1, every variant under both.
+    v5.11 .. f8be156be163: bug under both -- the parameter does not exist; the pfn has
+      no struct page, so kvm_get_pfn/kvm_try_get_pfn succeed without a reference and
+      memremap() maps it with no protection at all (digest correction 2).
+    stevens-v9, v6.13 (and its mutants): unsafe=0 ok -- the map is refused
+      (-EFAULT without a reference and no notifier; v6.13: -EINVAL, the pfn cannot be
+      pinned); unsafe=1 bug -- the documented opt-in maps it unprotected.
+    Paths: kvm_vcpu_map on PFNMAP memory is a real path (nested state in VRAM or a BAR
+    is what Sean calls "already wildly broken"); TTM's move is modelled by its effect.
+    """
+
+
+@scenario(
+    name="pfnmap.vcpu_map",
+    expect={
+        "v5.11": "bug",
+        "v5.12": "bug",
+        "f8be156be163": "bug",
+        "stevens-v9": "ok",
+        "v6.13": "ok",
+        "v6.13-no-stale-check": "ok",
+        "release-adjusted-pfn": "ok",
+    },
+)
+def vcpu_map(variant: str) -> None:
+    _vcpu_map(variant, unsafe=False)
+
+
+@scenario(name="pfnmap.vcpu_map_unsafe", expect=dict.fromkeys(ALL, "bug"))
+def vcpu_map_unsafe(variant: str) -> None:
+    _vcpu_map(variant, unsafe=True)
+
+
+vcpu_map.doc = VCPU_MAP_DOC.format(u=0)
+vcpu_map_unsafe.doc = VCPU_MAP_DOC.format(u=1)
+
+
+@scenario(
+    name="pfnmap.notifier_race",
+    expect={
+        "v5.11": "bug",
+        "v5.12": "ok",
+        "f8be156be163": "ok",
+        "stevens-v9": "ok",
+        "v6.13": "ok",
+        "v6.13-no-stale-check": "bug",
+        "release-adjusted-pfn": "ok",
+    },
+)
+def notifier_race(variant: str) -> None:
+    """The stage-2 fault on TTM's head page races with the teardown's unmap_mapping_range.
+
+    Initial state: TTM's order-1 block (H count 1, T count 0), both PTEs present; gfn 0 -> H.
+    Threads: vcpu (fault on gfn 0, then the guest writes gfn 0); ttm (teardown:
+    unmap_mapping_range, __free_pages(H, 1)).
+    Property: no SPTE (or access through one) to a page the driver freed; no
+    get_page on a zero count, no Bad page state.
+    v6.13: ok, complete -- KVM holds no reference, so the recheck of
+      mmu_invalidate_seq under mmu_lock is what keeps the SPTE out.
+    v6.13-no-stale-check: bug -- the pfn resolved before the unmap is installed after
+      the free: the guest writes a page the driver freed.
+    f8be156be163, v5.12, stevens-v9: ok -- the recheck works, and the reference on H
+      (taken under the PTE lock) keeps H alive until the release.
+    v5.11: bug -- follow_pfn() drops the PTE lock before kvm_get_pfn(): the teardown
+      frees the block in between, get_page(H) hits a zero count, and the release frees
+      H a second time (Bad page state).
+    Paths: all real at each version.
+    """
+    host = setup_ttm_system(variant, prefault=(0, 1))
+    bo = host.bo
+    assert bo is not None
+
+    def vcpu() -> None:
+        if vcpu_fault(host, 0) == RET_PF_FIXED:
+            guest_access(host.vcpu, 0)
+
+    v = spawn(vcpu, name="vcpu")
+    t = spawn(ttm_bo_release_backing, bo, name="ttm")
+    join(v, t)
+
+
+def truncate(host: Host, pages: list[Page]) -> None:
+    """The file is truncated: unmap its mapping (notifiers), then drop the page cache's references."""
+    unmap_mapping_range(host.kvm.mm.vmas)
+    for page in pages:
+        put_page(page)
+
+
+@scenario(
+    name="pfnmap.hugepage_release",
+    expect={"f8be156be163": "ok", "v6.13": "ok", "release-adjusted-pfn": "bug"},
+)
+def hugepage_release(variant: str) -> None:
+    """A 2M stage-2 mapping of two separately refcounted pages: get and put must hit the same page.
+
+    Initial state: two order-0 pages (pfn 2, 3; count 1 each: the page cache's) of a
+    file mapped at PMD level by the host (fsdax-like: not one compound page), a
+    normal VMA; gfn 0, 1 -> pfn 2, 3.
+    Threads: vcpu (fault on gfn 1: GUP takes a reference on pfn 3, the huge-page
+    adjustment maps gfn 0-1 -> pfn 2-3 at 2M; then the guest writes gfn 0);
+    host (truncate: unmap_mapping_range, then put_page on both pages).
+    Final check: both pages are free (nobody leaked a reference).
+    v6.13: ok -- kvm_release_faultin_page puts fault->refcounted_page (pfn 3).
+    release-adjusted-pfn: bug -- the release puts pfn 2 (fault->pfn after the adjustment):
+      pfn 2 is freed while mapped and pfn 3 keeps KVM's reference for ever.
+    f8be156be163 (v5.13): ok -- before the kvm_page_fault refactor (v5.16) the
+      adjusted pfn was a local of __direct_map and the release used the original.
+    Paths: real for fsdax pages before they were folios (v5.16 .. v6.12); the
+    8dd861cc07e2 fix and the stable backport (snapshot the original pfn) exist.
+    """
+    mm, zone = MmStruct(), Zone([HUGE_PFN, HUGE_PFN + 1])
+    pages = [boot_alloc(zone, HUGE_PFN + i, 0, "the file") for i in range(2)]
+    mmap_region(mm, HVA, 2, 0, huge=True)
+    for i, page in enumerate(pages):
+        struct_init(mm.ptes[HVA + i], pfn=page.pfn)
+        mm.ptes[HVA + i].gen = page.gen
+    host = setup_vm(variant, mm, zone, 2)
+
+    def vcpu() -> None:
+        if vcpu_fault(host, 1) == RET_PF_FIXED:
+            guest_access(host.vcpu, 0)
+
+    v = spawn(vcpu, name="vcpu")
+    t = spawn(truncate, host, pages, name="truncate")
+    join(v, t)
+    leaked = [p.pfn for p in pages if not p.free]
+    assert not leaked, f"page(s) {leaked} never freed: a reference taken on one page was dropped on another"

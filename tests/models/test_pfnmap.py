@@ -1,0 +1,216 @@
+"""Seed 004: non-refcounted pfns -- every scenario x variant, the CVE's story, and a mutant per property."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvmcheck import Result, check, join, replay, scenario, spawn
+from kvmcheck.kernel import write_lock, write_unlock
+from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
+    RET_PF_FIXED,
+    X86MmuV613,
+    guest_access,
+    kvm_mmu_page_fault,
+)
+from kvmcheck.models.build import Build
+from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmVcpu
+from kvmcheck.models.virt.kvm.kvm_main import KvmFollowPfn
+from kvmcheck.models.virt.kvm.kvm_main_variants import KvmMainV613
+from kvmcheck.models.virt.kvm.pfncache import Pfncache
+from kvmcheck.scenarios import pfnmap as pm
+
+SCENARIOS = [
+    pm.ttm_fault,
+    pm.ttm_fault_maps,
+    pm.vcpu_map,
+    pm.vcpu_map_unsafe,
+    pm.notifier_race,
+    pm.hugepage_release,
+]
+CASES = [(s, v) for s in SCENARIOS for v in s.variants]
+
+
+@pytest.mark.parametrize(("scn", "variant"), CASES, ids=[f"{s.name}[{v}]" for s, v in CASES])
+def test_verdict_matches_expectation(scn, variant):
+    r = check(scn, variant=variant)
+    assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
+    if r.verdict == "ok":
+        assert r.complete  # verified exhaustively, not sampled
+        assert r.elapsed_s < 10
+
+
+def test_the_issue_table_is_what_the_scenarios_expect():
+    assert {v: pm.ttm_fault.expect[v] for v in ("v5.11", "v5.12", "f8be156be163", "stevens-v9", "v6.13")} == {
+        "v5.11": "bug",
+        "v5.12": "bug",
+        "f8be156be163": "ok",
+        "stevens-v9": "ok",
+        "v6.13": "ok",
+    }
+    assert pm.vcpu_map.expect["f8be156be163"] == "bug"
+    assert pm.vcpu_map.expect["stevens-v9"] == pm.vcpu_map.expect["v6.13"] == "ok"
+    assert pm.vcpu_map_unsafe.expect["stevens-v9"] == pm.vcpu_map_unsafe.expect["v6.13"] == "bug"
+    assert pm.notifier_race.expect["v6.13-no-stale-check"] == "bug"
+    assert pm.hugepage_release.expect["release-adjusted-pfn"] == "bug"
+
+
+def test_v511_counterexample_tells_the_cve():
+    """Which page, who took and dropped the reference, who reallocated it, the guest's access."""
+    r = check(pm.ttm_fault, variant="v5.11")
+    f = r.finding
+    assert f is not None and f.kind == "use-after-free"
+    assert f.headline == "BUG: write of freed pfn 2: guest write through SPTE gfn 1"
+    assert "reallocated to an unrelated allocation while still mapped" in f.message
+    story = "\n".join(f.details)
+    in_order = [
+        "allocated to ttm bo: tail page (its count stays 0) of an order-1 block, not compound",
+        "get_page: refcount 0 -> 1 by task vcpu in kvm_get_pfn <- hva_to_pfn_remapped",
+        "mapped into the guest by SPTE gfn 1 by task vcpu in install_spte",
+        "put_page: refcount 1 -> 0 by task vcpu in kvm_release_pfn_clean",
+        "freed to the buddy allocator (order 0 block at pfn 2) by task vcpu",
+        "allocated to an unrelated allocation: head page of an order-0 block, not compound by task alloc",
+    ]
+    positions = [story.index(line) for line in in_order]
+    assert positions == sorted(positions)
+    assert "write of pfn 2 by task guest in _walk_and_access <- guest_access" in story
+    # get_page() on the zero count: the VM_BUG_ON_PAGE a CONFIG_DEBUG_VM kernel stops at
+    assert any("page_ref_zero_or_close_to_overflow" in w.message for w in r.warnings)
+    again = replay(pm.ttm_fault, f.schedule, variant="v5.11")
+    assert again.finding is not None and again.finding.message == f.message
+
+
+def test_f8be156be163_pays_with_efault_on_the_tail_page():
+    """The fix's functional cost is a finding of pfnmap.ttm_fault_maps, not silence."""
+    r = check(pm.ttm_fault_maps, variant="f8be156be163")
+    assert r.finding is not None and r.finding.kind == "assertion"
+    assert "KVM_RUN fails with -14 (-EFAULT)" in r.finding.message
+    assert "tail page pfn 2, refcount 0" in r.finding.message
+    assert check(pm.ttm_fault_maps, variant="v6.13").verdict == "ok"
+
+
+def test_v511_notifier_race_is_the_unlocked_follow_pfn():
+    r = check(pm.notifier_race, variant="v5.11")
+    assert r.finding is not None
+    assert r.finding.headline.startswith("BUG: Bad page state in process vcpu")
+    ops = [s.op for s in r.finding.trace]
+    free_block = next(i for i, op in enumerate(ops) if op.startswith("put_page_testzero(page[pfn 1]"))
+    kvm_get = next(i for i, op in enumerate(ops) if op.startswith("get_page(page[pfn 1]"))
+    assert free_block < kvm_get  # the driver freed the block between follow_pfn and kvm_get_pfn
+
+
+def test_no_stale_check_maps_a_page_the_driver_freed():
+    r = check(pm.notifier_race, variant="v6.13-no-stale-check")
+    assert r.finding is not None and r.finding.kind == "use-after-free"
+    assert "freed while still mapped" in r.finding.message
+
+
+def test_release_adjusted_pfn_puts_the_wrong_page():
+    r = check(pm.hugepage_release, variant="release-adjusted-pfn")
+    assert r.finding is not None and r.finding.kind == "use-after-free"
+    assert "put_page: refcount 1 -> 0 by task vcpu in kvm_release_faultin_page" in "\n".join(
+        r.finding.details
+    )
+
+
+def test_allow_unsafe_mappings_is_the_only_difference_between_the_vcpu_map_scenarios():
+    for variant in ("stevens-v9", "v6.13"):
+        assert check(pm.vcpu_map, variant=variant).verdict == "ok"
+        r = check(pm.vcpu_map_unsafe, variant=variant)
+        assert r.finding is not None
+        assert "KVM writes through its kvm_vcpu_map() mapping" in r.finding.message
+
+
+# -- mutants of the model's own mechanisms -------------------------------------------------
+class ReleaseOutsideMmuLock(X86MmuV613):
+    """Mutant: kvm_release_faultin_page after write_unlock (the pre-6.13 placement)."""
+
+    version = "test-release-unlocked"
+
+    def kvm_mmu_page_fault(self, vcpu: KvmVcpu, gfn: int, write: bool) -> int:
+        kvm = vcpu.kvm
+        kfp: KvmFollowPfn = self.faultin_pfn(kvm, gfn, write)
+        write_lock(kvm.mmu_lock)
+        r = self.install_spte(kvm, gfn, kfp.pfn, 1, kfp, kfp.pfn)
+        write_unlock(kvm.mmu_lock)
+        self.kvm_mmu_finish_page_fault(kvm, kfp, r)
+        return r
+
+
+class NoTlbFlush(X86MmuV613):
+    """Mutant: zapping SPTEs without kvm_flush_remote_tlbs (a guest access in flight survives)."""
+
+    version = "test-no-tlb-flush"
+
+    def kvm_unmap_gfn_range(self, kvm: Kvm, gfns: list[int]) -> None:
+        from kvmcheck.kernel import WRITE_ONCE
+        from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import arch_mmu
+
+        for gfn in gfns:
+            spte = arch_mmu(kvm).sptes[gfn]
+            if spte.pfn:
+                WRITE_ONCE(spte, "pfn", 0)
+
+
+def _anon_vm(mmu: X86MmuV613) -> pm.Host:
+    """Two anonymous 4K pages (GUP'd, refcounted) in a VM on v6.13 kvm_main + ``mmu``."""
+    from kvmcheck.kernel import struct_init
+    from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import kvm_mmu_init_vm
+    from kvmcheck.models.mm.memory import mmap_region
+    from kvmcheck.models.mm.mm import MmStruct
+    from kvmcheck.models.mm.page_alloc import Zone, boot_alloc
+    from kvmcheck.models.virt.kvm.kvm_host import KvmMemslots
+    from kvmcheck.models.virt.kvm.kvm_main import kvm_init_mmu_notifier
+
+    mm, zone = MmStruct(), Zone([2, 3])
+    pages = [boot_alloc(zone, 2 + i, 0, "anon") for i in range(2)]
+    mmap_region(mm, pm.HVA, 2, 0)
+    for i, page in enumerate(pages):
+        struct_init(mm.ptes[pm.HVA + i], pfn=page.pfn)
+        mm.ptes[pm.HVA + i].gen = page.gen
+        mm.add_page(page)
+    kvm = Kvm(mm, Build(KvmMainV613(), mmu, Pfncache()), KvmMemslots({0: pm.HVA}))
+    kvm_init_mmu_notifier(kvm)
+    kvm_mmu_init_vm(kvm)
+    return pm.Host(kvm, KvmVcpu(kvm, 0), zone)
+
+
+def test_release_faultin_page_asserts_mmu_lock():
+    @scenario
+    def body() -> None:
+        host = _anon_vm(ReleaseOutsideMmuLock())
+        assert kvm_mmu_page_fault(host.vcpu, 0) == RET_PF_FIXED
+
+    r: Result = check(body)
+    assert r.finding is not None and r.finding.kind == "assert-held"
+    assert "kvm->mmu_lock is not held" in r.finding.message
+
+    @scenario
+    def clean() -> None:
+        host = _anon_vm(X86MmuV613())
+        assert kvm_mmu_page_fault(host.vcpu, 0) == RET_PF_FIXED
+
+    assert check(clean).verdict == "ok"
+
+
+def test_tlb_flush_is_what_keeps_an_in_flight_guest_access_safe():
+    def teardown(host: pm.Host) -> None:
+        from kvmcheck.models.mm.memory import unmap_mapping_range
+        from kvmcheck.models.mm.page import put_page
+
+        unmap_mapping_range(host.kvm.mm.vmas)
+        put_page(host.zone.pfn_to_page(2))
+
+    def make(mmu: X86MmuV613) -> object:
+        @scenario
+        def body() -> None:
+            host = _anon_vm(mmu)
+            assert kvm_mmu_page_fault(host.vcpu, 0) == RET_PF_FIXED
+            g = spawn(guest_access, host.vcpu, 0, name="guest")
+            t = spawn(teardown, host, name="host")
+            join(g, t)
+
+        return body
+
+    assert check(make(X86MmuV613())).verdict == "ok"
+    r = check(make(NoTlbFlush()))
+    assert r.finding is not None and r.finding.kind == "use-after-free"

@@ -1,0 +1,132 @@
+"""The layer rules (issue 7 item 6): each layer imports only what is below it.
+
+    _engine    <- kernel <- models <- scenarios
+       ^
+    report                    cli, the loader, the package's public face: anything
+
+* ``_engine`` imports only ``_engine`` (and the standard library, greenlet);
+* ``kernel`` imports only ``_engine`` and ``kernel``;
+* ``models`` import only ``kernel``, ``models`` and kvmcheck's public names;
+* ``scenarios`` import ``models``, ``kernel`` and kvmcheck's public names;
+* ``report`` imports ``_engine`` and ``report`` (never ``kernel`` or ``models``).
+
+Every import counts, also those under ``if TYPE_CHECKING:`` and inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PKG = SRC / "kvmcheck"
+
+ALLOWED: dict[str, set[str]] = {
+    "_engine": {"_engine"},
+    "kernel": {"_engine", "kernel"},
+    "models": {"kernel", "models", "<public>"},
+    "scenarios": {"models", "kernel", "<public>"},
+    "report": {"_engine", "report"},
+}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _layer(module: str) -> str:
+    """The layer of a kvmcheck module: the first component under kvmcheck (or <public>)."""
+    parts = module.split(".")
+    if parts[0] != "kvmcheck":
+        return "<outside>"
+    if len(parts) == 1:
+        return "<public>"
+    return parts[1] if parts[1] in ALLOWED else f"<{parts[1]}>"
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports (absolute names), with its line."""
+    tree = ast.parse(path.read_text(), str(path))
+    me = _module_name(path)
+    package = me if path.name == "__init__.py" else me.rsplit(".", 1)[0]
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod == "kvmcheck":  # from kvmcheck import spawn: the public face, or a subpackage
+                for a in node.names:
+                    sub = PKG / a.name
+                    out.append((node.lineno, f"kvmcheck.{a.name}" if sub.exists() else "kvmcheck"))
+            else:
+                out.append((node.lineno, mod))
+    return out
+
+
+def violations() -> list[str]:
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        layer = _layer(_module_name(path))
+        allowed = ALLOWED.get(layer)
+        if allowed is None:
+            continue  # cli, the loader, kvmcheck/__init__: anything
+        for line, mod in imports_of(path):
+            target = _layer(mod)
+            if target == "<outside>":
+                continue
+            if target not in allowed:
+                bad.append(f"{path.relative_to(SRC)}:{line}: {layer} imports {mod} ({target})")
+    return bad
+
+
+def test_every_layer_imports_only_what_is_below_it() -> None:
+    assert violations() == []
+
+
+def test_the_checker_sees_every_layer() -> None:
+    layers = {_layer(_module_name(p)) for p in PKG.rglob("*.py")}
+    assert {"_engine", "kernel", "models", "scenarios", "report"} <= layers
+
+
+@pytest.mark.parametrize(
+    ("layer", "source", "ok"),
+    [
+        ("_engine", "import kvmcheck\n", False),
+        ("_engine", "from kvmcheck.report.text import render_finding\n", False),
+        ("_engine", "from kvmcheck import kernel\n", False),
+        ("_engine", "from . import clock\n", True),
+        ("kernel", "from kvmcheck.models.build import Build\n", False),
+        ("kernel", "from kvmcheck._engine.ops import Op\n", True),
+        ("models", "from kvmcheck import spawn, join\n", True),
+        ("models", "from kvmcheck.scenarios import pfncache\n", False),
+        ("report", "from kvmcheck.kernel import Mutex\n", False),
+    ],
+)
+def test_the_rules_catch_a_violation(tmp_path: Path, layer: str, source: str, ok: bool) -> None:
+    """A mutant: a module with one import put in a layer's folder."""
+    global SRC, PKG
+    pkg = tmp_path / "kvmcheck"
+    for d in ("_engine", "kernel", "models", "scenarios", "report"):
+        (pkg / d).mkdir(parents=True)
+        (pkg / d / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / layer / "clock.py").write_text("")
+    (pkg / layer / "mutant.py").write_text(source)
+    saved = SRC, PKG
+    SRC, PKG = tmp_path, pkg
+    try:
+        assert (violations() == []) == ok
+    finally:
+        SRC, PKG = saved
