@@ -211,10 +211,14 @@ def minimise(
     *,
     max_steps: int = _check.DEFAULT_MAX_STEPS,
     kcsan: bool | None = None,
-    max_tries: int = 400,
-    max_seconds: float = 5.0,
+    max_tries: int = 300,
+    max_seconds: float = 60.0,
 ) -> Shrunk:
-    """Shrink ``result``'s counterexample; returns the replayed minimal one (or the first, if none)."""
+    """Shrink ``result``'s counterexample; returns the replayed minimal one (or the first, if none).
+
+    The budget is counted in candidates (``max_tries``), so the result does not depend on the
+    machine's speed; ``max_seconds`` is only a safety net.
+    """
     f = result.finding
     assert f is not None, "minimise() needs a result with a finding"
     use_kcsan = scn.kcsan if kcsan is None else kcsan

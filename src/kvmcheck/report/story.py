@@ -16,6 +16,7 @@ Like lockdep's "Possible unsafe locking scenario", the story keeps only
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -120,7 +121,10 @@ def failing(f: Finding, trace: list[Step]) -> Failing | None:
     last = [s for s in trace if s.index <= upto and s.thread == me]
     if last:
         return Failing(last[-1], last[-1].thread_name, last[-1].op, "")
-    return None
+    if me is None:
+        return None
+    name = next((s.thread_name for s in trace if s.thread == me), f"T{me}")
+    return Failing(None, name, f.message, "reported before the thread's first step")
 
 
 def _op_from_message(f: Finding) -> str:
@@ -153,7 +157,8 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
         else (f.step if f.step is not None else -1)
     )
     steps = [s for s in trace if s.index <= end]
-    steps = steps[_setup_len(steps) :]  # main's setup, before any other thread ran, is not the story
+    # main's setup, before any other thread ran, is not the story -- unless the failure is in it
+    steps = steps[min(_setup_len(steps), max(0, len(steps) - 1)) :]
     named = named_objects(f, steps, values)
     if fail is not None and fail.step is not None:  # what the failing operation works on
         objs = objects_of(fail.step.op)
@@ -176,7 +181,23 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
             keep.add(s.index)
     if fail is not None and fail.step is not None:
         keep.add(fail.step.index)
-    return [s for s in steps if s.index in keep], fail
+    kept = [s for s in steps if s.index in keep]
+    if _lines(kept) > MAX_LINES:  # too long to read at a glance: the lock operations go first ...
+        keep = {s.index for s in touching}
+        if fail is not None and fail.step is not None:
+            keep.add(fail.step.index)
+        kept = [s for s in steps if s.index in keep]
+    while _lines(kept) > MAX_LINES:  # ... then the earliest steps (--full shows them)
+        kept.pop(0)
+    return kept, fail
+
+
+def _lines(kept: list[Step]) -> int:
+    """Lines the story takes: one per step, one per context switch."""
+    return len(kept) + sum(1 for a, b in itertools.pairwise(kept) if a.thread != b.thread)
+
+
+MAX_LINES = 21  # story lines (steps and context switches), headers not counted
 
 
 def _touches(s: Step, named: set[str], values: dict[int, str]) -> bool:

@@ -98,7 +98,8 @@ class _Lines:
         return _clip(f"  step  {'thread':<{self.tw}}  {'operation':<{self.ow}}  where", self.width).rstrip()
 
     def step(self, mark: str, idx: str, thread: str, op: str, site: str) -> str:
-        line = f"{mark}{idx:>5}  {_clip(thread, self.tw):<{self.tw}}  {_clip(op, self.ow):<{self.ow}}  {site}"
+        body = f"{_clip(op, self.ow):<{self.ow}}  {site}" if site else op  # a made-up line has no site
+        line = f"{mark}{idx:>5}  {_clip(thread, self.tw):<{self.tw}}  {body}"
         return _clip(line.rstrip(), self.width)
 
     def note(self, text: str) -> str:
@@ -107,6 +108,12 @@ class _Lines:
 
 def _op(s: Step, ann: Annotated | None) -> str:
     return ann.op(s) if ann is not None else s.op
+
+
+def _tail_text(text: str, note: str) -> str:
+    if text and note:
+        return f"{text}  ({note})"
+    return text or note
 
 
 def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
@@ -124,7 +131,7 @@ def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
     lines = _Lines(
         width,
         [s.thread_name for s in steps] + [t for t, _, _ in tail],
-        [_op(s, ann) for s in steps] + [f"{x}  ({n})" if x else n for _, x, n in tail],
+        [_op(s, ann) for s in steps] + [_tail_text(x, n) for _, x, n in tail],
         [where(s) for s in steps],
     )
     first, last = (steps[0].index, steps[-1].index) if steps else (0, 0)
@@ -145,7 +152,7 @@ def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
         mark = ">" if s.index == fail_idx else " "
         out.append(lines.step(mark, str(s.index), s.thread_name, _op(s, ann), where(s)))
     for thread, text, note in tail:
-        out.append(lines.step(">", "-", thread, f"{text}  ({note})" if text else note, ""))
+        out.append(lines.step(">", "-", thread, _tail_text(text, note), ""))
     return out
 
 
