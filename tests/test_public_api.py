@@ -15,6 +15,7 @@ EXPECTED_TOP = {
     "Progress",
     "Result",
     "Scenario",
+    "Settings",
     "Site",
     "Step",
     "Thread",

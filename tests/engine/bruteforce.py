@@ -8,11 +8,10 @@ step; ``next_execution`` then moves the deepest choice point that has an
 untried alternative to it, exactly like a tree walk.
 
 ``explore`` (and ``outcomes``, its short form) drives any strategy object --
-``BruteForce()`` or the engine's ``Dpor()`` -- over one scenario with the
-plumbing ``check()`` uses (``_setup`` / ``run`` / ``_end_run``, one session
-shared by all executions of the exploration), but does *not* stop at the
-first finding: it explores everything and records what each execution ended
-with (see ``outcome_of``).
+``BruteForce()`` or the engine's ``Dpor()`` -- over one scenario through the
+engine's own exploration loop (``kvmcheck._engine.explore``, with
+``keep_going``), so it does *not* stop at the first finding: it explores
+everything and records what each execution ended with (see ``outcome_of``).
 """
 
 from __future__ import annotations
@@ -20,9 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kvmcheck._engine.check import _end_run, _new_session, _setup
 from kvmcheck._engine.execution import Execution
+from kvmcheck._engine.explore import explore as explore_loop
+from kvmcheck._engine.explore import run_execution
 from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.session import Session
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from kvmcheck._engine.ops import Op
@@ -46,7 +49,7 @@ class _Choice:
         self.i = 0
 
 
-class BruteForce:
+class BruteForce(StrategyBase):
     """Every interleaving, no reduction: DFS over all enabled choices at every step."""
 
     name = "bruteforce"
@@ -168,7 +171,8 @@ def foata(ex: Execution) -> Foata:
         for i in range(j):
             if levels[i] >= lvl and ex.schedule[i] != tid and op.dependent(ops[i]):
                 lvl = levels[i] + 1 if levels[i] + 1 > lvl else lvl
-        lvl = max(lvl, thread_level.get(tid, 0))
+        if op.arg == "join":  # after every step of the joined thread (also one an oops killed)
+            lvl = max(lvl, thread_level.get(op.obj.tid, 0))  # type: ignore[union-attr]
         levels.append(lvl)
         thread_level[tid] = lvl + 1
         if op.arg == "spawn":
@@ -185,26 +189,23 @@ def foata(ex: Execution) -> Foata:
 
 def explore(scn: Scenario, strategy: Any, variant: str | None = None) -> Exploration:
     """Run ``strategy`` over ``scn`` until it has nothing left to explore."""
-    body = scn.body(variant)
-    session = _new_session()
     out = Exploration()
-    while True:
-        ex = Execution(body, strategy, session, MAX_STEPS)
-        _setup(ex)
-        ex.run()
-        _end_run(ex)
-        if ex.outcome != "blocked":
-            out.executions += 1
-            out.outcomes.add(outcome_of(ex))
-            out.traces.add(foata(ex))
-            out.runs.append((ex.schedule_string(), outcome_of(ex)[0]))
-            first = ex.finding
-            if first is not None and (first.kind, first.message) not in out.counterexamples:
-                out.counterexamples[(first.kind, first.message)] = ex.schedule_string()
-        else:
+
+    def seen(ex: Execution) -> None:
+        if ex.outcome == "blocked":
             out.blocked += 1
-        if not strategy.next_execution():
-            return out
+            return
+        out.executions += 1
+        out.outcomes.add(outcome_of(ex))
+        out.traces.add(foata(ex))
+        out.runs.append((ex.schedule_string(), outcome_of(ex)[0]))
+        first = ex.finding
+        if first is not None and (first.kind, first.message) not in out.counterexamples:
+            out.counterexamples[(first.kind, first.message)] = ex.schedule_string()
+
+    settings = Settings(max_steps=MAX_STEPS, keep_going=True)
+    explore_loop(scn.body(variant), strategy, settings, Session(), on_execution=seen)
+    return out
 
 
 def outcomes(scn: Scenario, strategy_obj: Any, variant: str | None = None) -> tuple[set[Outcome], int]:
@@ -213,7 +214,7 @@ def outcomes(scn: Scenario, strategy_obj: Any, variant: str | None = None) -> tu
     return e.outcomes, e.executions
 
 
-class _Recorder:
+class _Recorder(StrategyBase):
     """Follows a fixed schedule and records the enabled set at every step."""
 
     name = "recorder"
@@ -249,9 +250,7 @@ class _Recorder:
 def enabled_sets(scn: Scenario, tids: list[int], variant: str | None = None) -> list[list[int]]:
     """Replay ``tids`` (one execution) and return the enabled threads before each step."""
     rec = _Recorder(tids)
-    ex = Execution(scn.body(variant), rec, _new_session(), MAX_STEPS)
-    _setup(ex)
-    ex.run()
+    run_execution(scn.body(variant), rec, Session(), MAX_STEPS)
     return rec.enabled
 
 

@@ -17,6 +17,7 @@ import pytest
 from kvmcheck import Scenario, check, join, scenario, spawn
 from kvmcheck._engine.schedule import decode
 from kvmcheck._engine.strategies.dpor import Dpor
+from kvmcheck._engine.strategies.optimal import OptimalDpor
 from kvmcheck.kernel import READ_ONCE, WRITE_ONCE, Mutex, Struct, cond_resched, mutex_lock, mutex_unlock
 from tests.engine.bruteforce import BruteForce, Exploration, enabled_sets, explore, outcomes, preemptions
 from tests.engine.corpus import CORPUS
@@ -38,6 +39,13 @@ def brute(name: str) -> Exploration:
 
 @functools.cache
 def dpor(name: str) -> Exploration:
+    """The default exhaustive strategy: optimal DPOR (wakeup trees)."""
+    return explore(CORPUS[name], OptimalDpor())
+
+
+@functools.cache
+def source(name: str) -> Exploration:
+    """Source-set DPOR (strategy "dpor-source"), kept for comparison."""
     return explore(CORPUS[name], Dpor())
 
 
@@ -89,6 +97,20 @@ def test_dpor_reports_the_same_soft_kinds(name: str) -> None:
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_dpor_needs_no_more_executions(name: str) -> None:
     assert dpor(name).executions <= brute(name).executions
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_both_dpors_run_one_execution_per_trace(name: str) -> None:
+    traces = len(brute(name).traces)  # Foata normal forms of every interleaving
+    assert dpor(name).executions == len(dpor(name).traces) == traces
+    assert dpor(name).blocked == 0
+    assert source(name).executions == len(source(name).traces) == traces
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_source_dpor_agrees_with_brute_force(name: str) -> None:
+    assert source(name).terminal == brute(name).terminal
+    assert source(name).soft_kinds == brute(name).soft_kinds
 
 
 # -- acceptance checks of the core -------------------------------------------------------------

@@ -144,9 +144,9 @@ def test_schedule_with_choices_round_trips_and_replays() -> None:
 
 
 def _main_result(sched: str) -> Any:
-    from kvmcheck._engine.check import _replay_runs
+    from kvmcheck._engine.explore import replay_runs
 
-    ex = _replay_runs(two_pickers_one_lock, None, sched, 1000, tracing=False, kcsan=False)
+    ex = replay_runs(two_pickers_one_lock.body(), sched, 1000, tracing=False, kcsan=False)
     assert ex is not None
     return ex.threads[0].result
 

@@ -1,13 +1,34 @@
-"""Seed 000: the pfncache model, every variant, against the verdicts the thread predicts."""
+"""Seed 000: the pfncache model, every variant, against the verdicts of issue 12 and the thread."""
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
-from kvmcheck import check, replay
+from kvmcheck import check, join, replay, spawn
+from kvmcheck.cli import main as cli_main
+from kvmcheck.kernel import read_lock_irqsave, read_unlock_irqrestore, spin_lock, spin_unlock
+from kvmcheck.models.mm.migrate import EAGAIN, MIGRATEPAGE_SUCCESS, migrate_pages
+from kvmcheck.models.mm.mm import MmStruct, get_user_pages
+from kvmcheck.models.mm.page import Page, put_page
+from kvmcheck.models.virt.kvm import pfncache_variants as pv
 from kvmcheck.scenarios import pfncache as pc
+from tests.kernel.helpers import found, ok, run
 
-SCENARIOS = [pc.seed_race, pc.seed_race_vcpu_mutex, pc.teardown, pc.mmu_notifier]
+SCENARIOS = [
+    pc.seed_race,
+    pc.seed_race_iomem,
+    pc.seed_race_vcpu_mutex,
+    pc.xen_callers,
+    pc.shinfo_evtchn,
+    pc.teardown,
+    pc.teardown_contract,
+    pc.mmu_notifier,
+]
 CASES = [(s, v) for s in SCENARIOS for v in s.variants]
 
 
@@ -17,19 +38,35 @@ def test_verdict_matches_expectation(scn, variant):
     assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
     if r.verdict == "ok":
         assert r.complete  # verified exhaustively, not sampled
+        assert r.elapsed_s < 10
 
 
-def test_v68_trace_reads_like_woodhouses_explanation():
-    r = check(pc.seed_race, variant="v6.8")
+def test_issue_table():
+    """The rows of issue 12's table that are not "run it and say"."""
+    assert pc.seed_race.expect["pre-9f87791d686d"] == "ok"
+    assert pc.mmu_notifier.expect["pre-9f87791d686d"] == "ok"
+    assert pc.mmu_notifier.expect["seed-final"] == "bug"
+    assert pc.mmu_notifier.expect["seed-final-recheck"] == "ok"
+    assert pc.shinfo_evtchn.expect["v6.8-no-xen-lock"] == "bug"
+    assert {pc.seed_race.expect["v6.9"], pc.shinfo_evtchn.expect["v6.9"], pc.mmu_notifier.expect["v6.9"]} == {
+        "ok"
+    }
+
+
+def _functions(f):
+    return {s.site.function for s in f.trace} | {fn for s in f.trace for fn in s.stack}
+
+
+def test_iomem_v68_trace_reads_like_woodhouses_explanation():
+    r = check(pc.seed_race_iomem, variant="v6.8")
     f = r.finding
     assert f is not None
     assert f.kind == "use-after-unmap"
-    functions = {s.site.function for s in f.trace} | {fn for s in f.trace for fn in s.stack}
-    assert {"hva_to_pfn_retry", "__kvm_gpc_refresh", "kvm_gpc_deactivate"} <= functions
-    assert any(s.op.startswith("kunmap(") and "gpc_unmap" in " ".join(s.stack) for s in f.trace)
+    assert "unmapped by memunmap" in f.headline
+    assert {"hva_to_pfn_retry", "__kvm_gpc_refresh", "kvm_gpc_deactivate"} <= _functions(f)
     assert f.step is not None
     last = f.trace[f.step]  # the step that faulted (the other threads may run on after it)
-    assert last.op == "read khva[pfn 1]->page"  # the dereference of the unmapped khva
+    assert last.op == "read khva[pfn 1]->page"  # the dereference of the torn-down khva
     assert last.site.function in ("__kvm_xen_has_interrupt", "kvm_xen_set_evtchn_fast", "deliver_upcall")
     # the refresher decided to reuse the mapping (read gpc->pfn) before deactivate unmapped it
     pfn_read = next(
@@ -37,20 +74,58 @@ def test_v68_trace_reads_like_woodhouses_explanation():
         for s in f.trace
         if s.op == "read vcpu_info_cache->pfn" and s.site.function == "hva_to_pfn_retry"
     )
-    unmap = next(s.index for s in f.trace if s.op.startswith("kunmap("))
+    unmap = next(s.index for s in f.trace if s.op.startswith("memunmap("))
     assert pfn_read < unmap
 
 
-def test_seed_patch_misses_an_invalidation_between_retry_check_and_lock():
-    r = check(pc.mmu_notifier, variant="seed-v1")
+def test_struct_page_v68_race_bugs_the_vm_and_faults_nothing():
+    """kunmap() of a struct page is a no-op on x86-64: the same race ends in KVM_BUG_ON, not an oops."""
+    r = check(pc.seed_race, variant="v6.8")
+    f = r.finding
+    assert f is not None
+    assert f.kind == "warn"
+    assert "KVM_BUG_ON" in f.headline
+    assert "inactive cache is still valid" in f.message
+    assert all(w.kind not in ("use-after-unmap", "use-after-free") for w in r.warnings)
+
+
+def test_seed_final_misses_an_invalidation_between_retry_check_and_lock():
+    """The finding: the stale pfn is installed after an invalidation that found the cache !valid."""
+    r = check(pc.mmu_notifier, variant="seed-final")
     f = r.finding
     assert f is not None
     assert f.kind == "use-after-free"
     assert "page[pfn 1]" in f.message
+    tr = f.trace
+
+    def first(pred, after=-1):
+        return next(s.index for s in tr if s.index > after and pred(s))
+
+    retry_check = first(
+        lambda s: s.site.function == "mmu_notifier_retry_cache" and s.op.startswith("read kvm->mmu")
+    )
+    inval = first(lambda s: s.op == "write kvm->mn_active_invalidate_count", retry_check)
+    relock = first(lambda s: s.op.startswith("write_lock_irq") and s.site.function == "_refresh_body", inval)
+    install = first(
+        lambda s: (
+            s.op == "write vcpu_info_cache->valid" and s.site.function == "_refresh_body" and s.index > relock
+        )
+    )
+    freed = first(lambda s: s.op.startswith("free_page(pfn 1)"))
+    assert retry_check < inval < relock < install < freed
+
+
+def test_shinfo_race_without_xen_lock_is_woodhouses_second_oops():
+    r = check(pc.shinfo_evtchn, variant="v6.8-no-xen-lock")
+    f = r.finding
+    assert f is not None
+    assert f.kind == "use-after-unmap"
+    assert "khva[pfn 2]" in f.message  # shared_info
+    assert "kvm_xen_set_evtchn" in _functions(f)
 
 
 def test_sean_contract_flags_the_unguarded_destroy_path():
-    r = check(pc.teardown, variant="sean-contract")
+    r = check(pc.teardown_contract, variant="sean-contract")
     assert r.verdict == "bug"
     reports = [r.finding, *r.warnings]
     held = [f for f in reports if f is not None and f.kind == "assert-held"]
@@ -58,7 +133,10 @@ def test_sean_contract_flags_the_unguarded_destroy_path():
     assert "vcpu->mutex is not held" in held[0].message
 
 
-@pytest.mark.parametrize(("scn", "variant"), [(pc.seed_race, "v6.8"), (pc.mmu_notifier, "seed-v2")])
+@pytest.mark.parametrize(
+    ("scn", "variant"),
+    [(pc.seed_race_iomem, "v6.8"), (pc.mmu_notifier, "seed-final"), (pc.shinfo_evtchn, "v6.8-no-xen-lock")],
+)
 def test_counterexamples_replay(scn, variant):
     r = check(scn, variant=variant)
     assert r.finding is not None
@@ -75,3 +153,157 @@ def test_unknown_variant_is_a_usage_error():
 
     with pytest.raises(UsageError, match="known variants"):
         check(pc.seed_race, variant="v9.99")
+
+
+# -- migrate_pages ------------------------------------------------------------------------------------
+HVA = 0x1000
+
+
+def _pte(mm: MmStruct) -> int:
+    spin_lock(mm.page_table_lock)
+    pfn = mm.ptes[HVA].pfn
+    spin_unlock(mm.page_table_lock)
+    return int(pfn)
+
+
+def _mm() -> tuple[MmStruct, Page, Page]:
+    mm = MmStruct()
+    old, new = Page(pfn=1), Page(pfn=2)
+    mm.map_page(HVA, old)
+    return mm, old, new
+
+
+def test_migration_moves_an_unpinned_page_and_frees_the_old_one():
+    def body():
+        mm, old, new = _mm()
+        old.data = 7
+        assert migrate_pages(mm, HVA, new) == MIGRATEPAGE_SUCCESS
+        assert _pte(mm) == 2
+        assert new.data == 7 and new.refcount == 1
+        _ = old.data  # freed: KASAN
+
+    found(run(body), "use-after-free")
+
+
+def test_migration_leaves_a_pinned_page_where_it_is():
+    def body():
+        mm, old, new = _mm()
+        pfn = get_user_pages(mm, HVA)  # an extra reference: the expected-refcount check fails
+        assert migrate_pages(mm, HVA, new) == EAGAIN
+        assert _pte(mm) == pfn == 1
+        assert old.refcount == 2  # the mapping's and the GUP pin
+        put_page(old)
+
+    ok(run(body))
+
+
+def test_gup_waits_out_the_migration_entry():
+    """Every interleaving: GUP returns the old pfn (before, or pinning it first) or the new one, never an entry."""
+
+    def body():
+        mm, _old, new = _mm()
+        got: list[int] = []
+
+        def gup():
+            pfn = get_user_pages(mm, HVA)
+            got.append(pfn)
+            put_page(mm.pages[pfn])
+
+        join(spawn(gup), spawn(migrate_pages, mm, HVA, new))
+        assert got[0] in (1, 2)
+
+    ok(run(body))
+
+
+# -- the seed patch's bad-address path ---------------------------------------------------------------
+class SeedV1NoUnmap(pv.SeedV1):
+    """Mutant: the error path as the previous model had it (forgets the old mapping)."""
+
+    version = "seed-v1-mutant"
+
+    def _refresh_body(self, gpc, kvm, gpa):
+        ret, old_pfn, old_khva = super()._refresh_body(gpc, kvm, gpa)
+        if ret == pv.EFAULT:
+            return ret, pc.KVM_PFN_ERR_FAULT, None
+        return ret, old_pfn, old_khva
+
+
+def _move_vcpu_info_to_a_hole(variant: str, patch=None) -> None:
+    kvm, v = pc.setup_vm(variant, backing="iomem")
+    if patch is not None:
+        kvm.build = kvm.build.patched(patch)
+    # KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO at a gpa no memslot covers: activate -> refresh -> -EFAULT
+    assert pc.kvm_xen_vcpu_set_attr_vcpu_info(v, 0x9000) == pv.EFAULT
+    gpc = pc.xen_vcpu(v).vcpu_info_cache
+    assert gpc.lock is not None
+    flags = read_lock_irqsave(gpc.lock)
+    assert gpc.khva is None
+    read_unlock_irqrestore(gpc.lock, flags)
+
+
+@pytest.mark.parametrize("variant", ["seed-v1", "seed-v2", "seed-final", "v6.8"])
+def test_bad_address_refresh_unmaps_the_old_mapping(variant):
+    ok(run(lambda: _move_vcpu_info_to_a_hole(variant)))
+
+
+def test_bad_address_mutant_leaks_the_mapping():
+    r = run(lambda: _move_vcpu_info_to_a_hole("seed-v1", SeedV1NoUnmap()))
+    found(r, "leak", "kmemleak")
+    assert "KernelMapping" in r.finding.message
+
+
+# -- the finding, written up: every command the page quotes, and its figures ------------------------
+FINDING = Path(__file__).resolve().parents[2] / "docs" / "findings" / "pfncache-retry-check-outside-lock.md"
+
+
+def _quoted_runs() -> list[tuple[str, list[str]]]:
+    """(command, the output lines the page quotes for it) from the page's console blocks."""
+    runs: list[tuple[str, list[str]]] = []
+    in_console = False
+    for line in FINDING.read_text().splitlines():
+        if line.startswith("```"):
+            in_console = line.strip() == "```console"
+            continue
+        if not in_console:
+            continue
+        if line.startswith("$ "):
+            runs.append((line[2:], []))
+        elif line.strip():
+            runs[-1][1].append(line)
+    return runs
+
+
+def _untimed(line: str) -> str:
+    return re.sub(r"\d+\.\d+s, (dpor|replay)", r"<t>, \1", line.strip())
+
+
+def _kvmcheck(cmd: str) -> str:
+    args = shlex.split(cmd)
+    assert args[0] == "kvmcheck"
+    res = CliRunner().invoke(cli_main, args[1:])
+    return res.output
+
+
+@pytest.mark.parametrize(("cmd", "quoted"), _quoted_runs(), ids=[c for c, _ in _quoted_runs()])
+def test_finding_page_commands_print_what_the_page_quotes(cmd, quoted):
+    out = [_untimed(x) for x in _kvmcheck(cmd).splitlines()]
+    for line in quoted:
+        assert _untimed(line) in out, (line, out[:3])
+
+
+def test_finding_page_quotes_every_figure_it_gives():
+    text = FINDING.read_text()
+    assert len(_quoted_runs()) >= 6
+    # "(--variant seed-v1, seed-v2: 126 executions each)"
+    assert "126 executions each" in text
+    for variant in ("seed-v1", "seed-v2"):
+        r = check(pc.mmu_notifier, variant=variant)
+        assert (r.verdict, r.executions) == ("bug", 126)
+    # the inline command of the Limits paragraph
+    inline = re.findall(r"`(kvmcheck check [^`]+)`", text)
+    assert inline
+    for cmd in inline:
+        assert ": bug " in _kvmcheck(cmd).splitlines()[0]
+    # the fix quoted on the page is the one the seed-final-recheck variant makes
+    assert "mmu_notifier_retry_cache(gpc->kvm, mmu_seq)" in text
+    assert "self.mmu_notifier_retry_cache(gpc.kvm, mmu_seq)" in Path(pv.__file__).read_text()

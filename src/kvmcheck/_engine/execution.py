@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import greenlet
 
@@ -28,18 +28,9 @@ from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
 from kvmcheck._engine.schedule import encode
 
-
-class Strategy(Protocol):
-    """What an execution asks of a search strategy (see ``strategies/``)."""
-
-    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
-        """The thread to run next, or None to abandon this execution."""
-
-    def choose_value(self, ex: Execution, n: int) -> int:
-        """The outcome (0 <= v < n) of the nondet() choice the chosen thread takes now."""
-
-    def on_event(self, ex: Execution, tid: int, op: Op) -> None:
-        """Called just before the chosen thread's operation takes effect."""
+if TYPE_CHECKING:
+    from kvmcheck._engine.session import Session
+    from kvmcheck._engine.strategy import Strategy
 
 
 class Thread:
@@ -81,7 +72,7 @@ class Execution:
         self,
         body: Callable[[], Any],
         strategy: Strategy,
-        session: dict[str, Any],
+        session: Session,
         max_steps: int,
         tracing: bool = False,
     ) -> None:
@@ -318,9 +309,7 @@ class Execution:
         """Live threads, none enabled: let the strategy see their pending ops; a deadlock
         unless a finding already explains it (a dead thread's locks are never released)."""
         blocked = [t.tid for t in self.threads if t.pending is not None]
-        hook = getattr(self.strategy, "on_blocked", None)
-        if hook is not None:
-            hook(self, blocked)
+        self.strategy.on_blocked(self, blocked)
         if self.finding is None:
             from kvmcheck._engine.deadlock import deadlock_finding
 

@@ -5,9 +5,20 @@ for kmemleak: at the end of a complete execution, an allocation that was
 neither freed nor reachable from a statically allocated object (one built
 with ``Type(...)``, not kmalloc) is a leak -- "kmemleak: unreferenced object".
 
-A kernel mapping is an object of its own: ``kunmap``/``memunmap`` retire it,
-and any later access through it is a use-after-unmap (in the kernel: a page
-fault on a valid-looking kernel address).
+Kernel mappings follow x86-64 (no CONFIG_HIGHMEM), as in
+include/linux/highmem-internal.h and kernel/iomem.c (v6.8):
+
+* ``kmap(page)`` of a pfn that has a struct page is ``page_address(page)``:
+  the page's address in the direct map, which exists for as long as the
+  machine does.  ``kunmap(page)`` does nothing (x86 has no
+  ARCH_HAS_FLUSH_ON_KUNMAP).  So there is no "use after kunmap": what goes
+  wrong with such a pointer is a use-after-free of the *page*, once its last
+  reference is dropped and it goes back to the allocator (KASAN reports the
+  access to the page, not to the mapping).
+* ``memremap(pfn)`` of a pfn with no struct page (``!pfn_valid()``) builds a
+  new mapping (an ioremap/vmap area); ``memunmap()`` tears it down, and any
+  later access through it is a use-after-unmap (in the kernel: a page fault on
+  a valid-looking kernel address).
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from typing import Any, TypeVar
 from kvmcheck._engine import runtime
 from kvmcheck.kernel import kasan
 from kvmcheck.kernel._core import bug, site_here
+from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.struct import Struct
 
 T = TypeVar("T", bound=Struct)
@@ -55,36 +67,68 @@ def kmemleak_not_leak(obj: Any) -> None:
 
 
 class KernelMapping(Struct):
-    """A kernel virtual mapping of one page (kmap / memremap result, ``void *khva``).
+    """A kernel virtual address of one page (``void *khva``): a direct-map address or a memremap.
 
-    ``mem`` stands for the mapped bytes the model reads and writes through
-    the mapping (e.g. vcpu_info->evtchn_upcall_pending).
+    ``page`` is what the address reaches: the struct page (direct map) or the
+    object standing for memory without a struct page (memremap); ``mem``
+    stands for bytes read and written through a memremap mapping.
     """
 
     pfn: int = 0
     mem: int = 0
-    page: Any = None  # the struct page behind it (None for memremap of a non-page pfn)
+    page: Any = None
 
     def _kc_label(self) -> str:
         return f"khva[pfn {self.__dict__['pfn']}]"
 
 
-def kmap(page: Any) -> KernelMapping:
-    m = kmalloc_mapping(getattr(page, "pfn", 0))
-    m.__dict__["page"] = page
+def page_address(page: Any) -> KernelMapping:
+    """``page_address()``: the page's direct-map address -- one per page, never unmapped."""
+    m: KernelMapping | None = page.__dict__.get("_kc_direct_map")
+    if m is None:
+        m = KernelMapping(pfn=getattr(page, "pfn", 0), page=page)
+        m.__dict__["_kc_direct"] = True
+        page.__dict__["_kc_direct_map"] = m
     return m
 
 
-def kunmap(m: KernelMapping) -> None:
-    _unmap(m, "kunmap")
+def kmap(page: Any) -> KernelMapping:
+    """``kmap()`` without CONFIG_HIGHMEM: might_sleep(), then page_address(page)."""
+    _might_sleep("kmap()")
+    return page_address(page)
 
 
-def memremap(pfn: int) -> KernelMapping:
-    return kmalloc_mapping(pfn)
+def kunmap(page: Any) -> None:
+    """``kunmap()`` without CONFIG_HIGHMEM: nothing to undo on x86-64 (the direct map stays).
+
+    Takes the struct page, as in C; passing the address (a KernelMapping) is a
+    model bug and fails loudly.
+    """
+    if isinstance(page, KernelMapping):
+        raise TypeError("kunmap() takes the struct page (kunmap(pfn_to_page(pfn))), not the address")
+
+
+def memremap(pfn: int, mem: Any = None) -> KernelMapping:
+    """``memremap(pfn_to_hpa(pfn), PAGE_SIZE, MEMREMAP_WB)``: a new mapping; may sleep.
+
+    ``mem`` is the memory behind it (an object with the fields the model reads).
+    """
+    _might_sleep("memremap()")
+    m = kmalloc_mapping(pfn)
+    m.__dict__["page"] = mem
+    return m
 
 
 def memunmap(m: KernelMapping) -> None:
+    """``memunmap()``: tear the mapping down; any later access through it faults."""
+    if m.__dict__.get("_kc_direct"):
+        bug("double-free", "memunmap() of a direct-map address (kmap'ed page)", "BUG: KASAN: invalid-free")
     _unmap(m, "memunmap")
+
+
+def _might_sleep(what: str) -> None:
+    if runtime.current is not None and runtime.current.current is not None:
+        might_sleep_check(what)
 
 
 def kmalloc_mapping(pfn: int) -> KernelMapping:

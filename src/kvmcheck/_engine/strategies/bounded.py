@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvmcheck._engine.strategy import StrategyBase
+
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
     from kvmcheck._engine.ops import Op
@@ -27,7 +29,7 @@ class _Node:
         self.i = 0
 
 
-class Bounded:
+class Bounded(StrategyBase):
     name = "bounded"
     exhaustive = True
 
@@ -41,6 +43,9 @@ class Bounded:
 
     def describe(self) -> str:
         return f"preemption bounding (bound {self.bound})"
+
+    def coverage_note(self) -> str:
+        return f"no bug with up to {self.bound_reached} preemption(s)"
 
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         depth = len(ex.schedule)

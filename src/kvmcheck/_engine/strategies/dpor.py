@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
 from kvmcheck._engine.finding import Nondeterminism
+from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
@@ -67,8 +68,8 @@ class _ObjRec:
 _Undo = tuple[int, Clock, "int | None", "Clock | None", list[tuple[_ObjRec, "Clock | None", "Clock | None"]]]
 
 
-class Dpor:
-    name = "dpor"
+class Dpor(StrategyBase):
+    name = "dpor-source"
     exhaustive = True
 
     def __init__(self) -> None:
@@ -169,6 +170,8 @@ class Dpor:
         j = len(ex.schedule)
         if j < len(self.ev_tid):
             return  # a replayed prefix step: recorded by an earlier execution
+        self._ex = ex
+        self._ej_op = op  # e_j of the races found now (optimal DPOR builds its wakeup sequence from it)
         pre = self.tclock[tid]
         recs = [(op.key, self._rec(op.key), op.excl)]
         if op.key2 >= 0:
@@ -179,6 +182,10 @@ class Dpor:
                 c = vc_join(c, rec.excl)
             if excl and rec.shared is not None:
                 c = vc_join(c, rec.shared)
+        if op.arg == "join":
+            # A join is enabled only once the thread is done, so every step of that thread
+            # happens before it -- also when an oops killed the thread (no exit step).
+            c = vc_join(c, self.tclock.get(op.obj.tid, []))  # type: ignore[union-attr]
         relax = op.arg == "relax"
         if self.relax_events:
             c = vc_join(c, self.relax_clock)  # every earlier relax happens before this step
@@ -252,11 +259,13 @@ class Dpor:
         search finds the order in which t1 takes B first.
         """
         j = len(self.ev_tid)  # where the blocked op would have been the next event
+        self._ex = ex
         for tid in tids:
             op = ex.threads[tid].pending
             pre = self.tclock.get(tid)
             if op is None or pre is None:
                 continue
+            self._ej_op = op
             recs = [(op.key, op.excl)] + ([(op.key2, False)] if op.key2 >= 0 else [])
             c = pre[:]
             for k, excl in recs:

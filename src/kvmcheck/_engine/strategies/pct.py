@@ -14,12 +14,14 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from kvmcheck._engine.strategy import StrategyBase
+
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
     from kvmcheck._engine.ops import Op
 
 
-class Pct:
+class Pct(StrategyBase):
     name = "pct"
     exhaustive = False
 
@@ -39,6 +41,9 @@ class Pct:
 
     def describe(self) -> str:
         return f"pct (depth {self.depth})"
+
+    def coverage_note(self) -> str:
+        return self.guarantee()
 
     def guarantee(self) -> str:
         n, k, d = self.max_threads, self.max_steps, self.depth

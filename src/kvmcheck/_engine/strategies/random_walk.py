@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from kvmcheck._engine.strategy import StrategyBase
+
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
     from kvmcheck._engine.ops import Op
 
 
-class RandomWalk:
+class RandomWalk(StrategyBase):
     name = "random"
     exhaustive = False
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kvmcheck._engine.finding import ScheduleMismatch
+from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
     from kvmcheck._engine.ops import Op
 
 
-class Replay:
+class Replay(StrategyBase):
     name = "replay"
     exhaustive = False
 

@@ -1,14 +1,13 @@
 """A host process address space: page tables, GUP and mmu notifiers (mm/gup.c,
-mm/mmu_notifier.c, mm/migrate.c), as in Linux v6.8, reduced to what KVM observes.
-VMAs, VM_PFNMAP and the follow_pte family are in memory.py.
+mm/mmu_notifier.c), as in Linux v6.8, reduced to what KVM observes.
+VMAs, VM_PFNMAP and the follow_pte family are in memory.py; migration in migrate.py.
 
 Modelled: one page-table entry per user virtual address the scenario uses
 (``hva -> pfn``), protected by ``page_table_lock`` (the PTE lock);
-``get_user_pages`` resolves an hva and takes a page reference;
-``migrate_page`` is what the host does when it moves or reclaims a page: it
-brackets the PTE change with ``mmu_notifier_invalidate_range_start/_end`` and
-drops the old page's reference after the change, so the old page is freed
-unless somebody (a GUP caller) still holds a reference.
+``get_user_pages`` resolves an hva and takes a page reference.  A negative
+PTE value is a migration entry (page migration is in models/mm/migrate.py):
+GUP waits for the migration to finish, as migration_entry_wait() does, and
+faults again.
 
 Locking contract:
   page_table_lock (spinlock_t) protects Pte.pfn and Pte.write (the PTE lock).
@@ -23,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kvmcheck.kernel import RwSem, SpinLock, Struct, cond_resched, spin_lock, spin_unlock
-from kvmcheck.models.mm.page import Page, get_page, put_page, try_grab_page_pin
+from kvmcheck.kernel import RwSem, SpinLock, Struct, cond_resched, spin_lock, spin_unlock, spin_until_cond
+from kvmcheck.models.mm.page import Page, get_page, try_grab_page_pin
 
 
 class Pte(Struct):
@@ -67,6 +66,11 @@ class MmStruct:
         self.pages[page.pfn] = page
 
 
+def is_migration_entry(pte_val: int) -> bool:
+    """``is_migration_entry()``: the PTE holds a migration entry (here: a negative value)."""
+    return pte_val < 0
+
+
 def get_user_pages(mm: MmStruct, hva: int) -> int:  # get_user_pages_unlocked() for one page
     """GUP of one page: the pfn ``hva`` maps to, with a reference taken; 0 if not present.
 
@@ -93,7 +97,13 @@ def __get_user_pages(mm: MmStruct, hva: int, pin: bool = False) -> tuple[int, in
         return 0, 0
     cond_resched()
     spin_lock(mm.page_table_lock)
-    pfn, gen = pte.pfn, pte.gen
+    pfn = pte.pfn
+    while is_migration_entry(pfn):  # handle_mm_fault -> migration_entry_wait(), then fault again
+        spin_unlock(mm.page_table_lock)
+        spin_until_cond(pte, "pfn", lambda p: not is_migration_entry(p))
+        spin_lock(mm.page_table_lock)
+        pfn = pte.pfn
+    gen = pte.gen
     if pfn and pfn not in mm.pages:
         pfn = 0  # no struct page (device memory in a VM_MIXEDMAP VMA): GUP fails
     if pfn:
@@ -115,20 +125,3 @@ def mmu_notifier_invalidate_range_end(mm: MmStruct, start: int, end: int) -> Non
     """mmu_notifier_invalidate_range_end() (include/linux/mmu_notifier.h, v6.8): call every subscriber."""
     for _, on_end in mm.notifiers:
         on_end(mm, start, end)
-
-
-def migrate_page(mm: MmStruct, hva: int, new: Page) -> None:
-    """Move ``hva`` to page ``new``, the order migrate_pages()/try_to_migrate() follow:
-
-    invalidate_range_start, change the PTE under the PTE lock, drop the old page's
-    mapping reference, invalidate_range_end.
-    """
-    mmu_notifier_invalidate_range_start(mm, hva, hva + 1)
-    pte = mm.ptes[hva]
-    spin_lock(mm.page_table_lock)
-    old_pfn = pte.pfn
-    pte.pfn = new.pfn
-    spin_unlock(mm.page_table_lock)
-    mm.add_page(new)
-    put_page(mm.pages[old_pfn])  # the old mapping's reference: frees it unless GUP holds one
-    mmu_notifier_invalidate_range_end(mm, hva, hva + 1)

@@ -2,15 +2,26 @@
 
 Modelled version: the shape between 9f87791d686d (v6.2, "Drop KVM's API to
 allow temporarily unmapping gfn=>pfn cache": deactivate inlines the unmap and
-no longer takes refresh_lock) and 6addfcf27139 (v6.9).  Read from a v6.8-era
-mainline copy of pfncache.c (kali-linex/linex@555e8b16, same code as
-sean-jc/linux@01a49f80) and from the seed thread.  Each method names the C
-function it models; ``pfncache_variants.py`` holds the later versions and the
+no longer takes refresh_lock) and 6addfcf27139 (v6.9).  Sources read: the
+pfncache.c of kali-linex/linex@555e8b16 (a v6.4-era mainline copy; pfncache.c
+did not change in the ways modelled here until v6.9), sean-jc/linux@01a49f80,
+the v6.9 form in virt-pvm/linux@13e830dc (gpc_map()/gpc_unmap()), the
+9f87791d686d patch mail, and the seed thread.  Each method names the C function
+it models; ``pfncache_variants.py`` holds the earlier and later versions and the
 thread's proposals as small subclasses (a variant is a patch).
 
+Mapping semantics (x86-64, no CONFIG_HIGHMEM): hva_to_pfn_retry() maps a pfn
+that has a struct page (pfn_valid()) with kmap(), i.e. its direct-map address,
+and gpc_unmap_khva() "unmaps" it with kunmap(), which does nothing -- so a
+stale khva of such a pfn still reaches the page, and what can go wrong is a
+use-after-free once the page's last reference is dropped.  A pfn without a
+struct page (VM_IO|VM_PFNMAP memory outside the kernel's memmap) is mapped with
+memremap() and torn down with memunmap(): a stale khva of it faults
+(use-after-unmap).
+
 Simplifications: one page per cache, so page offsets vanish (``khva`` is the
-mapping object itself); every cache is KVM_HOST_USES_PFN (all Xen caches are),
-so the GUEST_USES_PFN vCPU kick is not modelled; a kmap can not fail.
+mapping itself); every cache is KVM_HOST_USES_PFN (all Xen caches are),
+so the GUEST_USES_PFN vCPU kick is not modelled; kmap/memremap can not fail.
 Annotation: the retry path of hva_to_pfn_retry() waits with spin_until_cond()
 for mn_active_invalidate_count to drop to 0 (not in the C code, which simply
 loops): it only retries while an invalidation is in flight, and the failed
@@ -24,13 +35,17 @@ Locking contract (as it really is in v6.3 .. v6.8):
   gpc->refresh_lock (mutex) -> serialises refresh against refresh ONLY.
       hva_to_pfn_retry reads gpc->uhva and gpc->pfn with gpc->lock dropped,
       relying on refresh_lock; but kvm_gpc_activate / kvm_gpc_deactivate do not
-      take refresh_lock -- the hole of seed 000.
+      take refresh_lock -- the hole of seed 000.  The callers' own locks
+      (vcpu->mutex, kvm->arch.xen.xen_lock) are what serialises them in v6.8.
   Unlocked reads by design: ``active`` in activate/deactivate, ``valid`` in
       activate's KVM_BUG_ON, ``gpa`` in kvm_gpc_refresh.
   kvm->gpc_lock (spinlock) -> kvm->gpc_list membership.
 Lock order: refresh_lock -> gpc->lock -> kvm->gpc_lock (never nested here).
-Object lifetime: a kernel mapping made by kmap is owned by the cache while it
-is gpc->khva, and must be unmapped exactly once after it stops being so.
+Object lifetime: the cache holds no page reference: from the moment it drops
+the GUP reference, only the mmu notifier (which clears ``valid`` before the
+page can be freed or moved) keeps ``khva`` meaningful.  A memremap mapping is
+owned by the cache while it is gpc->khva and must be unmapped exactly once
+after it stops being so.
 """
 
 from __future__ import annotations
@@ -50,6 +65,8 @@ from kvmcheck.kernel import (
     kunmap,
     lockdep_assert_held,
     lockdep_assert_held_write,
+    memremap,
+    memunmap,
     mutex_lock,
     mutex_unlock,
     spin_lock,
@@ -124,6 +141,17 @@ class GfnToPfnCache(Struct):
         return self.name
 
 
+def pfn_valid(kvm: Kvm, pfn: int) -> bool:
+    """``pfn_valid()``: the pfn has a struct page (it is in the memory map)."""
+    return pfn in kvm.mm.pages
+
+
+def pfn_to_phys_mem(kvm: Kvm, pfn: int) -> Any:
+    """The memory behind a pfn with no struct page (what memremap() maps); model bookkeeping."""
+    iomem: dict[int, Any] = getattr(kvm.build.kvm_main, "iomem", {})
+    return iomem.get(pfn)
+
+
 def kvm_is_error_hva(hva: int) -> bool:
     """kvm_is_error_hva() (include/linux/kvm_host.h): the hva is an error value."""
     return hva == KVM_HVA_ERR_BAD
@@ -159,13 +187,19 @@ class Pfncache(Subsystem):
 
     # -- mapping helpers ----------------------------------------------------------
     def gpc_map(self, kvm: Kvm, pfn: int) -> KernelMapping:
-        """The inline kmap() of hva_to_pfn_retry (gpc_map() from v6.9): may sleep."""
-        return kmap(kvm.mm.pages[pfn])
+        """The inline map in hva_to_pfn_retry (gpc_map() in v6.9): kmap() if pfn_valid(), else memremap()."""
+        if pfn_valid(kvm, pfn):
+            return kmap(kvm.mm.pages[pfn])
+        return memremap(pfn, pfn_to_phys_mem(kvm, pfn))
 
-    def gpc_unmap_khva(self, pfn: int, khva: KernelMapping | None) -> None:
-        """gpc_unmap_khva(): kunmap/memunmap unless pfn or khva is absent (gpc_unmap() in v6.9)."""
-        if not is_error_noslot_pfn(pfn) and khva is not None:
-            kunmap(khva)
+    def gpc_unmap_khva(self, kvm: Kvm, pfn: int, khva: KernelMapping | None) -> None:
+        """gpc_unmap_khva() (gpc_unmap() in v6.9): kunmap() the page if pfn_valid(), else memunmap()."""
+        if is_error_noslot_pfn(pfn) or khva is None:
+            return
+        if pfn_valid(kvm, pfn):
+            kunmap(kvm.mm.pages[pfn])  # a no-op on x86-64: the direct map stays
+        else:
+            memunmap(khva)
 
     # -- mmu_notifier_retry_cache -------------------------------------------------
     def mmu_notifier_retry_cache(self, kvm: Kvm, mmu_seq: int) -> bool:
@@ -192,7 +226,7 @@ class Pfncache(Subsystem):
             write_unlock_irq(gpc.lock)
             if new_pfn != KVM_PFN_ERR_FAULT:  # the previous iteration lost to an invalidation
                 if new_khva is not old_khva:
-                    self.gpc_unmap_khva(new_pfn, new_khva)
+                    self.gpc_unmap_khva(kvm, new_pfn, new_khva)
                 kvm_release_pfn_clean(kvm, new_pfn)
                 cond_resched()
                 # model annotation: a retry spins until the invalidation in flight ends
@@ -231,7 +265,7 @@ class Pfncache(Subsystem):
         write_unlock_irq(gpc.lock)
         mutex_unlock(gpc.refresh_lock)
         if unmap_old:
-            self.gpc_unmap_khva(old_pfn, old_khva)
+            self.gpc_unmap_khva(kvm, old_pfn, old_khva)
         return ret
 
     def _refresh_locked(self, gpc: GfnToPfnCache, kvm: Kvm, gpa: int) -> tuple[int, int, Any, bool]:
@@ -300,7 +334,7 @@ class Pfncache(Subsystem):
             spin_lock(kvm.gpc_lock)
             kvm.gpc_list = tuple(g for g in kvm.gpc_list if g is not gpc)  # list_del
             spin_unlock(kvm.gpc_lock)
-            self.gpc_unmap_khva(old_pfn, old_khva)
+            self.gpc_unmap_khva(kvm, old_pfn, old_khva)
 
     # -- the mmu notifier hook ----------------------------------------------------------------
     def gfn_to_pfn_cache_invalidate_start(self, kvm: Kvm, start: int, end: int) -> None:

@@ -1,39 +1,62 @@
 """arch/x86/kvm/xen.c -- the users of the gfn_to_pfn caches that matter to seed 000.
 
-Modelled after the v6.6..v6.8 xen.c (read in a mainline copy; see the note on
-kvm_xen_set_evtchn_fast): which locks each path really holds around the cache.
+Modelled version: v6.8, read in ultrarisc/linux-6.8@e2f1f355 (a 6.8.12 stable
+tree: kvm_gpc_init() still takes vcpu and usage, kvm_xen_set_evtchn() still
+takes xen_lock).  The one later patch modelled, 7a36d680658b ("KVM: x86/xen:
+fix recursive deadlock in timer injection", v6.9, [PATCH v2 5/8] of
+2024-02-27), is the subclass ``Xen_7a36d680658b`` at the end: it stops taking
+kvm->arch.xen.xen_lock in kvm_xen_set_evtchn() because, since 6addfcf27139,
+the cache's own refresh_lock serialises refresh against (de)activation.
 
-  __kvm_xen_has_interrupt    vCPU thread (KVM_RUN holds vcpu->mutex and kvm->srcu --
-                             the *caller* takes them, not this function); read_lock_irqsave
-                             on the vcpu_info cache; refreshes when the check fails
-                             and it may sleep; reads vcpu_info->evtchn_upcall_pending.
-  kvm_xen_set_evtchn_fast    any context, atomic (irqfd wakeup; hrtimer from v6.7):
-                             read_lock_irqsave on shared_info then vcpu_info (plain
-                             read_lock, NOT trylock: the trylock version was the
-                             unapplied "[PATCH v2 7/8]"; the digest was wrong here);
-                             never refreshes; first tests vcpu_info_cache.active
-                             unlocked (v6.8).
-  kvm_xen_vcpu_set_attr      vCPU ioctl: vcpu->mutex + kvm->arch.xen.xen_lock + kvm->srcu;
-                             deactivate (INVALID gpa) or activate the vcpu_info cache.
-  kvm_xen_destroy_vcpu       VM teardown: NO vcpu->mutex, no xen_lock (Sean, in the thread).
-  kvm_xen_destroy_vm         VM teardown: no xen_lock.
+Who calls what, holding which locks (v6.8):
+  __kvm_xen_has_interrupt      vCPU thread (KVM_RUN: the vcpu ioctl holds vcpu->mutex,
+                               vcpu_run holds kvm->srcu -- the *callers* take them);
+                               read_lock_irqsave on vcpu_info; refreshes when the
+                               check fails and it may sleep; reads evtchn_upcall_pending.
+  kvm_xen_set_evtchn_fast      any context, atomic (irqfd wakeup via
+                               kvm_arch_set_irq_inatomic; the Xen timer): kvm->srcu;
+                               read_lock_irqsave on shared_info, then on the target's
+                               vcpu_info (read_lock, not trylock in v6.8); never refreshes;
+                               first tests vcpu_info_cache.active unlocked.  -EWOULDBLOCK
+                               when shared_info is not valid.
+  kvm_xen_set_evtchn           process context (irqfd_inject work via evtchn_set_fn,
+                               KVM_XEN_HVM_EVTCHN_SEND, EVTCHNOP_send, timer injection):
+                               fast path; on -EWOULDBLOCK takes xen_lock (v6.8) and loops
+                               {fast path; kvm_gpc_refresh(shinfo) under kvm->srcu}.
+  kvm_xen_hvm_set_attr         VM ioctl (SHARED_INFO): xen_lock, then
+    -> kvm_xen_shared_info_init  kvm->srcu; deactivate, or activate in a loop until the
+                               cache is valid under its read lock, then write the wall
+                               clock through khva.
+  kvm_xen_vcpu_set_attr        vCPU ioctl (vcpu->mutex) + xen_lock + kvm->srcu:
+                               deactivate (INVALID gpa) or activate vcpu_info.
+  kvm_xen_destroy_vcpu/_vm     VM teardown (kvm_destroy_vm, last reference gone): no
+                               vcpu->mutex, no xen_lock -- and no vCPU thread or ioctl
+                               can still be running (they hold references to the VM).
 Lock order: vcpu->mutex -> xen_lock -> kvm->srcu -> (refresh_lock) -> gpc->lock.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from kvmcheck.kernel import (
+    KernelMapping,
     in_atomic,
     mutex_lock,
     mutex_unlock,
+    read_lock_irq,
     read_lock_irqsave,
+    read_unlock_irq,
     read_unlock_irqrestore,
     srcu_read_lock,
     srcu_read_unlock,
 )
+from kvmcheck.kernel._core import bug
+from kvmcheck.models.build import Subsystem
 from kvmcheck.models.virt.kvm.kvm_host import INVALID_GPA, Kvm, KvmVcpu
 from kvmcheck.models.virt.kvm.pfncache import (
     GfnToPfnCache,
+    c_name,
     kvm_gpc_activate,
     kvm_gpc_check,
     kvm_gpc_deactivate,
@@ -42,7 +65,7 @@ from kvmcheck.models.virt.kvm.pfncache import (
 )
 
 VCPU_INFO_SIZE = 64
-SHARED_INFO_SIZE = 3072
+SHARED_INFO_SIZE = 4096  # PAGE_SIZE: kvm_xen_set_evtchn_fast checks the whole page
 EWOULDBLOCK, EINVAL = -11, -22
 
 
@@ -72,110 +95,225 @@ def xen_vm(kvm: Kvm) -> KvmXen:
     return x
 
 
+# Dereferencing gpc->khva is inline in the C code ("vi = gpc->khva; vi->field"):
+# reading ``khva.page`` is the access through the kernel address (it faults if
+# a memremap was torn down), ``.data`` the access to the memory behind it (a
+# use-after-free if that was a struct page that went back to the allocator).
+def khva_of(gpc: GfnToPfnCache) -> KernelMapping:
+    """``gpc->khva`` as the caller is about to dereference it (a NULL one oopses)."""
+    khva = gpc.khva
+    if khva is None:
+        bug(
+            "null-deref",
+            f"dereference of {gpc.name}->khva == NULL after kvm_gpc_check() passed",
+            "BUG: kernel NULL pointer dereference, address: 0000000000000000",
+        )
+        raise AssertionError("unreachable: bug() ends the thread")
+    return khva
+
+
+class Xen(Subsystem):
+    """arch/x86/kvm/xen.c at v6.8 (the functions that use the gfn_to_pfn caches)."""
+
+    subsystem = "xen"
+    version = "v6.8"
+
+    def kvm_xen_init_vcpu(self, v: KvmVcpu) -> None:
+        """kvm_xen_init_vcpu(): kvm_gpc_init() of the vCPU's caches (sean-contract's guard: vcpu->mutex)."""
+        kvm_gpc_init(xen_vcpu(v).vcpu_info_cache, v.kvm, v.mutex)
+
+    def kvm_xen_init_vm(self, kvm: Kvm) -> None:
+        """kvm_xen_init_vm(): kvm_gpc_init() of the shared_info cache (guard: xen_lock)."""
+        kvm_gpc_init(xen_vm(kvm).shinfo_cache, kvm, kvm.xen_lock)
+
+    @c_name("__kvm_xen_has_interrupt")
+    def _kvm_xen_has_interrupt(self, v: KvmVcpu) -> int:
+        """__kvm_xen_has_interrupt(): is an upcall pending in vcpu_info? (vCPU thread)."""
+        gpc = xen_vcpu(v).vcpu_info_cache
+        assert gpc.lock is not None
+        flags = read_lock_irqsave(gpc.lock)
+        while not kvm_gpc_check(gpc, VCPU_INFO_SIZE):
+            read_unlock_irqrestore(gpc.lock, flags)
+            if in_atomic():
+                return 1  # cannot refresh here; assume an event is pending
+            if kvm_gpc_refresh(gpc, VCPU_INFO_SIZE):
+                return 0  # the gpa is no longer valid: nothing to report
+            flags = read_lock_irqsave(gpc.lock)
+        rc = int(khva_of(gpc).page.data)  # ((struct vcpu_info *)gpc->khva)->evtchn_upcall_pending
+        read_unlock_irqrestore(gpc.lock, flags)
+        return rc
+
+    def kvm_xen_set_evtchn_fast(self, kvm: Kvm, v: KvmVcpu) -> int:
+        """kvm_xen_set_evtchn_fast(): mark an event pending in shared_info, then in vcpu_info."""
+        vgpc = xen_vcpu(v).vcpu_info_cache
+        if not vgpc.active:  # v6.8 tests this unlocked
+            return EINVAL
+        gpc = xen_vm(kvm).shinfo_cache
+        assert gpc.lock is not None
+        assert vgpc.lock is not None
+        idx = srcu_read_lock(kvm.srcu)
+        locked = gpc.lock  # the cache lock to drop at out_rcu
+        flags = read_lock_irqsave(locked)
+        if not kvm_gpc_check(gpc, SHARED_INFO_SIZE):
+            r = EWOULDBLOCK  # goto out_rcu
+        else:
+            khva_of(gpc).page.data = 1  # test_and_set_bit(port, shinfo->evtchn_pending)
+            read_unlock_irqrestore(locked, flags)
+            locked = vgpc.lock
+            flags = read_lock_irqsave(locked)
+            if kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
+                khva_of(vgpc).page.data = 1  # vcpu_info->evtchn_upcall_pending = 1
+                r = 1
+            else:
+                r = 1  # the in-kernel evtchn_pending_sel is set and the vCPU kicked (not modelled)
+        read_unlock_irqrestore(locked, flags)  # out_rcu:
+        srcu_read_unlock(kvm.srcu, idx)
+        return r
+
+    def kvm_xen_set_evtchn(self, kvm: Kvm, v: KvmVcpu) -> int:
+        """kvm_xen_set_evtchn(): the slow path -- under xen_lock (v6.8), refresh shared_info and retry."""
+        rc = self.kvm_xen_set_evtchn_fast(kvm, v)
+        if rc != EWOULDBLOCK:
+            return rc
+        self.xen_lock(kvm)
+        while True:
+            rc = self.kvm_xen_set_evtchn_fast(kvm, v)
+            if rc != EWOULDBLOCK:
+                break
+            idx = srcu_read_lock(kvm.srcu)
+            rc = kvm_gpc_refresh(xen_vm(kvm).shinfo_cache, SHARED_INFO_SIZE)
+            srcu_read_unlock(kvm.srcu, idx)
+            if rc:
+                break
+        self.xen_unlock(kvm)
+        return rc
+
+    def xen_lock(self, kvm: Kvm) -> None:
+        """mutex_lock(&kvm->arch.xen.xen_lock) in kvm_xen_set_evtchn() (v6.8)."""
+        mutex_lock(kvm.xen_lock)
+
+    def xen_unlock(self, kvm: Kvm) -> None:
+        """mutex_unlock(&kvm->arch.xen.xen_lock) in kvm_xen_set_evtchn() (v6.8)."""
+        mutex_unlock(kvm.xen_lock)
+
+    def kvm_xen_shared_info_init(self, kvm: Kvm, gpa: int) -> int:
+        """kvm_xen_shared_info_init(): (de)activate shared_info; on activation write the wall clock."""
+        gpc = xen_vm(kvm).shinfo_cache
+        assert gpc.lock is not None
+        idx = srcu_read_lock(kvm.srcu)
+        ret = 0
+        if gpa == INVALID_GPA:
+            kvm_gpc_deactivate(gpc)
+        else:
+            while True:
+                ret = kvm_gpc_activate(gpc, gpa, SHARED_INFO_SIZE)
+                if ret:
+                    break
+                read_lock_irq(gpc.lock)  # "It could be invalid again already"
+                if gpc.valid:
+                    shinfo = khva_of(gpc)
+                    shinfo.page.data = shinfo.page.data  # wc->version, wc->sec ... through khva
+                    read_unlock_irq(gpc.lock)
+                    break
+                read_unlock_irq(gpc.lock)
+        srcu_read_unlock(kvm.srcu, idx)
+        return int(ret)
+
+    def kvm_xen_hvm_set_attr_shared_info(self, kvm: Kvm, gpa: int) -> int:
+        """kvm_xen_hvm_set_attr(KVM_XEN_ATTR_TYPE_SHARED_INFO): the VM ioctl, under xen_lock."""
+        mutex_lock(kvm.xen_lock)
+        r = self.kvm_xen_shared_info_init(kvm, gpa)
+        mutex_unlock(kvm.xen_lock)
+        return r
+
+    def kvm_xen_vcpu_set_attr_vcpu_info(self, v: KvmVcpu, gpa: int) -> int:
+        """kvm_xen_vcpu_set_attr(KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO): vcpu ioctl, xen_lock, kvm->srcu."""
+        kvm = v.kvm
+        gpc = xen_vcpu(v).vcpu_info_cache
+        mutex_lock(v.mutex)  # kvm_vcpu_ioctl()
+        mutex_lock(kvm.xen_lock)
+        idx = srcu_read_lock(kvm.srcu)
+        if gpa == INVALID_GPA:
+            kvm_gpc_deactivate(gpc)
+            r = 0
+        else:
+            r = kvm_gpc_activate(gpc, gpa, VCPU_INFO_SIZE)
+        srcu_read_unlock(kvm.srcu, idx)
+        mutex_unlock(kvm.xen_lock)
+        mutex_unlock(v.mutex)
+        return int(r)
+
+    def kvm_xen_destroy_vcpu(self, v: KvmVcpu) -> None:
+        """kvm_xen_destroy_vcpu(): deactivate the vCPU's caches, holding neither vcpu->mutex nor xen_lock."""
+        kvm_gpc_deactivate(xen_vcpu(v).vcpu_info_cache)
+
+    def kvm_xen_destroy_vm(self, kvm: Kvm) -> None:
+        """kvm_xen_destroy_vm(): deactivate shared_info -- without xen_lock."""
+        kvm_gpc_deactivate(xen_vm(kvm).shinfo_cache)
+
+
+class Xen_7a36d680658b(Xen):  # noqa: N801 -- named after the commit
+    """7a36d680658b (v6.9): kvm_xen_set_evtchn() no longer takes xen_lock."""
+
+    version = "7a36d680658b"
+
+    def xen_lock(self, kvm: Kvm) -> None:
+        """Removed by 7a36d680658b ("just stop taking kvm->arch.xen.xen_lock from kvm_xen_set_evtchn()")."""
+
+    def xen_unlock(self, kvm: Kvm) -> None:
+        """Removed by 7a36d680658b."""
+
+
+# C-style entry points: dispatch to the VM's build of xen.c.
+def _xen(kvm: Kvm) -> Any:
+    return kvm.build.xen
+
+
 def kvm_xen_init_vcpu(v: KvmVcpu) -> None:
-    """kvm_xen_init_vcpu(): kvm_gpc_init() of the vCPU's caches (guard: vcpu->mutex)."""
-    kvm_gpc_init(xen_vcpu(v).vcpu_info_cache, v.kvm, v.mutex)
+    """``kvm_xen_init_vcpu()`` of the VM's kernel build."""
+    _xen(v.kvm).kvm_xen_init_vcpu(v)
 
 
 def kvm_xen_init_vm(kvm: Kvm) -> None:
-    """kvm_xen_init_vm(): kvm_gpc_init() of the shared_info cache (guard: xen_lock)."""
-    kvm_gpc_init(xen_vm(kvm).shinfo_cache, kvm, kvm.xen_lock)
-
-
-# Dereferencing gpc->khva is inline in the C code ("vi = gpc->khva; vi->field"):
-# reading ``khva.page`` is the access through the kernel mapping (KASAN checks
-# it is still mapped), ``.data`` the access to the page behind it.
+    """``kvm_xen_init_vm()`` of the VM's kernel build."""
+    _xen(kvm).kvm_xen_init_vm(kvm)
 
 
 def __kvm_xen_has_interrupt(v: KvmVcpu) -> int:
-    """__kvm_xen_has_interrupt(): is an upcall pending in vcpu_info? (vCPU thread)."""
-    gpc = xen_vcpu(v).vcpu_info_cache
-    assert gpc.lock is not None
-    flags = read_lock_irqsave(gpc.lock)
-    while not kvm_gpc_check(gpc, VCPU_INFO_SIZE):
-        read_unlock_irqrestore(gpc.lock, flags)
-        if in_atomic():
-            return 1  # cannot refresh here; assume an event is pending
-        if kvm_gpc_refresh(gpc, VCPU_INFO_SIZE):
-            return 0  # the gpa is no longer valid: nothing to report
-        flags = read_lock_irqsave(gpc.lock)
-    khva = gpc.khva
-    assert khva is not None
-    rc = int(khva.page.data)  # ((struct vcpu_info *)gpc->khva)->evtchn_upcall_pending
-    read_unlock_irqrestore(gpc.lock, flags)
-    return rc
+    """``__kvm_xen_has_interrupt()`` of the VM's kernel build."""
+    r: int = _xen(v.kvm)._kvm_xen_has_interrupt(v)
+    return r
 
 
 def kvm_xen_set_evtchn_fast(kvm: Kvm, v: KvmVcpu) -> int:
-    """kvm_xen_set_evtchn_fast(): mark an event pending in shared_info, then kick vcpu_info."""
-    vgpc = xen_vcpu(v).vcpu_info_cache
-    if not vgpc.active:  # v6.8 tests this unlocked
-        return EINVAL
-    gpc = xen_vm(kvm).shinfo_cache
-    assert gpc.lock is not None
-    assert vgpc.lock is not None
-    idx = srcu_read_lock(kvm.srcu)
-    locked = gpc.lock  # the cache lock to drop at out_rcu
-    flags = read_lock_irqsave(locked)
-    if not kvm_gpc_check(gpc, SHARED_INFO_SIZE):
-        r = EWOULDBLOCK  # goto out_rcu
-    else:
-        shinfo = gpc.khva
-        assert shinfo is not None
-        shinfo.page.data = 1  # set the port's bit in shared_info->evtchn_pending
-        read_unlock_irqrestore(locked, flags)
-        locked = vgpc.lock
-        flags = read_lock_irqsave(locked)
-        if kvm_gpc_check(vgpc, VCPU_INFO_SIZE):
-            vi = vgpc.khva
-            assert vi is not None
-            vi.page.data = 1  # vcpu_info->evtchn_upcall_pending = 1
-            r = 1
-        else:
-            r = 0  # the in-kernel evtchn_pending_sel is set instead (not modelled)
-    read_unlock_irqrestore(locked, flags)  # out_rcu:
-    srcu_read_unlock(kvm.srcu, idx)
+    """``kvm_xen_set_evtchn_fast()`` of the VM's kernel build (target vCPU ``v``)."""
+    r: int = _xen(kvm).kvm_xen_set_evtchn_fast(kvm, v)
+    return r
+
+
+def kvm_xen_set_evtchn(kvm: Kvm, v: KvmVcpu) -> int:
+    """``kvm_xen_set_evtchn()`` of the VM's kernel build (target vCPU ``v``)."""
+    r: int = _xen(kvm).kvm_xen_set_evtchn(kvm, v)
+    return r
+
+
+def kvm_xen_hvm_set_attr_shared_info(kvm: Kvm, gpa: int) -> int:
+    """``kvm_xen_hvm_set_attr(KVM_XEN_ATTR_TYPE_SHARED_INFO)`` of the VM's kernel build."""
+    r: int = _xen(kvm).kvm_xen_hvm_set_attr_shared_info(kvm, gpa)
     return r
 
 
 def kvm_xen_vcpu_set_attr_vcpu_info(v: KvmVcpu, gpa: int) -> int:
-    """kvm_xen_vcpu_set_attr(KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO): under vcpu->mutex, xen_lock, kvm->srcu."""
-    kvm = v.kvm
-    gpc = xen_vcpu(v).vcpu_info_cache
-    mutex_lock(v.mutex)  # the vcpu ioctl
-    mutex_lock(kvm.xen_lock)
-    idx = srcu_read_lock(kvm.srcu)
-    if gpa == INVALID_GPA:
-        kvm_gpc_deactivate(gpc)
-        r = 0
-    else:
-        r = kvm_gpc_activate(gpc, gpa, VCPU_INFO_SIZE)
-    srcu_read_unlock(kvm.srcu, idx)
-    mutex_unlock(kvm.xen_lock)
-    mutex_unlock(v.mutex)
-    return int(r)
-
-
-def kvm_xen_hvm_set_attr_shared_info(kvm: Kvm, gpa: int) -> int:
-    """kvm_xen_hvm_set_attr(KVM_XEN_ATTR_TYPE_SHARED_INFO): under xen_lock and kvm->srcu."""
-    gpc = xen_vm(kvm).shinfo_cache
-    mutex_lock(kvm.xen_lock)
-    idx = srcu_read_lock(kvm.srcu)
-    if gpa == INVALID_GPA:
-        kvm_gpc_deactivate(gpc)
-        r = 0
-    else:
-        r = kvm_gpc_activate(gpc, gpa, SHARED_INFO_SIZE)
-    srcu_read_unlock(kvm.srcu, idx)
-    mutex_unlock(kvm.xen_lock)
-    return int(r)
+    """``kvm_xen_vcpu_set_attr(KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO)`` of the VM's kernel build."""
+    r: int = _xen(v.kvm).kvm_xen_vcpu_set_attr_vcpu_info(v, gpa)
+    return r
 
 
 def kvm_xen_destroy_vcpu(v: KvmVcpu) -> None:
-    """kvm_xen_destroy_vcpu(): deactivate the vCPU's caches -- holding neither vcpu->mutex nor xen_lock."""
-    kvm_gpc_deactivate(xen_vcpu(v).vcpu_info_cache)
+    """``kvm_xen_destroy_vcpu()`` of the VM's kernel build."""
+    _xen(v.kvm).kvm_xen_destroy_vcpu(v)
 
 
 def kvm_xen_destroy_vm(kvm: Kvm) -> None:
-    """kvm_xen_destroy_vm(): deactivate shared_info -- without xen_lock."""
-    kvm_gpc_deactivate(xen_vm(kvm).shinfo_cache)
+    """``kvm_xen_destroy_vm()`` of the VM's kernel build."""
+    _xen(kvm).kvm_xen_destroy_vm(kvm)

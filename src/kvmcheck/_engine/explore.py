@@ -1,0 +1,190 @@
+"""The exploration loop: run executions under a strategy until it is done or a bound is hit.
+
+Everything that drives executions goes through here: ``check()`` (through
+:func:`explore`), replay (through :func:`replay_runs`), and the test suite's
+brute-force reference (through :func:`explore` with its own strategy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvmcheck._engine.execution import Execution
+from kvmcheck._engine.finding import Finding, ScheduleMismatch
+from kvmcheck._engine.schedule import split_runs
+from kvmcheck._engine.session import Session
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.strategies.bounded import Bounded
+from kvmcheck._engine.strategies.dpor import Dpor
+from kvmcheck._engine.strategies.optimal import OptimalDpor
+from kvmcheck._engine.strategies.pct import Pct
+from kvmcheck._engine.strategies.random_walk import RandomWalk
+from kvmcheck._engine.strategies.replay import Replay
+from kvmcheck._engine.strategy import Strategy
+
+# The kernel layer appends here at import: per-execution setup (e.g. kmemleak).
+runtime_setup_hooks: list[Callable[[Execution], None]] = []
+
+PROGRESS_INTERVAL_S = 0.2  # at most ~5 progress calls a second (plus one at the end)
+MAX_WARNINGS = 20
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running check has got: passed to ``check(..., on_progress=...)``.
+
+    ``estimate_total`` is an estimate of the executions the whole search needs
+    (None when the strategy has none).
+    """
+
+    executions: int
+    elapsed_s: float
+    estimate_total: float | None = None
+
+
+def make_strategy(settings: Settings) -> Strategy:
+    name = settings.strategy
+    if name == "dpor":
+        return OptimalDpor()
+    if name == "dpor-source":
+        return Dpor()
+    if name == "bounded":
+        return Bounded(settings.bound)
+    if name == "random":
+        return RandomWalk(settings.seed)
+    assert name == "pct"  # Settings rejected anything else
+    return Pct(settings.seed, settings.depth)
+
+
+def run_execution(
+    body: Callable[[], Any], strategy: Strategy, session: Session, max_steps: int, tracing: bool = False
+) -> Execution:
+    """One execution, start to end (the layers' per-execution setup first)."""
+    ex = Execution(body, strategy, session, max_steps, tracing=tracing)
+    for hook in runtime_setup_hooks:
+        hook(ex)
+    ex.run()
+    return ex
+
+
+def end_run(ex: Execution) -> None:
+    """Book-keeping after each execution: keep its schedule if a later report may need it."""
+    session = ex.session
+    if session.keep_run:
+        session.schedules[session.run] = ex.schedule_string()
+        session.keep_run = False
+    session.run += 1
+
+
+@dataclass
+class Explored:
+    """What one exploration saw."""
+
+    executions: int = 0  # executions run to their end or to a finding (not abandoned)
+    steps: int = 0
+    elapsed_s: float = 0.0
+    exhausted: bool = False  # the strategy had nothing left to explore
+    finding: Finding | None = None  # the first hard finding, its schedule set
+    soft: Finding | None = None  # the first WARN-class finding, its schedule set
+    warnings: dict[tuple[str, str], Finding] = field(default_factory=dict)  # every other report
+
+    @property
+    def reported(self) -> Finding | None:
+        """What the check reports: the first hard finding, else the first WARN-class one."""
+        return self.finding if self.finding is not None else self.soft
+
+
+def schedule_for(ex: Execution, finding: Finding) -> str:
+    """The finding's schedule; earlier runs it depends on (lockdep) come first, '|'-joined."""
+    return "|".join([*finding.needs, ex.schedule_string()])
+
+
+def _collect(into: dict[tuple[str, str], Finding], found: list[Finding]) -> None:
+    for f in found:
+        if len(into) < MAX_WARNINGS:
+            into.setdefault((f.kind, f.message), f)
+
+
+def explore(
+    body: Callable[[], Any],
+    strategy: Strategy,
+    settings: Settings,
+    session: Session,
+    *,
+    on_execution: Callable[[Execution], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Explored:
+    """Run executions of ``body`` until the strategy is done, a finding stops the search
+    (unless ``settings.keep_going``), or a bound of ``settings`` is reached."""
+    out = Explored()
+    t0 = time.perf_counter()
+    next_progress = t0 + PROGRESS_INTERVAL_S
+    max_executions = settings.max_executions
+    max_seconds = settings.max_seconds
+    keep_going = settings.keep_going
+    max_steps = settings.max_steps
+    while True:
+        ex = run_execution(body, strategy, session, max_steps)
+        if ex.outcome != "blocked":
+            out.executions += 1
+        out.steps += len(ex.schedule)
+        if on_execution is not None:
+            on_execution(ex)
+        if ex.finding is not None:
+            if out.finding is None:
+                out.finding = ex.finding
+                out.finding.schedule = schedule_for(ex, ex.finding)
+                _collect(out.warnings, ex.findings[1:] + ex.soft)
+            else:
+                _collect(out.warnings, ex.findings + ex.soft)
+        else:
+            if ex.soft and out.soft is None:
+                out.soft = ex.soft[0]
+                out.soft.schedule = schedule_for(ex, out.soft)
+            _collect(out.warnings, ex.soft)
+        if out.reported is not None and not keep_going:
+            break
+        end_run(ex)
+        if not strategy.next_execution():
+            out.exhausted = True
+            break
+        now = time.perf_counter()
+        if on_progress is not None and now >= next_progress:
+            on_progress(Progress(out.executions, now - t0, strategy.estimate()))
+            next_progress = now + PROGRESS_INTERVAL_S
+        if max_executions is not None and out.executions >= max_executions:
+            break
+        if max_seconds is not None and now - t0 >= max_seconds:
+            break
+    out.elapsed_s = time.perf_counter() - t0
+    if on_progress is not None:
+        on_progress(Progress(out.executions, out.elapsed_s, strategy.estimate()))
+    return out
+
+
+def replay_runs(
+    body: Callable[[], Any], schedule: str, max_steps: int, tracing: bool, kcsan: bool
+) -> Execution | None:
+    """Re-run the executions of ``schedule`` ('|'-joined runs) in order, in one session;
+    the last one traced if ``tracing``.  Returns the last execution run."""
+    runs = split_runs(schedule)
+    session = Session(kcsan=kcsan)
+    ex: Execution | None = None
+    for n, (tids, values) in enumerate(runs):
+        ex = run_execution(
+            body, Replay(tids, values), session, max_steps, tracing=tracing and n == len(runs) - 1
+        )
+        end_run(ex)
+        if ex.finding is None and len(ex.schedule) < len(tids):
+            raise ScheduleMismatch(
+                f"schedule run {n + 1} has {len(tids)} steps but the execution ended after "
+                f"{len(ex.schedule)}; the model changed since the schedule was recorded"
+            )
+        if ex.finding is not None and n < len(runs) - 1:
+            break
+    if ex is not None and ex.finding is None and ex.soft:
+        ex.finding = ex.soft[0]
+    return ex

@@ -1,0 +1,259 @@
+"""Exhaustive search with optimal DPOR: wakeup trees and sleep sets.
+
+Abdulla, Aronis, Jonsson, Sagonas: "Optimal dynamic partial order reduction",
+POPL 2014 (Algorithm 2).  Event recording, vector clocks and race detection
+are those of source-set DPOR (:mod:`dpor`, which this class extends); what
+changes is what a race adds to the search.  Source sets add one thread at the
+state before the first racing event, and the execution that starts with it
+may end sleep-set blocked.  Here a race e_i / e_j adds the whole *wakeup
+sequence* v = notdep(e_i).e_j (the events after e_i that do not happen after
+it, then e_j) to the wakeup tree of the state before e_i, unless a weak
+initial of v is already asleep there (v is then covered) or the tree already
+holds a branch that v extends up to equivalence.  Following that sequence
+reaches the reversed race without ever meeting only sleeping threads, so no
+execution is sleep-set blocked and each explored execution is a different
+Mazurkiewicz trace: exactly one execution per trace.
+
+Weak initials.  p is a weak initial of v after E if either p's first event
+in v has no happens-before predecessor in v, or p does not occur in v and its
+next event is independent of every event of v.  Insertion walks the tree from
+the root: a child whose event is a weak initial of the remaining sequence is
+entered (the event removed from the sequence if it occurs in it); a leaf so
+reached means v is already covered; where no child fits, the rest of v is
+added as a new branch (after the existing ones, so the order of exploration
+is the order of insertion).
+
+nondet() choices.  A thread's pending choice with outcomes 0..n-1 behaves as
+n different events of that thread (independent of everything else).  A
+state whose chosen step is a choice explores all its outcomes one after the
+other before any other branch, and the thread joins the sleep set only once
+all of them are done (a sleeping thread stands for every continuation of
+it).  A choice never races, so no wakeup sequence is ever inserted at such a
+state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvmcheck._engine.clock import Clock, vc_get
+from kvmcheck._engine.finding import Nondeterminism
+from kvmcheck._engine.strategies.dpor import Dpor
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.execution import Execution
+    from kvmcheck._engine.ops import Op
+
+
+class _WNode:
+    """A node of a wakeup tree: one event (thread, choice outcome, op) and its continuations."""
+
+    __slots__ = ("children", "op", "tid", "value")
+
+    def __init__(self, tid: int, value: int, op: Op, children: list[_WNode] | None = None) -> None:
+        self.tid = tid
+        self.value = value
+        self.op = op
+        self.children: list[_WNode] = children if children is not None else []
+
+
+class _ONode:
+    """The state before one step of the current path."""
+
+    __slots__ = ("chosen", "done", "enabled", "pending", "sleep", "value", "wut")
+
+    def __init__(
+        self,
+        chosen: int,
+        value: int,
+        enabled: list[int],
+        pending: dict[int, Op],
+        sleep: dict[int, Op],
+        wut: list[_WNode],
+    ) -> None:
+        self.chosen = chosen  # the thread of the branch explored now
+        self.value = value  # its choice outcome (when its op is a nondet() choice)
+        self.enabled = enabled
+        self.pending = pending  # each live thread's announced op in this state
+        self.sleep = sleep  # inherited sleep set: thread -> op
+        self.done: set[int] = set()  # threads whose every branch here is explored
+        self.wut = wut  # the wakeup tree of branches still to explore, in order
+
+
+# An event of a wakeup sequence, taken from the current execution:
+# (thread, choice outcome or -1, op, its vector clock)
+_Ev = tuple[int, int, "Op", Clock]
+
+
+class OptimalDpor(Dpor):
+    name = "dpor"
+    exhaustive = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ostack: list[_ONode] = []
+        self.forced: list[_WNode] = []  # the wakeup subtree the next new state starts with
+        self.forced_misses = 0  # a forced step that was not possible (would be a bug: see tests)
+        self.fallbacks = 0  # races whose wakeup sequence cannot start here (see _add_source)
+
+    def describe(self) -> str:
+        return "dpor (optimal: wakeup trees + sleep sets)"
+
+    # -- choosing ---------------------------------------------------------------
+    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
+        depth = len(ex.schedule)
+        stack = self.ostack
+        if depth < len(stack):
+            t = stack[depth].chosen
+            if t not in enabled:
+                raise Nondeterminism(
+                    f"step {depth}: thread {t} was enabled in an earlier run with the same "
+                    f"prefix but is not now (enabled: {enabled}); the model is not deterministic"
+                )
+            return t
+        sleep = self._osleep(stack[-1]) if stack else {}
+        forced, self.forced = self.forced, []
+        pending = {t.tid: t.pending for t in ex.threads if t.pending is not None}
+        if forced and (forced[0].tid not in enabled or forced[0].tid in sleep):
+            self.forced_misses += 1
+            forced = []
+        if forced:
+            first, rest = forced[0], forced[1:]
+            node = _ONode(first.tid, first.value, enabled, pending, sleep, rest)
+            self.forced = first.children
+        else:
+            cands = [t for t in enabled if t not in sleep]
+            if not cands:
+                self.blocked += 1
+                return None
+            last = ex.schedule[-1] if ex.schedule else 0
+            pick = last if last in cands else cands[0]
+            node = _ONode(pick, 0, enabled, pending, sleep, [])
+        op = pending[node.chosen]
+        if op.choices:  # every other outcome of this choice comes next, before any other branch
+            others = [w for w in node.wut if w.tid == node.chosen]
+            have = {w.value for w in others} | {node.value}
+            others += [_WNode(node.chosen, v, op) for v in range(op.choices) if v not in have]
+            others.sort(key=lambda w: w.value)
+            node.wut = others + [w for w in node.wut if w.tid != node.chosen]
+        stack.append(node)
+        return node.chosen
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        return self.ostack[len(ex.schedule)].value
+
+    @staticmethod
+    def _osleep(parent: _ONode) -> dict[int, Op]:
+        chosen_op = parent.pending[parent.chosen]
+        sleep = {q: op for q, op in parent.sleep.items() if not op.dependent(chosen_op)}
+        for q in parent.done:
+            if q != parent.chosen:
+                op = parent.pending[q]
+                if not op.dependent(chosen_op):
+                    sleep[q] = op
+        return sleep
+
+    # -- races become wakeup sequences ------------------------------------------------
+    def _add_source(self, i: int, j: int, tid: int, cj: Clock) -> None:
+        node = self.ostack[i]
+        ev_tid = self.ev_tid
+        ev_clock = self.ev_clock
+        ops = self._ex.ops
+        values = self._ex.values
+        qi = ev_tid[i]
+        vi = ev_clock[i][qi]
+        v: list[_Ev] = []
+        for k in range(i + 1, j):
+            ck = ev_clock[k]
+            if vi <= vc_get(ck, qi):
+                continue  # happens after e_i: not in notdep(e_i)
+            tk = ev_tid[k]
+            v.append((tk, values.get(k, -1), ops[k], ck))
+        v.append((tid, -1, self._ej_op, cj))
+        # covered already if a sleeping thread (or a fully explored one) is a weak initial
+        for q, op in node.sleep.items():
+            if _weak_initial(q, -1, op, v) is not None:
+                return
+        for q in node.done:
+            if q != node.chosen and _weak_initial(q, -1, node.pending[q], v) is not None:
+                return
+        starts = {t for t, _, _, _ in v if _weak_initial(t, -1, node.pending.get(t, v[0][2]), v) is not None}
+        if not starts & set(node.enabled):
+            # No event of v can go first here (a cpu_relax() rule the dependency relation
+            # does not see): do what source DPOR does -- every enabled thread not explored
+            # or asleep becomes a branch.  Sound; may cost a blocked execution.
+            self.fallbacks += 1
+            have = {w.tid for w in node.wut} | node.done | {node.chosen} | set(node.sleep)
+            for t in node.enabled:
+                if t not in have:
+                    op = node.pending[t]
+                    node.wut.append(_WNode(t, 0, op))
+            return
+        _insert(node.wut, v)
+
+    # -- between executions -------------------------------------------------------
+    def next_execution(self) -> bool:
+        stack = self.ostack
+        while stack:
+            node = stack[-1]
+            if node.wut:
+                nxt = node.wut.pop(0)
+                if nxt.tid != node.chosen:
+                    node.done.add(node.chosen)
+                node.chosen = nxt.tid
+                node.value = nxt.value
+                self.forced = nxt.children
+                self._rollback(len(stack) - 1)
+                return True
+            node.done.add(node.chosen)
+            stack.pop()
+        return False
+
+
+def _weak_initial(tid: int, value: int, op: Op, v: list[_Ev]) -> int | None:
+    """Is (tid, value) a weak initial of ``v``?  The index of its event in ``v`` if it occurs
+    there, -1 if it does not occur but is independent of all of ``v``; None if it is not one.
+
+    ``value`` -1 matches any outcome (a sleeping thread stands for all of them)."""
+    for m, (t, val, _, c) in enumerate(v):
+        if t != tid:
+            continue
+        if value != -1 and val != -1 and val != value:
+            return None  # its first event in v is another outcome of the choice
+        for a in range(m):
+            ta, _, _, ca = v[a]
+            if ca[ta] <= vc_get(c, ta):
+                return None  # an earlier event of v happens before it
+        return m
+    for _, _, o, _ in v:
+        if op.dependent(o):
+            return None
+    return -1
+
+
+def _insert(root: list[_WNode], v: list[_Ev]) -> None:
+    """Insert the wakeup sequence ``v`` into the tree whose top-level branches are ``root``."""
+    children = root
+    while True:
+        for child in children:
+            m = _weak_initial(child.tid, child.value, child.op, v)
+            if m is None:
+                continue
+            if not child.children:
+                return  # a leaf: exploring it will wake up the rest of v
+            if m >= 0:
+                v = v[:m] + v[m + 1 :]
+            if not v:
+                return
+            children = child.children
+            break
+        else:
+            children.extend(_chain(v))
+            return
+
+
+def _chain(v: list[_Ev]) -> list[_WNode]:
+    node: _WNode | None = None
+    for t, val, op, _ in reversed(v):
+        node = _WNode(t, max(val, 0), op, [node] if node is not None else [])
+    return [node] if node is not None else []
