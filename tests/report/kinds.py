@@ -16,8 +16,8 @@ from kvmcheck.kernel import (
     down_read,
     kfree,
     kmalloc,
-    kmap,
-    kunmap,
+    memremap,
+    memunmap,
     mutex_lock,
     mutex_unlock,
     refcount_dec_and_test,
@@ -32,12 +32,6 @@ class Obj(Struct):
 
     ref: Refcount
     data: int = 0
-
-
-class Page(Struct):
-    """A page to kmap."""
-
-    pfn: int = 1
 
 
 @scenario(name="kinds.deadlock", expect="bug")
@@ -138,12 +132,12 @@ def recursive_lock() -> None:
     join(spawn(t1, name="t1"))
 
 
-@scenario(name="kinds.double_kunmap", expect="bug")
-def double_kunmap() -> None:
-    """Two threads unmap one mapping."""
-    m = kmap(Page())
+@scenario(name="kinds.double_memunmap", expect="bug")
+def double_memunmap() -> None:
+    """Two threads tear down one memremap() mapping."""
+    m = memremap(1)
 
     def unmap() -> None:
-        kunmap(m)
+        memunmap(m)
 
     join(spawn(unmap, name="u1"), spawn(unmap, name="u2"))

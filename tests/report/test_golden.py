@@ -32,7 +32,7 @@ CASES = {
     "data_race": ("data-race", "write obj->data = 2"),
     "sleep_in_atomic": ("sleep-in-atomic", "down_read(sem)"),
     "recursive_lock": ("deadlock", "mutex_lock(m)  (not performed"),
-    "double_kunmap": ("double-free", "kunmap(khva[pfn 1])"),
+    "double_memunmap": ("double-free", "memunmap(khva[pfn 1])"),
 }
 
 

@@ -18,6 +18,7 @@ from kvmcheck import check
 from kvmcheck._engine.minimise import minimise
 from kvmcheck._loader import resolve
 from kvmcheck.report.html import render_html
+from kvmcheck.report.story import failing
 from kvmcheck.report.values import annotate
 
 KINDS = str(Path(__file__).parent / "kinds.py")
@@ -104,14 +105,17 @@ def dump(path: Path, fragment: str = "") -> Dom:
 
 
 def test_lanes_failing_step_and_folds(page):
-    path, _ = page
+    path, r = page
+    fail = failing(r.finding, r.finding.trace)
+    assert fail is not None and fail.step is not None
     dom = dump(path)
     lanes = [th.all_text() for th in dom.find("th", "lane")]
-    assert lanes == ["T0 main", "T1 vcpu", "T2 ioctl"]  # irqfd runs only after the fault
-    failing = dom.find("tr", "failing")
-    assert len(failing) == 1 and "story" in failing[0].classes
-    assert "read khva[pfn 1]->page" in failing[0].all_text()
-    assert ">  104" in failing[0].all_text()  # the source snippet, line 104 of xen.py marked
+    threads = {s.thread: s.thread_name for s in r.finding.trace if s.index <= fail.step.index}
+    assert lanes == [f"T{t} {n}" for t, n in sorted(threads.items())]
+    rows = dom.find("tr", "failing")
+    assert len(rows) == 1 and "story" in rows[0].classes
+    assert fail.step.op in rows[0].all_text()
+    assert f">{fail.step.site.line:5d}" in rows[0].all_text()  # the source snippet, the line marked
     story = dom.find("tr", "story")
     assert 5 <= len(story) <= 25
     folded = [tr for tr in dom.find("tr", "step") if "data-fold" in tr.attrs]
@@ -121,16 +125,20 @@ def test_lanes_failing_step_and_folds(page):
 
 def test_a_click_expands_a_fold(page):
     path, _ = page
-    dom = dump(path, "#click:fold-0-1")
-    opened = dom.find("tr", "fold", id="fold-0-1")
+    folds = [tr.attrs["id"] for tr in dump(path).find("tr", "fold")]
+    assert len(folds) >= 2
+    one, other = folds[0], folds[1]
+
+    def rows(dom: Dom, fold: str) -> list[Node]:
+        return [tr for tr in dom.find("tr", "step") if tr.attrs.get("data-fold") == fold]
+
+    dom = dump(path, f"#click:{one}")
+    opened = dom.find("tr", "fold", id=one)
     assert opened and opened[0].attrs["data-open"] == "yes"
-    rows = [tr for tr in dom.find("tr", "step") if tr.attrs.get("data-fold") == "fold-0-1"]
-    assert rows and not any("hidden" in tr.attrs for tr in rows)
-    others = [tr for tr in dom.find("tr", "step") if tr.attrs.get("data-fold") == "fold-0-2"]
-    assert others and all("hidden" in tr.attrs for tr in others)
-    dom = dump(path, "#click:fold-0-1,fold-0-1")  # a second click folds it again
-    rows = [tr for tr in dom.find("tr", "step") if tr.attrs.get("data-fold") == "fold-0-1"]
-    assert all("hidden" in tr.attrs for tr in rows)
+    assert rows(dom, one) and not any("hidden" in tr.attrs for tr in rows(dom, one))
+    assert rows(dom, other) and all("hidden" in tr.attrs for tr in rows(dom, other))
+    dom = dump(path, f"#click:{one},{one}")  # a second click folds it again
+    assert all("hidden" in tr.attrs for tr in rows(dom, one))
 
 
 def test_filter_by_thread_and_by_object(page):
@@ -138,9 +146,9 @@ def test_filter_by_thread_and_by_object(page):
     dom = dump(path, "#click:thread-toggle-2")
     assert all("hidden" in tr.attrs for tr in dom.find("tr", "step", data_thread="2"))
     assert all("hidden" in th.attrs for th in dom.find("th", "lane", data_thread="2"))
-    dom = dump(path, "#object:khva[pfn 1]")
+    dom = dump(path, "#object:gpc->lock")
     shown = [tr for tr in dom.find("tr", "step") if "hidden" not in tr.attrs]
-    assert shown and all("khva[pfn 1]" in tr.attrs["data-objects"].split("|") for tr in shown)
+    assert len(shown) > 5 and all("gpc->lock" in tr.attrs["data-objects"].split("|") for tr in shown)
 
 
 def test_warnings_are_listed():

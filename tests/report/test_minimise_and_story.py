@@ -25,34 +25,45 @@ def story_section(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def seed_race():
+    """The v6.8 race as `kvmcheck check` reports it: the first report stops the search (today
+    KVM_BUG_ON in kvm_gpc_activate: the refresher left the deactivated cache valid)."""
     s = resolve("pfncache.seed_race")[0]
     r = check(s, variant="v6.8")
     return s, r, minimise(s, r)
 
 
+def _texts(s, shrunk):
+    r = shrunk.result
+    ann = annotate(s, r)
+    return render_result(r, ann, width=120, shrunk=shrunk), render_result(r, ann, width=120, full=True)
+
+
 def test_v68_story_is_short_and_fits(seed_race):
     s, _, shrunk = seed_race
-    r = shrunk.result
-    text = render_result(r, annotate(s, r), width=120, shrunk=shrunk)
+    text, full = _texts(s, shrunk)
     story = story_section(text)
     assert len(story) <= 25, "\n".join(story)
+    assert story[-1].startswith(">"), "\n".join(story)
     assert max(len(ln) for ln in text.splitlines()) <= 120
-    full = render_result(r, annotate(s, r), width=120, shrunk=shrunk, full=True)
     assert max(len(ln) for ln in full.splitlines()) <= 120
     body = "\n".join(story)
-    # the six beats of the race, with the values that make it one
-    assert "write_unlock_irq(gpc->lock)" in body and "hva_to_pfn_retry" in body  # refresher drops the lock
-    assert "kunmap(khva[pfn 1])" in body  # deactivate unmaps
-    assert "kvm_gpc_activate" in body  # activate
-    assert "write vcpu_info_cache->khva = khva[pfn 1]" in body  # the stale khva written back
-    assert story[-1].startswith(">") and "read khva[pfn 1]->page" in story[-1]  # the reader faults
+    # the refresher drops gpc->lock, deactivate runs, the refresher retakes the lock and writes back
+    assert "write_unlock_irq(gpc->lock)" in body and "hva_to_pfn_retry" in body
+    assert "kvm_gpc_deactivate" in body
+
+
+def test_v68_warn_story_shows_the_stale_valid(seed_race):
+    s, _, shrunk = seed_race
+    story = "\n".join(story_section(_texts(s, shrunk)[0]))
+    assert "write vcpu_info_cache->valid = true" in story  # the refresher revalidates the dead cache
+    assert "read vcpu_info_cache->valid = true" in story and "kvm_gpc_activate" in story
 
 
 def test_v68_minimisation_figures(seed_race):
     _, first, shrunk = seed_race
     (p0, s0), (p1, s1) = shrunk.before, shrunk.after
     assert (p1, s1) <= (p0, s0)
-    assert p1 == 1  # the race needs one preemption: the refresher loses the CPU while gpc->lock is dropped
+    assert 1 <= p1 <= 2  # the refresher must lose the CPU while gpc->lock is dropped
     assert shrunk.result.finding is not None
     assert signature(shrunk.result.finding) == signature(first.finding)
 

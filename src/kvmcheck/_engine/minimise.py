@@ -21,14 +21,18 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kvmcheck._engine import check as _check
-from kvmcheck._engine.execution import Execution
+from kvmcheck._engine.check import replay
+from kvmcheck._engine.explore import end_run, run_execution
 from kvmcheck._engine.schedule import encode, split_runs
+from kvmcheck._engine.session import Session
+from kvmcheck._engine.settings import DEFAULT_MAX_STEPS
+from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kvmcheck._engine.check import Result
+    from kvmcheck._engine.execution import Execution
     from kvmcheck._engine.finding import Finding
     from kvmcheck._engine.ops import Op
     from kvmcheck._engine.scenario import Scenario
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 _SITE = re.compile(r"[\w.<>]+ \([\w/.\-<>]+:\d+\)")
 
 
-class Guided:
+class Guided(StrategyBase):
     """Follow ``guide`` where the thread it names is runnable; else keep the running thread.
 
     Counts preemptions as it goes; ``probe`` (if given) sees every step before it takes effect.
@@ -51,9 +55,9 @@ class Guided:
         probe: Callable[[Execution, int, Op], None] | None = None,
         choices: dict[int, list[int]] | None = None,
     ) -> None:
+        super().__init__()
         self.guide = guide
         self.preemptions = 0
-        self.blocked = 0
         self.probe = probe
         # nondet() outcomes per thread, in the order that thread takes its choices: kept
         # when an edit of the guide moves the choice to another step
@@ -120,7 +124,7 @@ def run_guided(
     *,
     choices: dict[int, list[int]] | None = None,
     kcsan: bool,
-    max_steps: int = _check.DEFAULT_MAX_STEPS,
+    max_steps: int = DEFAULT_MAX_STEPS,
     tracing: bool = True,
     probe: Callable[[Execution, int, Op], None] | None = None,
 ) -> Run:
@@ -128,17 +132,12 @@ def run_guided(
 
     Traced by default: the kernel layer names a report's sites only when tracing.
     """
-    session = _check._new_session(kcsan)
+    session = Session(kcsan=kcsan)
     body = s.body(variant)
     for tids, values in prefix:  # earlier runs a lockdep report depends on
-        ex = Execution(body, Guided(tids, choices=per_thread(tids, values)), session, max_steps)
-        _check._setup(ex)
-        ex.run()
-        _check._end_run(ex)
+        end_run(run_execution(body, Guided(tids, choices=per_thread(tids, values)), session, max_steps))
     strat = Guided(guide, probe, choices)
-    ex = Execution(body, strat, session, max_steps, tracing=tracing)
-    _check._setup(ex)
-    ex.run()
+    ex = run_execution(body, strat, session, max_steps, tracing=tracing)
     f = primary(ex)
     steps = (f.step + 1) if f is not None and f.step is not None else len(ex.schedule)
     sched = "|".join([*(encode(t, v) for t, v in prefix), ex.schedule_string()])
@@ -209,7 +208,7 @@ def minimise(
     scn: Scenario,
     result: Result,
     *,
-    max_steps: int = _check.DEFAULT_MAX_STEPS,
+    max_steps: int = DEFAULT_MAX_STEPS,
     kcsan: bool | None = None,
     max_tries: int = 300,
     max_seconds: float = 60.0,
@@ -255,7 +254,7 @@ def minimise(
             if (r.preemptions, r.steps) < (best.preemptions, best.steps):
                 best, best_guide, improved = r, _executed(r)[: r.steps], True
                 break
-    shrunk = _check.replay(scn, best.schedule, variant=result.variant, max_steps=max_steps, kcsan=use_kcsan)
+    shrunk = replay(scn, best.schedule, variant=result.variant, max_steps=max_steps, kcsan=use_kcsan)
     if shrunk.finding is None or signature(shrunk.finding) != want:  # cannot happen: replay is exact
         best, shrunk = first, result
     else:

@@ -162,7 +162,9 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
     named = named_objects(f, steps, values)
     if fail is not None and fail.step is not None:  # what the failing operation works on
         objs = objects_of(fail.step.op)
-        named.update(objs[:1] if f.kind == "data-race" else objs)  # a race is on the field alone
+        # a freed object is wholly the story; otherwise the field alone (a race, a WARN's test)
+        named.update(objs if f.kind in LIFETIME_KINDS else objs[:1])
+    named.update(_tested_at_warning(f, steps))
     # pointer fields that ever held a named object (gpc->khva holding khva[pfn 1])
     for s in steps:
         v = values.get(s.index, "")
@@ -181,15 +183,28 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
             keep.add(s.index)
     if fail is not None and fail.step is not None:
         keep.add(fail.step.index)
-    kept = [s for s in steps if s.index in keep]
-    if _lines(kept) > MAX_LINES:  # too long to read at a glance: the lock operations go first ...
-        keep = {s.index for s in touching}
-        if fail is not None and fail.step is not None:
-            keep.add(fail.step.index)
-        kept = [s for s in steps if s.index in keep]
-    while _lines(kept) > MAX_LINES:  # ... then the earliest steps (--full shows them)
+    kept = _drop_rereads([s for s in steps if s.index in keep], values, fail)
+    while _lines(kept) > MAX_LINES:  # too long to read at a glance: the earliest go (--full has them)
         kept.pop(0)
     return kept, fail
+
+
+def _drop_rereads(kept: list[Step], values: dict[int, str], fail: Failing | None) -> list[Step]:
+    """A thread reading again what it last read or wrote there tells nothing new: drop it."""
+    last: dict[tuple[int, str], str] = {}
+    out = []
+    for s in kept:
+        m = _FIELD.match(s.op)
+        v = values.get(s.index)
+        if m and v is not None:
+            key = (s.thread, f"{m.group(1)}->{m.group(2)}")
+            seen = last.get(key)
+            last[key] = v
+            failing_step = fail is not None and fail.step is s
+            if s.op.startswith("read ") and seen == v and not failing_step:
+                continue
+        out.append(s)
+    return out
 
 
 def _lines(kept: list[Step]) -> int:
@@ -198,6 +213,23 @@ def _lines(kept: list[Step]) -> int:
 
 
 MAX_LINES = 21  # story lines (steps and context switches), headers not counted
+
+
+LIFETIME_KINDS = ("use-after-free", "use-after-unmap", "double-free", "invalid-free")
+_WARN_AT = re.compile(r"\bat (\w+) \(([^()\s]+):(\d+)\)")
+
+
+def _tested_at_warning(f: Finding, steps: list[Step]) -> set[str]:
+    """For a WARN_ON(cond) / KVM_BUG_ON: the fields its thread read on the warning's line."""
+    m = _WARN_AT.search(f.headline)
+    if m is None:
+        return set()
+    fn, line = m.group(1), int(m.group(3))
+    out: set[str] = set()
+    for s in steps:
+        if s.thread == f.thread and s.site.function == fn and s.site.line == line:
+            out.update(objects_of(s.op)[:1])
+    return out
 
 
 def _touches(s: Step, named: set[str], values: dict[int, str]) -> bool:
