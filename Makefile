@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PIP) install -e '.[bench]'
 	$(BIN)/python bench/bench_lock_family.py
 	$(BIN)/python bench/bench_peers.py
+	$(BIN)/python bench/bench_models.py
 
 ## lint: ruff (lint + format check) and mypy --strict on src/
 lint: $(STAMP)

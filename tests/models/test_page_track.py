@@ -38,7 +38,7 @@ def test_verdict_matches_issue_table(scn: Any, variant: str) -> None:
     assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
     if r.verdict == "ok":
         assert r.complete  # every ok is exhaustive
-        assert r.elapsed_s < 10
+        # time per ok: bench/bench_models.py (speed is a benchmark, never a timed test)
 
 
 def test_every_scenario_runs_every_variant() -> None:

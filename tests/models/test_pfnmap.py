@@ -36,7 +36,7 @@ def test_verdict_matches_expectation(scn, variant):
     assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
     if r.verdict == "ok":
         assert r.complete  # verified exhaustively, not sampled
-        assert r.elapsed_s < 10
+        # time per ok: bench/bench_models.py (speed is a benchmark, never a timed test)
 
 
 def test_the_issue_table_is_what_the_scenarios_expect():

@@ -59,7 +59,7 @@ def test_verdict_and_headline(scn: Any, variant: str) -> None:
     assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
     if r.verdict == "ok":
         assert r.complete  # verified exhaustively, not sampled
-        assert r.elapsed_s < 10
+        # time per ok: bench/bench_models.py (speed is a benchmark, never a timed test)
         assert r.warnings == []
         return
     f = r.finding
@@ -313,7 +313,12 @@ def test_spinlock_no_ref_hands_the_driver_a_freed_vm() -> None:
     assert f is not None
     assert f.kind == "use-after-free"
     assert f.headline.startswith("BUG: KASAN: use-after-free")
-    assert f.message == "read of kvm->users_count after kfree"  # vfio-ap's kvm_get_kvm on the dead VM
+    # vfio-ap's get_update_locks_for_kvm / kvm_get_kvm on the dead VM: KASAN covers the embedded
+    # kvm->lock as well as the plain field, so either access is the first report
+    assert f.message in (
+        "read of kvm->users_count after kfree",
+        "mutex_lock on freed object: mutex_lock(kvm->lock)",
+    ), f.message
     functions = {fn for s in f.trace for fn in s.stack}
     assert {"vfio_ap_mdev_set_kvm", "kvm_destroy_vm"} <= functions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvmcheck._engine.explore import (
@@ -94,7 +94,7 @@ def check(
     bound: int | None = None,
     depth: int = 3,
     kcsan: bool | None = None,
-    keep_going: bool = False,
+    keep_going: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     settings: Settings | None = None,
 ) -> Result:
@@ -104,7 +104,7 @@ def check(
     The search stops after the first execution with a finding -- hard (an oops,
     a deadlock, KASAN) or WARN-class (WARN_ON, lockdep, KCSAN, a failed
     ``lockdep_assert_held``); either makes the verdict ``bug``.  With
-    ``keep_going`` it explores on to the end (or to its bounds): the result's
+    ``keep_going`` (default: the scenario's choice) it explores on to the end (or to its bounds): the result's
     finding is then the first hard one seen (else the first WARN-class one),
     and ``warnings`` lists the other distinct reports.  ``on_progress`` is
     called with a :class:`Progress` at most ~5 times a second and once at the end.
@@ -124,6 +124,8 @@ def check(
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
+    if settings.keep_going is None:
+        settings = replace(settings, keep_going=s.keep_going)
     body = s.body(variant)
     strat = make_strategy(settings)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan

@@ -23,9 +23,13 @@ class Scenario:
         name: str | None = None,
         expect: str | dict[str, str] | None = None,
         kcsan: bool = True,
+        keep_going: bool = False,
     ) -> None:
         self.fn = fn
         self.kcsan = kcsan  # report data races (KCSAN) by default
+        # search on past WARN-class reports by default: the scenario asks about an oops or a
+        # hang that a WARN (lockdep, a leak check) may precede in some executions
+        self.keep_going = keep_going
         self.name = name or fn.__name__
         self.doc = inspect.getdoc(fn) or ""
         self.takes_variant = "variant" in inspect.signature(fn).parameters
@@ -74,6 +78,7 @@ def scenario(
     name: str | None = None,
     expect: str | dict[str, str] | None = None,
     kcsan: bool = True,
+    keep_going: bool = False,
 ) -> Callable[[Callable[..., Any]], Scenario]: ...
 
 
@@ -83,12 +88,13 @@ def scenario(
     name: str | None = None,
     expect: str | dict[str, str] | None = None,
     kcsan: bool = True,
+    keep_going: bool = False,
 ) -> Scenario | Callable[[Callable[..., Any]], Scenario]:
-    """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=..., kcsan=...)``."""
+    """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=..., ...)``."""
     if fn is not None:
         return Scenario(fn)
 
     def wrap(f: Callable[..., Any]) -> Scenario:
-        return Scenario(f, name=name, expect=expect, kcsan=kcsan)
+        return Scenario(f, name=name, expect=expect, kcsan=kcsan, keep_going=keep_going)
 
     return wrap

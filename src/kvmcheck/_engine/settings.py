@@ -30,7 +30,7 @@ class Settings:
     bound: int | None = None  # preemption bound (strategy "bounded")
     depth: int = 3  # bug depth (strategy "pct")
     kcsan: bool | None = None  # None: the scenario's choice
-    keep_going: bool = False
+    keep_going: bool | None = None  # None: the scenario's choice
     workers: int = 1
     backend: str = "local"
     address: str | None = None

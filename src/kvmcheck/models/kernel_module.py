@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kvmcheck._engine import runtime
+from kvmcheck.kernel._core import execution
 
 
 class KernelModule:
@@ -42,7 +42,7 @@ _table: tuple[object | None, dict[str, KernelModule]] = (None, {})
 def _symtab() -> dict[str, KernelModule]:
     """The running execution's exported-symbol table (symbol name -> owning module)."""
     global _table
-    ex = runtime.current
+    ex = execution()
     if _table[0] is not ex:
         _table = (ex, {})
     return _table[1]

@@ -119,6 +119,7 @@ def check_everything_released(vm: Vm) -> None:
 
 @scenario(
     name="vfio_kvm.open_vs_release",
+    keep_going=True,  # past lockdep and leak WARNs, to the hang or the KASAN report they precede
     expect={
         "v6.1": "bug",
         "51cdc8bc120e": "bug",
@@ -195,6 +196,7 @@ def open_then_release(variant: str) -> None:
 
 @scenario(
     name="vfio_kvm.close_last_ref",
+    keep_going=True,  # past lockdep and leak WARNs, to the hang or the KASAN report they precede
     expect={
         "v6.1": "bug",
         "51cdc8bc120e": "bug",
@@ -236,6 +238,7 @@ def close_last_ref(variant: str) -> None:
 
 @scenario(
     name="vfio_kvm.group_add_del",
+    keep_going=True,  # past lockdep and leak WARNs, to the hang or the KASAN report they precede
     expect=dict.fromkeys(VARIANTS, "bug") | {"9e0f4f2918c2": "ok"},
 )
 def group_add_del(variant: str) -> None:

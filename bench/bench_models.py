@@ -1,0 +1,40 @@
+"""Benchmark: every bundled scenario x variant, timed (the "every ok under 10 s" target).
+
+Speed is a benchmark here, never a timed unit test.  Prints one row per pair
+(verdict, executions, complete, seconds) and, at the end, every `ok` that took
+10 s or more.  Run: make bench   (or: .venv/bin/python bench/bench_models.py [PREFIX])
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from kvmcheck import check
+from kvmcheck._loader import bundled
+
+LIMIT_S = 10.0
+
+
+def main(prefix: str = "") -> None:
+    slow: list[str] = []
+    total = 0.0
+    for s in bundled():
+        if not s.name.startswith(prefix):
+            continue
+        for v in s.variants or [None]:
+            t0 = time.perf_counter()
+            r = check(s, variant=v)
+            dt = time.perf_counter() - t0
+            total += dt
+            row = f"{s.name:32} {v or '-':26} {r.verdict:4} {r.executions:7}"
+            print(f"{row} complete={r.complete!s:5} {dt:6.2f}s")
+            if r.verdict == "ok" and dt >= LIMIT_S:
+                slow.append(f"{s.name} --variant {v}: {dt:.1f}s")
+    print(f"total {total:.1f}s; ok runs at or over {LIMIT_S:.0f}s: {len(slow)}")
+    for line in slow:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "")
