@@ -344,6 +344,8 @@ def test_keep_going_searches_on_after_a_warning(tmp_path):
     p.write_text(GOOD.replace("@scenario(kcsan=False)", "@scenario"))  # KCSAN on: it warns first
     stop = run_json("check", f"{p}::lost_update", "--no-db")[0]
     assert stop["finding"]["kind"] == "data-race"
+    roles = [x["role"] for x in stop["finding"]["sites"]]  # KCSAN: both racing accesses, structured
+    assert len(roles) == 2 and all(r.split()[0] in ("read", "write") for r in roles), roles
     on = run_json("check", f"{p}::lost_update", "--no-db", "--keep-going")[0]
     assert on["finding"]["kind"] == "assertion"  # the hard finding, found by searching on
     assert on["executions"] > stop["executions"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from kvmcheck.report.story import failing
+from kvmcheck.report.story import failing, racing_steps
 
 if TYPE_CHECKING:
     from kvmcheck._engine.finding import Finding
@@ -36,7 +36,15 @@ def sites(f: Finding) -> list[dict[str, Any]]:
 
 def finding_json(f: Finding) -> dict[str, Any]:
     d = f.as_dict()
-    d["sites"] = sites(f)
+    d["sites"] = sites(f) + [
+        {
+            "role": f"{s.op.split(' ', 1)[0]} by {s.thread_name}",
+            "function": s.site.function,
+            "file": s.site.file,
+            "line": s.site.line,
+        }
+        for s in racing_steps(f, f.trace)
+    ]
     fail = failing(f, f.trace)
     d["failing_step"] = fail.step.index if fail is not None and fail.step is not None else None
     return d

@@ -260,3 +260,22 @@ def _setup_len(steps: list[Step]) -> int:
                 j -= 1
             return j
     return 0
+
+
+def racing_steps(f: Finding, trace: list[Step]) -> list[Step]:
+    """A data race's two accesses: the reported one, then the other thread's last one to that field."""
+    if f.kind != "data-race" or f.step is None:
+        return []
+    here = next((s for s in trace if s.index == f.step), None)
+    if here is None or not objects_of(here.op):
+        return []
+    obj = objects_of(here.op)[0]
+    other = next(
+        (
+            s
+            for s in reversed(trace)
+            if s.index < here.index and s.thread != here.thread and obj in objects_of(s.op)
+        ),
+        None,
+    )
+    return [here] if other is None else [here, other]

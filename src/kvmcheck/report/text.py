@@ -17,7 +17,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
-from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, story
+from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, racing_steps, story
 
 if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
@@ -186,24 +186,11 @@ def render_full(f: Finding, ann: Annotated | None, width: int) -> list[str]:
 
 def race_sites(f: Finding, trace: list[Step]) -> list[str]:
     """KCSAN: both racing accesses with their sites, as the kernel's report gives them."""
-    if f.kind != "data-race" or f.step is None:
-        return []
-    here = next((s for s in trace if s.index == f.step), None)
-    if here is None or not objects_of(here.op):
-        return []
-    obj = objects_of(here.op)[0]
-    other = next(
-        (
-            s
-            for s in reversed(trace)
-            if s.index < here.index and s.thread != here.thread and obj in objects_of(s.op)
-        ),
-        None,
-    )
-    out = [f"{here.op.split(' ', 1)[0]} to {obj} by task {here.thread_name} at {where(here)}:"]
-    if other is not None:
-        out.append(f"{other.op.split(' ', 1)[0]} to {obj} by task {other.thread_name} at {where(other)}:")
-    return [f"  {x.rstrip(':')}" for x in out]
+    out = []
+    for s in racing_steps(f, trace):
+        obj = objects_of(s.op)[0]
+        out.append(f"  {s.op.split(' ', 1)[0]} to {obj} by task {s.thread_name} at {where(s)}")
+    return out
 
 
 def render_finding(
