@@ -94,13 +94,14 @@ window.addEventListener('load',function(){
 """
 
 
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _src(site_file: str, line: int, roots: list[str]) -> str:
     """A few lines of model source around ``line`` (the file found under the package or ``roots``)."""
-    import kvmcheck
-
     cands = []
-    if site_file.startswith("kvmcheck/"):
-        cands.append(os.path.join(os.path.dirname(os.path.dirname(kvmcheck.__file__)), site_file))
+    if site_file.startswith("kvmcheck/"):  # relative to the directory holding the package
+        cands.append(os.path.join(_PACKAGE_PARENT, site_file))
     cands += [os.path.join(r, site_file) for r in roots]
     for path in cands:
         if os.path.exists(path):
