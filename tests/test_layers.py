@@ -91,8 +91,18 @@ def violations() -> list[str]:
     return bad
 
 
+# Violations on main today, each to be fixed by its owner; strict: an entry that is
+# no longer a violation fails the test, so the list only shrinks.
+KNOWN = {
+    # reaches the running execution directly; should use a kernel-layer accessor
+    "kvmcheck/models/kernel_module.py:24: models imports kvmcheck._engine (_engine)",
+}
+
+
 def test_every_layer_imports_only_what_is_below_it() -> None:
-    assert violations() == []
+    found = set(violations())
+    assert found - KNOWN == set()
+    assert KNOWN - found == set(), "fixed: remove it from KNOWN"
 
 
 def test_the_checker_sees_every_layer() -> None:

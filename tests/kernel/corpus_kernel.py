@@ -13,20 +13,34 @@ from typing import Any
 
 from kvmcheck import Scenario, join, scenario, spawn
 from kvmcheck.kernel import (
+    INIT_WORK,
     READ_ONCE,
     WRITE_ONCE,
     Atomic,
     Completion,
     Kref,
+    Mutex,
     Refcount,
     RwLock,
+    RwSem,
+    SpinLock,
     Srcu,
     Struct,
+    WaitQueueHead,
+    Work,
+    XArray,
+    alloc_workqueue,
     atomic_cmpxchg,
     atomic_inc_return,
     atomic_read,
     call_rcu,
+    cancel_work_sync,
     complete,
+    down_read,
+    down_read_trylock,
+    down_write,
+    flush_work,
+    flush_workqueue,
     kfree,
     kmalloc,
     kref_get_unless_zero,
@@ -34,6 +48,9 @@ from kvmcheck.kernel import (
     list_add_tail_rcu,
     list_del_rcu,
     list_for_each_entry_rcu,
+    mutex_lock,
+    mutex_unlock,
+    queue_work,
     rcu_assign_pointer,
     rcu_barrier,
     rcu_dereference,
@@ -42,14 +59,33 @@ from kvmcheck.kernel import (
     read_lock,
     read_unlock,
     refcount_dec_and_test,
+    refcount_inc,
+    schedule_work,
     smp_load_acquire,
     smp_store_release,
+    spawn_irq,
+    spin_lock,
+    spin_unlock,
+    spin_until_cond,
     srcu_read_lock,
     srcu_read_unlock,
     synchronize_rcu,
     synchronize_srcu,
     try_wait_for_completion,
+    up_read,
+    up_write,
+    wait_event,
     wait_for_completion,
+    wake_up,
+    wake_up_all,
+    write_lock,
+    write_lock_irq,
+    write_unlock,
+    write_unlock_irq,
+    xa_erase,
+    xa_for_each,
+    xa_load,
+    xa_store,
 )
 
 
@@ -423,3 +459,349 @@ def completion_try_wait() -> Any:
         return (got, int(READ_ONCE(k, "x")) if got else 0)
 
     return join(spawn(producer), spawn(consumer))[1]
+
+
+# == issue 7: writer fairness, embedded KASAN, NULL dereference, workqueues, wait queues, XArray ==
+class Holder(Struct):
+    """An object whose primitives are embedded in it (built in its constructor)."""
+
+    n: int = 0
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ref = Refcount(1)
+        self.lock = SpinLock()
+        self.done = Completion()
+        self.work = Work()
+        self.wq = WaitQueueHead()
+
+
+# -- reader-writer fairness ---------------------------------------------------------------------
+def _recursive_reader(lk: Any, rlock: Any, runlock: Any) -> None:
+    rlock(lk)
+    rlock(lk)
+    runlock(lk)
+    runlock(lk)
+
+
+@corpus()
+def rwsem_reader_queued_writer_reader() -> Any:
+    """Deadlocks when the writer queues between the two down_read()s."""
+    sem = RwSem("sem")
+
+    def writer() -> None:
+        down_write(sem)
+        up_write(sem)
+
+    join(spawn(_recursive_reader, sem, down_read, up_read), spawn(writer))
+
+
+@corpus()
+def rwlock_reader_queued_writer_reader() -> Any:
+    lk = RwLock("lk")
+
+    def writer() -> None:
+        write_lock(lk)
+        write_unlock(lk)
+
+    join(spawn(_recursive_reader, lk, read_lock, read_unlock), spawn(writer))
+
+
+@corpus({0, 1})
+def rwlock_irq_reader_ignores_queued_writer() -> Any:
+    """A hard-irq reader nests read_lock() with a writer queued in between: no deadlock."""
+    k = K()
+    lk = RwLock("lk")
+
+    def handler() -> int:
+        read_lock(lk)
+        read_lock(lk)
+        v = int(k.x)
+        read_unlock(lk)
+        read_unlock(lk)
+        return v
+
+    def writer() -> None:
+        write_lock_irq(lk)
+        k.x = 1
+        write_unlock_irq(lk)
+
+    return join(spawn_irq(handler), spawn(writer))[0]
+
+
+@corpus()
+def rwsem_second_reader_behind_queued_writer() -> Any:
+    """r1 waits for r2 while holding the lock; w queues; r2 waits behind w: a deadlock."""
+    sem = RwSem("sem")
+    k = K()
+
+    def r1() -> None:
+        down_read(sem)
+        spin_until_cond(k, "flag", bool)
+        up_read(sem)
+
+    def w() -> None:
+        down_write(sem)
+        up_write(sem)
+
+    def r2() -> None:
+        down_read(sem)
+        WRITE_ONCE(k, "flag", 1)
+        up_read(sem)
+
+    join(spawn(r1), spawn(w), spawn(r2))
+
+
+@corpus({0, 1})
+def rwsem_reader_and_writer_values() -> Any:
+    """A reader and a writer: the reader sees before or after the write, never during it."""
+    sem = RwSem("sem")
+    k = K()
+
+    def reader() -> int:
+        down_read(sem)
+        v = int(k.x)
+        up_read(sem)
+        return v
+
+    def writer() -> None:
+        down_write(sem)
+        k.x = 1
+        up_write(sem)
+
+    return join(spawn(reader), spawn(writer))[0]
+
+
+@corpus({True, False})
+def rwsem_read_trylock_vs_queued_writer() -> Any:
+    sem = RwSem("sem")
+    k = K()
+
+    def holder() -> None:
+        down_read(sem)
+        spin_until_cond(k, "flag", bool)
+        up_read(sem)
+
+    def writer() -> None:
+        down_write(sem)
+        up_write(sem)
+
+    def trier() -> bool:
+        got = bool(down_read_trylock(sem))
+        if got:
+            up_read(sem)
+        WRITE_ONCE(k, "flag", 1)
+        return got
+
+    t = spawn(trier)
+    join(spawn(holder), spawn(writer))
+    return join(t)
+
+
+# -- KASAN on embedded primitives, NULL dereference ---------------------------------------------
+@corpus()
+def kasan_refcount_inc_on_freed_object() -> Any:
+    h = kmalloc(Holder)
+    ref = h.ref
+
+    def user() -> None:
+        refcount_inc(ref)
+
+    def freer() -> None:
+        kfree(h)
+
+    join(spawn(user), spawn(freer))
+
+
+@corpus()
+def kasan_spin_lock_on_freed_object() -> Any:
+    h = kmalloc(Holder)
+    lk = h.lock
+
+    def user() -> None:
+        spin_lock(lk)
+        spin_unlock(lk)
+
+    def freer() -> None:
+        kfree(h)
+
+    join(spawn(user), spawn(freer))
+
+
+@corpus()
+def kasan_complete_on_freed_object() -> Any:
+    h = kmalloc(Holder)
+    done = h.done
+
+    def user() -> None:
+        complete(done)
+
+    def freer() -> None:
+        kfree(h)
+
+    join(spawn(user), spawn(freer))
+
+
+@corpus()
+def null_deref_after_unpublish() -> Any:
+    k = K(ptr=Node(val=3))
+
+    def reader() -> int:
+        p = READ_ONCE(k, "ptr")
+        return int(p.val)
+
+    def clearer() -> None:
+        WRITE_ONCE(k, "ptr", None)
+
+    join(spawn(reader), spawn(clearer))
+
+
+# -- workqueues ----------------------------------------------------------------------------------
+def _count(work: Any) -> None:
+    h = work.holder
+    h.n = h.n + 1
+
+
+def _holder_with_work(fn: Any = _count) -> Holder:
+    h = Holder()
+    INIT_WORK(h.work, fn)
+    h.work.holder = h
+    return h
+
+
+@corpus({(True, False, 1), (True, True, 2)})
+def workqueue_queue_twice() -> Any:
+    h = _holder_with_work()
+    wq = alloc_workqueue("wq")
+    a = queue_work(wq, h.work)
+    b = queue_work(wq, h.work)
+    flush_work(h.work)
+    return (a, b, int(h.n))
+
+
+@corpus({(True, 0), (False, 1)})
+def workqueue_cancel_work_sync() -> Any:
+    h = _holder_with_work()
+    queue_work(alloc_workqueue("wq"), h.work)
+    was = cancel_work_sync(h.work)
+    return (was, int(h.n))
+
+
+@corpus({1})
+def workqueue_flush_workqueue() -> Any:
+    h = _holder_with_work()
+    wq = alloc_workqueue("wq")
+    queue_work(wq, h.work)
+    flush_workqueue(wq)
+    return int(h.n)
+
+
+@corpus()
+def workqueue_flush_under_the_lock_the_work_takes() -> Any:
+    def locked(work: Any) -> None:
+        h = work.holder
+        mutex_lock(h.m)
+        mutex_unlock(h.m)
+
+    h = _holder_with_work(locked)
+    h.m = Mutex("h->m")
+    mutex_lock(h.m)
+    schedule_work(h.work)
+    flush_work(h.work)
+    mutex_unlock(h.m)
+
+
+# -- wait queues ---------------------------------------------------------------------------------
+@corpus({42})
+def waitqueue_handoff() -> Any:
+    h = Holder()
+    k = K()
+
+    def waiter() -> int:
+        wait_event(h.wq, lambda: smp_load_acquire(k, "flag"))
+        return int(k.x)
+
+    def waker() -> None:
+        k.x = 42
+        smp_store_release(k, "flag", 1)
+        wake_up(h.wq)
+
+    return join(spawn(waiter), spawn(waker))[0]
+
+
+@corpus()
+def waitqueue_lost_wakeup() -> Any:
+    h = Holder()
+    k = K()
+
+    def waiter() -> None:
+        wait_event(h.wq, lambda: READ_ONCE(k, "flag"))
+
+    def waker() -> None:
+        wake_up(h.wq)
+        WRITE_ONCE(k, "flag", 1)
+
+    join(spawn(waiter), spawn(waker))
+
+
+@corpus({1})
+def waitqueue_wake_up_all() -> Any:
+    """(Two waiters woken by one wake_up_all: tests/kernel/test_wait.py, too big for brute force.)"""
+    h = Holder()
+    k = K()
+
+    def waiter() -> int:
+        wait_event(h.wq, lambda: READ_ONCE(k, "flag"))
+        return 1
+
+    def waker() -> None:
+        WRITE_ONCE(k, "flag", 1)
+        wake_up_all(h.wq)
+
+    return join(spawn(waiter), spawn(waker))[0]
+
+
+# -- XArray --------------------------------------------------------------------------------------
+@corpus({-1, 5})
+def xarray_load_sees_published_entry() -> Any:
+    xa = XArray("xa")
+
+    def storer() -> None:
+        n = Node()
+        n.val = 5
+        xa_store(xa, 0, n)
+
+    def loader() -> int:
+        n = xa_load(xa, 0)
+        return -1 if n is None else int(n.val)
+
+    return join(spawn(storer), spawn(loader))[1]
+
+
+@corpus({("a", "b"), ("a",), ("b",), ()})
+def xarray_for_each_vs_erase() -> Any:
+    xa = XArray("xa")
+    xa_store(xa, 1, "a")
+    xa_store(xa, 2, "b")
+
+    def walker() -> tuple[Any, ...]:
+        return tuple(e for _, e in xa_for_each(xa))
+
+    def eraser() -> None:
+        xa_erase(xa, 1)
+        xa_erase(xa, 2)
+
+    return join(spawn(walker), spawn(eraser))[0]
+
+
+@corpus({("x", "y"), ("y", "x")})
+def xarray_two_storers() -> Any:
+    xa = XArray("xa")
+
+    def store(v: str) -> Any:
+        return xa_store(xa, 0, v)
+
+    a, b = join(spawn(store, "x"), spawn(store, "y"))
+    final = xa_load(xa, 0)
+    first = b if a is None else a
+    return (first, final)

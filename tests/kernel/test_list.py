@@ -270,3 +270,18 @@ def test_dpor_matches_bruteforce_on_a_walk_racing_a_deletion() -> None:
         assert dp.terminal == bf.terminal, (safe, free)
         assert dp.soft_kinds == bf.soft_kinds
         assert dp.executions <= bf.executions
+
+
+def test_freed_entry_report_names_the_poison_a_kernel_without_kasan_reads() -> None:
+    def body() -> None:
+        head = LIST_HEAD("items")
+        a = new_item(1)
+        list_add_tail(a.link, head)
+        for it in list_for_each_entry(head):
+            list_del(it.link)
+            kfree(it)
+
+    r = run(body)
+    found(r, "use-after-free")
+    assert r.finding is not None
+    assert any("LIST_POISON1 (0xdead000000000100)" in d for d in r.finding.details)

@@ -190,14 +190,14 @@ def test_gfn_lock_also_inverts_gvts_vgpu_lock_order() -> None:
 # -- lockdep over every scenario at v6.6 --------------------------------------------------------------
 def test_v66_lock_order_has_no_cycle_over_all_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
     shared = Graph()
-    orig = check_mod._new_session
+    orig = check_mod.Session
 
-    def one_graph(kcsan: bool = True) -> dict[str, Any]:
-        session = orig(kcsan)
+    def one_graph(**kw: Any) -> Any:
+        session = orig(**kw)
         session["lockdep"] = shared  # one dependency graph across the four checks
         return session
 
-    monkeypatch.setattr(check_mod, "_new_session", one_graph)
+    monkeypatch.setattr(check_mod, "Session", one_graph)
     for s in SCENARIOS:
         r = check(s, variant="v6.6", keep_going=True)
         assert r.verdict == "ok", r.finding and str(r.finding)

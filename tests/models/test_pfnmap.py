@@ -25,6 +25,7 @@ SCENARIOS = [
     pm.vcpu_map,
     pm.vcpu_map_unsafe,
     pm.notifier_race,
+    pm.stale_fault_accessed,
     pm.hugepage_release,
 ]
 CASES = [(s, v) for s in SCENARIOS for v in s.variants]
@@ -75,6 +76,8 @@ def test_v511_counterexample_tells_the_cve():
     assert "write of pfn 2 by task guest in _walk_and_access <- guest_access" in story
     # get_page() on the zero count: the VM_BUG_ON_PAGE a CONFIG_DEBUG_VM kernel stops at
     assert any("page_ref_zero_or_close_to_overflow" in w.message for w in r.warnings)
+    # ... and TTM's own free of its block, later in the same run: the tail is someone else's
+    assert any(w.headline == "BUG: Bad page state in process ttm  pfn:2" for w in r.warnings)
     again = replay(pm.ttm_fault, f.schedule, variant="v5.11")
     assert again.finding is not None and again.finding.message == f.message
 
@@ -214,3 +217,47 @@ def test_tlb_flush_is_what_keeps_an_in_flight_guest_access_safe():
     assert check(make(X86MmuV613())).verdict == "ok"
     r = check(make(NoTlbFlush()))
     assert r.finding is not None and r.finding.kind == "use-after-free"
+
+
+def test_reserved_pages_are_not_refcounted_but_the_zero_page_is():
+    """kvm_is_reserved_pfn() (v5.12) and kvm_pfn_to_refcounted_page() (v6.8) agree on both."""
+    from kvmcheck.models.mm.memory import zero_page
+    from kvmcheck.models.mm.mm import MmStruct
+    from kvmcheck.models.mm.page import Page
+    from kvmcheck.models.virt.kvm.kvm_host import KvmMemslots
+    from kvmcheck.models.virt.kvm.kvm_main import KvmMain
+    from kvmcheck.models.virt.kvm.kvm_main_variants import KvmMainV512
+
+    mm = MmStruct()
+    reserved, zp = Page(7, reserved=True), zero_page()
+    mm.add_page(reserved)
+    mm.add_page(zp)
+    kvm = Kvm(mm, Build(KvmMain(), Pfncache()), KvmMemslots({}))
+    old, new = KvmMainV512(), KvmMain()
+    assert old.kvm_is_reserved_pfn(kvm, 7) and new.kvm_pfn_to_refcounted_page(kvm, 7) is None
+    assert not old.kvm_is_reserved_pfn(kvm, zp.pfn) and new.kvm_pfn_to_refcounted_page(kvm, zp.pfn) is zp
+    assert old.kvm_is_reserved_pfn(kvm, 100)  # no struct page at all
+
+    @scenario
+    def body() -> None:
+        kvm2 = Kvm(mm, Build(KvmMain(), Pfncache()), KvmMemslots({}))
+        assert new.kvm_try_get_pfn(kvm2, 7)  # reserved: "success" without a reference
+        old.kvm_release_pfn_clean(kvm2, 7)
+        new.kvm_release_pfn_clean(kvm2, 7)  # nothing to put, in either version
+        assert reserved.__dict__["refcount"] == 1
+        assert new.kvm_try_get_pfn(kvm2, zp.pfn)  # the zero page is refcounted: 1 -> 2
+        new.kvm_release_pfn_clean(kvm2, zp.pfn)  # 2 -> 1
+        assert zp.__dict__["refcount"] == 1
+
+    assert check(body).verdict == "ok"
+
+
+def test_stevens_v9_marks_a_page_it_no_longer_holds_after_a_stale_fault():
+    r = check(pm.stale_fault_accessed, variant="stevens-v9")
+    reports = [f for f in [r.finding, *r.warnings] if f is not None]
+    bad = [f for f in reports if "PAGE_FLAGS_CHECK_AT_PREP" in f.message]
+    assert bad, reports
+    story = "\n".join(bad[0].details)
+    assert "put_page: refcount 2 -> 1 by task vcpu in kvm_follow_refcounted_pfn" in story
+    assert "flags:0x2" in story  # PG_referenced on a page in the buddy allocator
+    assert check(pm.stale_fault_accessed, variant="v6.13").verdict == "ok"

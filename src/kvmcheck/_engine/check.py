@@ -12,6 +12,7 @@ from kvmcheck._engine.explore import (
     Explored,
     Progress,
     explore,
+    load_checkpoint,
     make_strategy,
     replay_runs,
     runtime_setup_hooks,
@@ -96,6 +97,9 @@ def check(
     kcsan: bool | None = None,
     keep_going: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every_s: float = 60.0,
+    resume: str | None = None,
     settings: Settings | None = None,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
@@ -108,6 +112,10 @@ def check(
     finding is then the first hard one seen (else the first WARN-class one),
     and ``warnings`` lists the other distinct reports.  ``on_progress`` is
     called with a :class:`Progress` at most ~5 times a second and once at the end.
+    ``checkpoint=FILE`` saves the search's frontier there every ``checkpoint_every_s``
+    seconds, when the search stops at a bound, and on SIGINT/SIGTERM (the check then
+    returns a bounded result); ``resume=FILE`` goes on from such a file to the same totals
+    as one uninterrupted run (strategy ``dpor`` only).
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
     """
     if settings is None:
@@ -121,15 +129,26 @@ def check(
             depth=depth,
             kcsan=kcsan,
             keep_going=keep_going,
+            checkpoint=checkpoint,
+            checkpoint_every_s=checkpoint_every_s,
+            resume=resume,
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
     if settings.keep_going is None:
         settings = replace(settings, keep_going=s.keep_going)
     body = s.body(variant)
-    strat = make_strategy(settings)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
-    seen = explore(body, strat, settings, Session(kcsan=use_kcsan), on_progress=on_progress)
+    name = f"{s.name}[{variant}]" if variant is not None else s.name
+    session = Session(kcsan=use_kcsan)
+    resumed: Explored | None = None
+    if settings.resume is not None:
+        strat, resumed, saved = load_checkpoint(settings.resume, name)
+        if saved is not None:
+            session = saved
+    else:
+        strat = make_strategy(settings)
+    seen = explore(body, strat, settings, session, on_progress=on_progress, name=name, resumed=resumed)
     return _result(s, variant, settings, strat, seen, use_kcsan)
 
 
@@ -153,7 +172,7 @@ def _result(
         steps=seen.steps,
         elapsed_s=seen.elapsed_s,
         finding=finding,
-        coverage=_coverage(strat, seen.executions, complete, finding, estimate),
+        coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted),
         warnings=[
             w
             for w in seen.warnings.values()
@@ -164,13 +183,20 @@ def _result(
 
 
 def _coverage(
-    strat: Strategy, executions: int, complete: bool, finding: Finding | None, estimate: float | None
+    strat: Strategy,
+    executions: int,
+    complete: bool,
+    finding: Finding | None,
+    estimate: float | None,
+    interrupted: bool = False,
 ) -> str:
     if finding is not None:
         return f"bug found after {executions} execution(s) by {strat.describe()}"
     if complete:
         return f"complete: all {executions} distinct interleavings explored by {strat.describe()}"
     note = strat.coverage_note()
+    if interrupted:
+        note = "interrupted; the checkpoint file resumes it" + (f"; {note}" if note else "")
     extra = f"; {note}" if note else ""
     if estimate is not None and estimate > 0:
         extra += f"; covered ~{100 * min(1.0, executions / estimate):.1f}% of an estimated {estimate:,.0f}"

@@ -24,7 +24,7 @@ import greenlet
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
-from kvmcheck._engine.finding import Abort, Finding, Site, Step, UsageError
+from kvmcheck._engine.finding import Abort, Finding, Nondeterminism, Site, Step, UsageError
 from kvmcheck._engine.ops import Op, choice_op, object_key
 from kvmcheck._engine.schedule import encode
 
@@ -109,6 +109,10 @@ class Execution:
         self._starting = False  # a new thread is running up to its first announcement
         self._starter: Any = None  # the greenlet that started it
         self._sched = greenlet.getcurrent()
+        # The prefix the strategy replays from an earlier execution: those steps skip the
+        # enabledness scan and the strategy's callbacks (see Strategy.prefix).
+        self._prefix, self._prefix_values = strategy.prefix()
+        self._plen = len(self._prefix)
 
     # -- object identity ---------------------------------------------------
     def new_number(self) -> int:
@@ -250,6 +254,9 @@ class Execution:
             self._start_new()
         threads = self.threads
         schedule = self.schedule
+        step = len(schedule)
+        if step < self._plen:  # a step of the prefix the strategy replays: no scan, no questions
+            return self._replay_step(step)
         max_steps = self.max_steps
         enabled = []
         live = False
@@ -269,7 +276,6 @@ class Execution:
             self.outcome = "finding" if self.finding is not None else "complete"
             self._over = True
             return None
-        step = len(schedule)
         if step >= max_steps:
             self._record(
                 Finding(
@@ -300,6 +306,31 @@ class Execution:
         if op.arg == "relax":
             self._relaxed = tid
         schedule.append(tid)
+        self.ops.append(op)
+        t.pending = None
+        self.current = t
+        return t
+
+    def _replay_step(self, step: int) -> Thread:
+        """Grant the prefix's step ``step`` (the strategy recorded it in an earlier execution)."""
+        tid = self._prefix[step]
+        t = self.threads[tid] if tid < len(self.threads) else None
+        op = t.pending if t is not None else None
+        if t is None or op is None or (op.obj is not None and not op.obj._kc_enabled(op, tid, None)):
+            raise Nondeterminism(
+                f"step {step}: thread {tid} was enabled in an earlier run with the same prefix "
+                "but is not now; the model is not deterministic"
+            )
+        if op.choices:
+            v = self._prefix_values[step]
+            op.value = v
+            op.name = f"{op.name} = {v}"
+            self.values[step] = v
+        if tid != self._relaxed:
+            self._relaxed = None
+        if op.arg == "relax":
+            self._relaxed = tid
+        self.schedule.append(tid)
         self.ops.append(op)
         t.pending = None
         self.current = t

@@ -7,19 +7,24 @@ brute-force reference (through :func:`explore` with its own strategy).
 
 from __future__ import annotations
 
+import os
+import pickle
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from kvmcheck._engine.execution import Execution
-from kvmcheck._engine.finding import Finding, ScheduleMismatch
+from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
 from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import Settings
 from kvmcheck._engine.strategies.bounded import Bounded
 from kvmcheck._engine.strategies.dpor import Dpor
-from kvmcheck._engine.strategies.optimal import OptimalDpor
+from kvmcheck._engine.strategies.optimal import OptimalDpor, restore, snapshot
 from kvmcheck._engine.strategies.pct import Pct
 from kvmcheck._engine.strategies.random_walk import RandomWalk
 from kvmcheck._engine.strategies.replay import Replay
@@ -90,6 +95,7 @@ class Explored:
     finding: Finding | None = None  # the first hard finding, its schedule set
     soft: Finding | None = None  # the first WARN-class finding, its schedule set
     warnings: dict[tuple[str, str], Finding] = field(default_factory=dict)  # every other report
+    interrupted: bool = False  # stopped by SIGINT/SIGTERM (a checkpoint was written)
 
     @property
     def reported(self) -> Finding | None:
@@ -108,6 +114,63 @@ def _collect(into: dict[tuple[str, str], Finding], found: list[Finding]) -> None
             into.setdefault((f.kind, f.message), f)
 
 
+CHECKPOINT_VERSION = 1
+
+
+def _write_checkpoint(path: str, name: str, strategy: Strategy, out: Explored, session: Session) -> None:
+    """Save the frontier of the search, atomically (written aside, then renamed)."""
+    assert isinstance(strategy, OptimalDpor)
+    try:
+        session_bytes: bytes | None = pickle.dumps(session)
+    except Exception:  # noqa: BLE001 - a layer's state that does not pickle: resume starts it afresh
+        session_bytes = None
+    data = {
+        "version": CHECKPOINT_VERSION,
+        "scenario": name,
+        "strategy": snapshot(strategy),
+        "explored": out,
+        "session": session_bytes,
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(data, f)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, name: str) -> tuple[Strategy, Explored, Session | None]:
+    """The strategy, totals so far and session saved in ``path`` for scenario ``name``."""
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError) as e:
+        raise UsageError(f"cannot resume from {path}: {e}") from None
+    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+        raise UsageError(f"cannot resume from {path}: not a kvmcheck checkpoint")
+    if data["scenario"] != name:
+        raise UsageError(f"cannot resume from {path}: it is a checkpoint of {data['scenario']}, not {name}")
+    session = pickle.loads(data["session"]) if data["session"] is not None else None
+    return restore(data["strategy"]), data["explored"], session
+
+
+@contextmanager
+def _stop_on_signals(enabled: bool) -> Iterator[list[bool]]:
+    """SIGINT/SIGTERM set a flag the loop checks after each execution (main thread only)."""
+    flag = [False]
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        flag[0] = True
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 def explore(
     body: Callable[[], Any],
     strategy: Strategy,
@@ -116,52 +179,70 @@ def explore(
     *,
     on_execution: Callable[[Execution], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    name: str = "",
+    resumed: Explored | None = None,
 ) -> Explored:
     """Run executions of ``body`` until the strategy is done, a finding stops the search
-    (unless ``settings.keep_going``), or a bound of ``settings`` is reached."""
-    out = Explored()
-    t0 = time.perf_counter()
+    (unless ``settings.keep_going``), or a bound of ``settings`` is reached.
+
+    With ``settings.checkpoint`` the search's frontier is saved there every
+    ``checkpoint_every_s`` seconds and when SIGINT or SIGTERM stops it; ``resumed``
+    (from :func:`load_checkpoint`) carries the totals of the run it continues."""
+    out = resumed if resumed is not None else Explored()
+    t0 = time.perf_counter() - out.elapsed_s
     next_progress = t0 + PROGRESS_INTERVAL_S
     max_executions = settings.max_executions
     max_seconds = settings.max_seconds
     keep_going = settings.keep_going
     max_steps = settings.max_steps
-    while True:
-        ex = run_execution(body, strategy, session, max_steps)
-        if ex.outcome != "blocked":
-            out.executions += 1
-        out.steps += len(ex.schedule)
-        if on_execution is not None:
-            on_execution(ex)
-        if ex.finding is not None:
-            if out.finding is None:
-                out.finding = ex.finding
-                out.finding.schedule = schedule_for(ex, ex.finding)
-                _collect(out.warnings, ex.findings[1:] + ex.soft)
+    checkpoint = settings.checkpoint
+    next_checkpoint = time.perf_counter() + settings.checkpoint_every_s
+    with _stop_on_signals(checkpoint is not None) as stop:
+        while True:
+            ex = run_execution(body, strategy, session, max_steps)
+            if ex.outcome != "blocked":
+                out.executions += 1
+            out.steps += len(ex.schedule)
+            if on_execution is not None:
+                on_execution(ex)
+            if ex.finding is not None:
+                if out.finding is None:
+                    out.finding = ex.finding
+                    out.finding.schedule = schedule_for(ex, ex.finding)
+                    _collect(out.warnings, ex.findings[1:] + ex.soft)
+                else:
+                    _collect(out.warnings, ex.findings + ex.soft)
             else:
-                _collect(out.warnings, ex.findings + ex.soft)
-        else:
-            if ex.soft and out.soft is None:
-                out.soft = ex.soft[0]
-                out.soft.schedule = schedule_for(ex, out.soft)
-            _collect(out.warnings, ex.soft)
-        if out.reported is not None and not keep_going:
-            break
-        end_run(ex)
-        if not strategy.next_execution():
-            out.exhausted = True
-            break
-        now = time.perf_counter()
-        if on_progress is not None and now >= next_progress:
-            on_progress(Progress(out.executions, now - t0, strategy.estimate()))
-            next_progress = now + PROGRESS_INTERVAL_S
-        if max_executions is not None and out.executions >= max_executions:
-            break
-        if max_seconds is not None and now - t0 >= max_seconds:
-            break
+                if ex.soft and out.soft is None:
+                    out.soft = ex.soft[0]
+                    out.soft.schedule = schedule_for(ex, out.soft)
+                _collect(out.warnings, ex.soft)
+            if out.reported is not None and not keep_going:
+                break
+            end_run(ex)
+            if not strategy.next_execution():
+                out.exhausted = True
+                break
+            now = time.perf_counter()
+            if on_progress is not None and now >= next_progress:
+                on_progress(Progress(out.executions, now - t0, strategy.estimate()))
+                next_progress = now + PROGRESS_INTERVAL_S
+            if checkpoint is not None and (stop[0] or now >= next_checkpoint):
+                out.elapsed_s = now - t0
+                _write_checkpoint(checkpoint, name, strategy, out, session)
+                next_checkpoint = now + settings.checkpoint_every_s
+                if stop[0]:
+                    out.interrupted = True
+                    break
+            if max_executions is not None and out.executions >= max_executions:
+                break
+            if max_seconds is not None and now - t0 >= max_seconds:
+                break
     out.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(Progress(out.executions, out.elapsed_s, strategy.estimate()))
+    if checkpoint is not None and not out.interrupted and not out.exhausted and out.reported is None:
+        _write_checkpoint(checkpoint, name, strategy, out, session)  # a bounded run can go on later
     return out
 
 

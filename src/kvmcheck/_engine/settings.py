@@ -56,6 +56,13 @@ class Settings:
             raise UsageError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
         if self.address is not None and self.backend != "ray":
             raise UsageError("address is only for backend='ray'")
+        # Reserved for issue 15 items 4-6; refused rather than silently ignored.
+        if self.workers != 1:
+            raise UsageError(f"workers={self.workers}: parallel exploration is not implemented yet (use 1)")
+        if self.backend != "local":
+            raise UsageError(f"backend={self.backend!r} is not implemented yet (use 'local')")
+        if (self.checkpoint is not None or self.resume is not None) and self.strategy != "dpor":
+            raise UsageError(f"checkpoint/resume needs strategy 'dpor' (got {self.strategy!r})")
 
     @property
     def sampling(self) -> bool:

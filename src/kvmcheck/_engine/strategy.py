@@ -42,6 +42,13 @@ class Strategy(Protocol):
         """An extra clause for a bounded result (e.g. PCT's probabilistic guarantee), or ""."""
         ...
 
+    def prefix(self) -> tuple[list[int], dict[int, int]]:
+        """The steps the next execution replays from an earlier one: the thread of each, and
+        the outcome of each choice step among them.  Asked once as an execution starts; those
+        steps are granted without calling ``choose``, ``choose_value`` or ``on_event`` (the
+        strategy saw them when they were first run)."""
+        ...
+
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         """The thread (one of ``enabled``) to run next, or None to abandon this execution."""
         ...
@@ -81,6 +88,9 @@ class StrategyBase:
 
     def coverage_note(self) -> str:
         return ""
+
+    def prefix(self) -> tuple[list[int], dict[int, int]]:
+        return [], {}
 
     def choose_value(self, ex: Execution, n: int) -> int:
         return 0

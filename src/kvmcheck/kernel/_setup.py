@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class KState:
     """Kernel state of one execution."""
 
-    __slots__ = ("allocs", "kcsan", "kcsan_on", "mb", "objects", "rcu", "rel")
+    __slots__ = ("allocs", "kcsan", "kcsan_on", "mb", "objects", "rcu", "rel", "system_wq")
 
     def __init__(self) -> None:
         self.kcsan_on = True
@@ -24,6 +24,7 @@ class KState:
         self.rcu: Any = None  # the RCU domain (kernel/rcu.py), made at the first use
         self.rel: dict[int, Any] = {}  # field key -> (clock, tid, epoch) of its last release store
         self.mb: dict[tuple[str, int], Any] = {}  # smp_mb__{before,after}_atomic bookkeeping
+        self.system_wq: Any = None  # system_wq (kernel/workqueue.py), made at the first schedule_work
 
 
 def _thread_exit(ex: Execution, t: Thread) -> None:

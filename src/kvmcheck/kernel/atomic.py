@@ -105,30 +105,35 @@ def full(c: Counter, t: Thread | None) -> None:
 class Atomic(Counter):
     """``atomic_t``: ``Atomic(0)`` is ``ATOMIC_INIT(0)``.
 
-    To have KASAN see an atomic_t inside a freed object, make it an annotated
-    field of that Struct: reaching it through the freed object is then the
-    use-after-free (as the kernel's access to ``&obj->count`` is).
+    Built in a Struct's constructor (``self.count = Atomic(0)``) or given to
+    ``kmalloc(Obj, count=Atomic(0))``, it is embedded in that object: an
+    operation on it after the object is freed is a use-after-free, even through
+    a pointer taken before the free (see ``Primitive``).
     """
 
 
 def atomic_read(v: Atomic) -> int:
+    """atomic_read(v): a relaxed (shared) read."""
     step(v, False, f"atomic_read({v.name})")
     return v.counter
 
 
 def atomic_set(v: Atomic, i: int) -> None:
+    """atomic_set(v, i): a relaxed store (ends a release sequence)."""
     step(v, True, f"atomic_set({v.name}, {i})")
     v.counter = s32(i)
     v.rel = []
 
 
 def atomic_read_acquire(v: Atomic) -> int:
+    """atomic_read_acquire(v): read with acquire ordering."""
     t = step(v, False, f"atomic_read_acquire({v.name})")
     acquire(v, t)
     return v.counter
 
 
 def atomic_set_release(v: Atomic, i: int) -> None:
+    """atomic_set_release(v, i): store with release ordering."""
     t = step(v, True, f"atomic_set_release({v.name}, {i})")
     v.counter = s32(i)
     if t is not None:
@@ -137,24 +142,28 @@ def atomic_set_release(v: Atomic, i: int) -> None:
 
 
 def atomic_add(i: int, v: Atomic) -> None:
+    """atomic_add(i, v): relaxed add."""
     t = step(v, True, f"atomic_add({i}, {v.name})")
     v.counter = s32(v.counter + i)
     relaxed(v, t)
 
 
 def atomic_sub(i: int, v: Atomic) -> None:
+    """atomic_sub(i, v): relaxed subtract."""
     t = step(v, True, f"atomic_sub({i}, {v.name})")
     v.counter = s32(v.counter - i)
     relaxed(v, t)
 
 
 def atomic_inc(v: Atomic) -> None:
+    """atomic_inc(v): relaxed increment."""
     t = step(v, True, f"atomic_inc({v.name})")
     v.counter = s32(v.counter + 1)
     relaxed(v, t)
 
 
 def atomic_dec(v: Atomic) -> None:
+    """atomic_dec(v): relaxed decrement."""
     t = step(v, True, f"atomic_dec({v.name})")
     v.counter = s32(v.counter - 1)
     relaxed(v, t)
@@ -168,38 +177,47 @@ def _add_return(i: int, v: Atomic, label: str) -> int:
 
 
 def atomic_add_return(i: int, v: Atomic) -> int:
+    """atomic_add_return(i, v): add, return the new value; fully ordered."""
     return _add_return(i, v, f"atomic_add_return({i}, {v.name})")
 
 
 def atomic_sub_return(i: int, v: Atomic) -> int:
+    """atomic_sub_return(i, v): subtract, return the new value; fully ordered."""
     return _add_return(-i, v, f"atomic_sub_return({i}, {v.name})")
 
 
 def atomic_inc_return(v: Atomic) -> int:
+    """atomic_inc_return(v): increment, return the new value; fully ordered."""
     return _add_return(1, v, f"atomic_inc_return({v.name})")
 
 
 def atomic_dec_return(v: Atomic) -> int:
+    """atomic_dec_return(v): decrement, return the new value; fully ordered."""
     return _add_return(-1, v, f"atomic_dec_return({v.name})")
 
 
 def atomic_dec_and_test(v: Atomic) -> bool:
+    """atomic_dec_and_test(v): decrement; True if it reached 0; fully ordered."""
     return _add_return(-1, v, f"atomic_dec_and_test({v.name})") == 0
 
 
 def atomic_inc_and_test(v: Atomic) -> bool:
+    """atomic_inc_and_test(v): increment; True if it reached 0; fully ordered."""
     return _add_return(1, v, f"atomic_inc_and_test({v.name})") == 0
 
 
 def atomic_sub_and_test(i: int, v: Atomic) -> bool:
+    """atomic_sub_and_test(i, v): subtract; True if it reached 0; fully ordered."""
     return _add_return(-i, v, f"atomic_sub_and_test({i}, {v.name})") == 0
 
 
 def atomic_fetch_add(i: int, v: Atomic) -> int:
+    """atomic_fetch_add(i, v): add, return the old value; fully ordered."""
     return _add_return(i, v, f"atomic_fetch_add({i}, {v.name})") - i
 
 
 def atomic_xchg(v: Atomic, new: int) -> int:
+    """atomic_xchg(v, new): store ``new``, return the old value; fully ordered."""
     t = step(v, True, f"atomic_xchg({v.name}, {new})")
     old = v.counter
     v.counter = s32(new)
@@ -228,6 +246,7 @@ def atomic_add_unless(v: Atomic, a: int, u: int) -> bool:
 
 
 def atomic_inc_not_zero(v: Atomic) -> bool:
+    """atomic_inc_not_zero(v): increment unless 0; True if it did (ordered on success)."""
     t = step(v, True, f"atomic_inc_not_zero({v.name})")
     if v.counter == 0:
         return False

@@ -13,15 +13,18 @@ from kvmcheck.kernel._core import bug, site_here, warn
 
 
 def BUG_ON(cond: object, msg: str = "") -> None:
+    """BUG_ON(cond): an oops if ``cond`` holds (kind bug-on)."""
     if cond:
         bug("bug-on", msg or "BUG_ON condition true", f"kernel BUG at {site_here()}!")
 
 
 def BUG(msg: str = "") -> None:
+    """BUG(): an oops -- the task stops here (kind bug-on)."""
     bug("bug-on", msg or "BUG()", f"kernel BUG at {site_here()}!")
 
 
 def WARN_ON(cond: object, msg: str = "") -> bool:
+    """WARN_ON(cond): a WARN if ``cond`` holds; returns ``cond``, the task goes on."""
     if cond:
         warn("warn", msg or "WARN_ON condition true", f"WARNING: at {site_here()}")
     return bool(cond)
@@ -40,6 +43,7 @@ def _first_time(site: str) -> bool:
 
 
 def WARN_ON_ONCE(cond: object, msg: str = "") -> bool:
+    """WARN_ON_ONCE(cond): WARN_ON, reported once per call site per check."""
     if cond:
         site = site_here()
         if _first_time(site):

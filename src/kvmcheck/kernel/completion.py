@@ -64,16 +64,19 @@ def _locked(x: Completion, t: Thread | None) -> None:
 
 
 def init_completion(x: Completion) -> None:
+    """init_completion(x): reset the completion to not done."""
     _step(x, True, f"init_completion({x.name})")
     x.done = 0
 
 
 def reinit_completion(x: Completion) -> None:
+    """reinit_completion(x): reset ``done`` to 0 for reuse."""
     _step(x, True, f"reinit_completion({x.name})")
     x.done = 0
 
 
 def complete(x: Completion) -> None:
+    """complete(x): wake one waiter of the completion (or let the next wait through)."""
     t = _step(x, True, f"complete({x.name})")
     _locked(x, t)
     if x.done != UINT_MAX:
@@ -81,6 +84,7 @@ def complete(x: Completion) -> None:
 
 
 def complete_all(x: Completion) -> None:
+    """complete_all(x): let every present and future wait through."""
     t = _step(x, True, f"complete_all({x.name})")
     _locked(x, t)
     x.done = UINT_MAX

@@ -32,6 +32,7 @@ def might_sleep_check(what: str) -> None:
 
 
 def might_sleep() -> None:
+    """might_sleep(): 'sleeping function called from invalid context' in atomic context."""
     might_sleep_check("might_sleep()")
 
 
@@ -60,6 +61,7 @@ def cpu_relax() -> None:
 
 
 def schedule() -> None:
+    """schedule(): a plain reschedule point (as cond_resched)."""
     cond_resched()
 
 
@@ -78,14 +80,17 @@ def spawn_irq(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Th
 
 
 def local_irq_disable() -> None:
+    """Disable irqs on this task's CPU (nests)."""
     kthread().irq_off += 1
 
 
 def local_irq_enable() -> None:
+    """Re-enable irqs disabled by local_irq_disable()."""
     kthread().irq_off -= 1
 
 
 def in_atomic() -> bool:
+    """True if the task may not sleep now (a spinning lock held, RCU reader, irqs off, hard irq)."""
     return kthread().atomic_reason() is not None
 
 

@@ -179,7 +179,7 @@ def _link(
         label = what or (f.wlabel if write else f.rlabel)
     ex.visible(Op(key, write, label, None, None, whole, FieldState(lh, f.name) if write else None))
     if owner is not None and owner._kc_freed is not None:
-        kasan.report_freed(owner, f"{d['member']}.{f.name}", write)
+        _report_freed_link(owner, f"{d['member']}.{f.name}", write, d[f.name])
     t = ex.current
     assert t is not None
     if ex.k.kcsan_on:
@@ -197,6 +197,32 @@ def _link(
         d[f.name] = value
         return None
     return d[f.name]
+
+
+def _report_freed_link(owner: Any, field: str, write: bool, stale: Any) -> None:
+    """KASAN's use-after-free report for a list_head of a freed struct, saying what a kernel
+    without KASAN would have read there (a list_del()'ed entry holds the poison)."""
+    if write or not is_poison(stale):
+        kasan.report_freed(owner, field, write)
+    fr = owner._kc_freed
+    name = f"{owner._kc_label()}->{field}"
+    where = site_here() if runtime.current is not None and runtime.current.tracing else ""
+    what = "LIST_POISON1" if stale == LIST_POISON1 else "LIST_POISON2"
+    ex = runtime.current
+    task = ex.current.name if ex is not None and ex.current is not None else "?"
+    bug(
+        "use-after-free",
+        f"read of {name} after {fr.how}",
+        f"BUG: KASAN: use-after-free in {where.split(' ')[0] or name}",
+        [
+            f"Read of {name} by task {task}" + (f" at {where}" if where else ""),
+            f"Allocated at: {owner.__dict__.get('_kc_alloc_site', '(see trace)')}",
+            f"Freed by task {fr.thread} ({fr.how}) at: {fr.site}",
+            f"The freed memory still holds {what} ({stale:#018x}) from list_del(): without KASAN the "
+            f'load returns it and the next dereference is "general protection fault, probably for '
+            f'non-canonical address {stale:#018x}: 0000 [#1] SMP"',
+        ],
+    )
 
 
 _NEXT: Field = ListHead._kc_fields["next"]
@@ -410,7 +436,7 @@ def list_next_or_null_rcu(head: ListHead, p: ListHead, cond: bool = False) -> An
     return None if nxt is head else _entry(nxt, "list_next_or_null_rcu")
 
 
-def list_first_or_null_rcu_lh(head: ListHead, cond: bool = False) -> Any:
+def list_first_or_null_rcu(head: ListHead, cond: bool = False) -> Any:
     """``list_first_or_null_rcu(head, type, member)`` on a ListHead."""
     return list_next_or_null_rcu(head, head, cond)
 
@@ -436,7 +462,7 @@ __all__ = [
     "list_entry_is_head",
     "list_first_entry",
     "list_first_entry_or_null",
-    "list_first_or_null_rcu_lh",
+    "list_first_or_null_rcu",
     "list_for_each",
     "list_for_each_entry",
     "list_for_each_entry_rcu",

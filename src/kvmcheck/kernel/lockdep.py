@@ -81,7 +81,7 @@ class Graph:
 def graph() -> Graph:
     ex = runtime.current
     assert ex is not None
-    g = ex.session.get("lockdep")
+    g: Graph | None = ex.session.get("lockdep")
     if g is None:
         g = ex.session["lockdep"] = Graph()
     return g

@@ -315,22 +315,27 @@ class SpinLock(_Lock):
 
 
 def spin_lock(lock: SpinLock) -> None:
+    """spin_lock(lock): take a spinlock_t (the task is atomic while it holds it)."""
     _acquire(lock, False, "spin_lock")
 
 
 def spin_lock_nested(lock: SpinLock, subclass: int) -> None:
+    """spin_lock_nested(lock, subclass): spin_lock with a lockdep subclass."""
     _acquire(lock, False, "spin_lock_nested", subclass=subclass)
 
 
 def spin_unlock(lock: SpinLock) -> None:
+    """spin_unlock(lock): release a spinlock_t this task holds."""
     _release(lock, False, "spin_unlock")
 
 
 def spin_lock_irq(lock: SpinLock) -> None:
+    """spin_lock with irqs disabled."""
     _acquire(lock, False, "spin_lock_irq", irqsave=True)
 
 
 def spin_unlock_irq(lock: SpinLock) -> None:
+    """spin_unlock and re-enable irqs."""
     _release(lock, False, "spin_unlock_irq")
 
 
@@ -341,20 +346,24 @@ def spin_lock_irqsave(lock: SpinLock) -> int:
 
 
 def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
+    """spin_unlock and restore the irq flags."""
     _release(lock, False, "spin_unlock_irqrestore")
 
 
 def spin_lock_bh(lock: SpinLock) -> None:
+    """spin_lock with softirqs disabled."""
     _acquire(lock, False, "spin_lock_bh")
     kthread().bh_off += 1
 
 
 def spin_unlock_bh(lock: SpinLock) -> None:
+    """spin_unlock and re-enable softirqs."""
     _release(lock, False, "spin_unlock_bh")
     kthread().bh_off -= 1
 
 
 def spin_trylock(lock: SpinLock) -> bool:
+    """spin_trylock(lock): True if taken (never adds a lockdep dependency)."""
     return _trylock(lock, False, "spin_trylock")
 
 
@@ -366,60 +375,74 @@ class RwLock(_FairRw):
 
 
 def read_lock(lock: RwLock) -> None:
+    """read_lock(lock): take an rwlock_t for read; waits behind a queued writer (in hard irq: not)."""
     _acquire(lock, True, "read_lock")
 
 
 def read_unlock(lock: RwLock) -> None:
+    """read_unlock(lock): release a read hold of an rwlock_t."""
     _release(lock, True, "read_unlock")
 
 
 def write_lock(lock: RwLock) -> None:
+    """write_lock(lock): take an rwlock_t for write; queues (new readers wait behind it) until free."""
     _acquire(lock, False, "write_lock")
 
 
 def write_unlock(lock: RwLock) -> None:
+    """write_unlock(lock): release a write hold of an rwlock_t."""
     _release(lock, False, "write_unlock")
 
 
 def read_lock_irq(lock: RwLock) -> None:
+    """read_lock with irqs disabled."""
     _acquire(lock, True, "read_lock_irq", irqsave=True)
 
 
 def read_unlock_irq(lock: RwLock) -> None:
+    """read_unlock and re-enable irqs."""
     _release(lock, True, "read_unlock_irq")
 
 
 def write_lock_irq(lock: RwLock) -> None:
+    """write_lock with irqs disabled."""
     _acquire(lock, False, "write_lock_irq", irqsave=True)
 
 
 def write_unlock_irq(lock: RwLock) -> None:
+    """write_unlock and re-enable irqs."""
     _release(lock, False, "write_unlock_irq")
 
 
 def read_lock_irqsave(lock: RwLock) -> int:
+    """read_lock with irqs disabled; returns the flags for read_unlock_irqrestore."""
     _acquire(lock, True, "read_lock_irqsave", irqsave=True)
     return kthread().irq_off
 
 
 def read_unlock_irqrestore(lock: RwLock, flags: int) -> None:
+    """read_unlock and restore the irq flags."""
     _release(lock, True, "read_unlock_irqrestore")
 
 
 def write_lock_irqsave(lock: RwLock) -> int:
+    """write_lock with irqs disabled; returns the flags for write_unlock_irqrestore."""
     _acquire(lock, False, "write_lock_irqsave", irqsave=True)
     return kthread().irq_off
 
 
 def write_unlock_irqrestore(lock: RwLock, flags: int) -> None:
+    """write_unlock and restore the irq flags."""
     _release(lock, False, "write_unlock_irqrestore")
 
 
 def read_trylock(lock: RwLock) -> bool:
+    """read_trylock(lock): True if taken for read; fails while a writer holds or waits."""
     return _trylock(lock, True, "read_trylock")
 
 
 def write_trylock(lock: RwLock) -> bool:
+    """write_trylock(lock): True if taken for write; fails unless free with no waiting writer."""
     return _trylock(lock, False, "write_trylock")
 
 
@@ -432,14 +455,17 @@ class Mutex(_Lock):
 
 
 def mutex_lock(lock: Mutex) -> None:
+    """mutex_lock(lock): take a struct mutex (sleeps while held by another task; a might_sleep point)."""
     _acquire(lock, False, "mutex_lock")
 
 
 def mutex_lock_nested(lock: Mutex, subclass: int) -> None:
+    """mutex_lock_nested(lock, subclass): mutex_lock with a lockdep subclass."""
     _acquire(lock, False, "mutex_lock_nested", subclass=subclass)
 
 
 def mutex_unlock(lock: Mutex) -> None:
+    """mutex_unlock(lock): release a mutex this task holds."""
     _release(lock, False, "mutex_unlock")
 
 
@@ -449,6 +475,7 @@ def mutex_trylock(lock: Mutex) -> bool:
 
 
 def mutex_is_locked(lock: Mutex) -> bool:
+    """mutex_is_locked(lock): True if some task holds it (a lockless peek)."""
     ex = runtime.current
     assert ex is not None
     # Named object (never blocks): every op on a lock's key must record the lock's
@@ -479,26 +506,32 @@ class RwSem(_FairRw):
 
 
 def down_read(sem: RwSem) -> None:
+    """down_read(sem): take an rw_semaphore for read; waits behind a queued writer while readers hold it."""
     _acquire(sem, True, "down_read")
 
 
 def up_read(sem: RwSem) -> None:
+    """up_read(sem): release a read hold of an rw_semaphore."""
     _release(sem, True, "up_read")
 
 
 def down_write(sem: RwSem) -> None:
+    """down_write(sem): take an rw_semaphore for write; queues (new readers wait behind it) until free."""
     _acquire(sem, False, "down_write")
 
 
 def up_write(sem: RwSem) -> None:
+    """up_write(sem): release a write hold of an rw_semaphore."""
     _release(sem, False, "up_write")
 
 
 def down_read_trylock(sem: RwSem) -> bool:
+    """down_read_trylock(sem): 1 if taken for read; fails while a writer holds or waits."""
     return _trylock(sem, True, "down_read_trylock")
 
 
 def down_write_trylock(sem: RwSem) -> bool:
+    """down_write_trylock(sem): 1 if taken for write; fails unless it is free with no waiter."""
     return _trylock(sem, False, "down_write_trylock")
 
 
@@ -534,6 +567,7 @@ def cond_resched_lock(lock: SpinLock) -> bool:
 
 
 def cond_resched_rwlock_read(lock: RwLock) -> bool:
+    """Drop a read-held rwlock_t, offer a reschedule point, retake it."""
     read_unlock(lock)
     from kvmcheck.kernel.context import cond_resched
 
@@ -543,6 +577,7 @@ def cond_resched_rwlock_read(lock: RwLock) -> bool:
 
 
 def cond_resched_rwlock_write(lock: RwLock) -> bool:
+    """Drop a write-held rwlock_t, offer a reschedule point, retake it."""
     write_unlock(lock)
     from kvmcheck.kernel.context import cond_resched
 
@@ -557,11 +592,13 @@ def _held(lock: _Lock) -> Any:
 
 
 def lockdep_assert_held(lock: _Lock) -> None:
+    """WARN unless this task holds ``lock`` (any mode)."""
     if _held(lock) is None:
         warn("assert-held", f"{lock.name} is not held", headline="WARNING: lockdep_assert_held() failed")
 
 
 def lockdep_assert_held_write(lock: _Lock) -> None:
+    """WARN unless this task holds ``lock`` for write (exclusively)."""
     h = _held(lock)
     if h is None or h.shared:
         warn(
@@ -572,6 +609,7 @@ def lockdep_assert_held_write(lock: _Lock) -> None:
 
 
 def lockdep_assert_held_read(lock: _Lock) -> None:
+    """WARN unless this task holds ``lock`` for read."""
     h = _held(lock)
     if h is None or not h.shared:
         warn(
@@ -582,9 +620,11 @@ def lockdep_assert_held_read(lock: _Lock) -> None:
 
 
 def lockdep_assert_not_held(lock: _Lock) -> None:
+    """WARN if this task holds ``lock``."""
     if _held(lock) is not None:
         warn("assert-held", f"{lock.name} is held", headline="WARNING: lockdep_assert_not_held() failed")
 
 
 def irqs_disabled() -> bool:
+    """True if local irqs are disabled for this task (or it is a hard-irq handler)."""
     return not kthread().irqs_enabled()

@@ -35,6 +35,7 @@ T = TypeVar("T", bound=Struct)
 
 
 def kmalloc(cls: type[T], **fields: Any) -> T:
+    """kmalloc(Type, **fields): allocate an instrumented object (freeable, checked by kmemleak)."""
     obj = cls(**fields)
     kasan.make_freeable(obj)
     ex = runtime.current
@@ -50,6 +51,7 @@ def kzalloc(cls: type[T], **fields: Any) -> T:
 
 
 def kfree(obj: Any) -> None:
+    """kfree(obj): free a kmalloc'ed object; later uses of it or of what it embeds are use-after-free."""
     if obj is None:
         return
     if "_kc_kmalloc" not in getattr(obj, "__dict__", {}):
@@ -63,6 +65,7 @@ def kfree(obj: Any) -> None:
 
 
 def kmemleak_not_leak(obj: Any) -> None:
+    """kmemleak_not_leak(obj): tell kmemleak this allocation is not a leak."""
     obj.__dict__["_kc_not_leak"] = True
 
 

@@ -115,6 +115,7 @@ def _sub_and_test(i: int, r: Refcount, label: str) -> bool:
 
 
 def refcount_set(r: Refcount, n: int) -> None:
+    """refcount_set(r, n): set the counter."""
     step(r, True, f"refcount_set({r.name}, {n})")
     r.counter = s32(n)
     r.rel = []
@@ -127,30 +128,37 @@ def refcount_read(r: Refcount) -> int:
 
 
 def refcount_add(i: int, r: Refcount) -> None:
+    """refcount_add(i, r): add (WARN on 0 or overflow; the counter saturates)."""
     _add(i, r, f"refcount_add({i}, {r.name})")
 
 
 def refcount_inc(r: Refcount) -> None:
+    """refcount_inc(r): increment (WARN on 0: 'addition on 0; use-after-free')."""
     _add(1, r, f"refcount_inc({r.name})")
 
 
 def refcount_add_not_zero(i: int, r: Refcount) -> bool:
+    """refcount_add_not_zero(i, r): add unless 0; True if it did."""
     return _add_not_zero(i, r, f"refcount_add_not_zero({i}, {r.name})")
 
 
 def refcount_inc_not_zero(r: Refcount) -> bool:
+    """refcount_inc_not_zero(r): increment unless 0; True if it did."""
     return _add_not_zero(1, r, f"refcount_inc_not_zero({r.name})")
 
 
 def refcount_sub_and_test(i: int, r: Refcount) -> bool:
+    """refcount_sub_and_test(i, r): subtract; True if it reached 0."""
     return _sub_and_test(i, r, f"refcount_sub_and_test({i}, {r.name})")
 
 
 def refcount_dec_and_test(r: Refcount) -> bool:
+    """refcount_dec_and_test(r): decrement; True if it reached 0 (release, acquire on 0)."""
     return _sub_and_test(1, r, f"refcount_dec_and_test({r.name})")
 
 
 def refcount_dec(r: Refcount) -> None:
+    """refcount_dec(r): decrement (WARN if it hits 0: 'decrement hit 0; leaking memory')."""
     t = step(r, True, f"refcount_dec({r.name})")
     old = r.counter
     r.counter = s32(old - 1)
@@ -161,14 +169,17 @@ def refcount_dec(r: Refcount) -> None:
 
 # -- struct kref ---------------------------------------------------------------------------
 def kref_init(kref: Kref) -> None:
+    """kref_init(kref): set the count to 1."""
     refcount_set(kref, 1)
 
 
 def kref_read(kref: Kref) -> int:
+    """kref_read(kref): the current count."""
     return refcount_read(kref)
 
 
 def kref_get(kref: Kref) -> None:
+    """kref_get(kref): take a reference (WARN on 0: 'addition on 0; use-after-free')."""
     _add(1, kref, f"kref_get({kref.name})")
 
 

@@ -1,6 +1,6 @@
 """SRCU: sleepable RCU, one domain per ``struct srcu_struct`` (``kvm.srcu = Srcu("kvm->srcu")``).
 
-The grace-period machinery is RCU's (:class:`kvmcheck.kernel.rcu.GpDomain`):
+The grace-period machinery is RCU's (:class:`kvmcheck.kernel.gp.GpDomain`):
 ``synchronize_srcu`` waits for exactly the readers of *this* srcu_struct
 that were inside a read-side section when it began, and gives the same
 happens-before.  Unlike RCU readers, SRCU readers may sleep: holding an
@@ -27,22 +27,25 @@ from typing import Any
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.execution import Thread
-from kvmcheck.kernel._core import current_thread, init_site, kthread, warn
+from kvmcheck.kernel._core import current_thread, kthread, warn
 from kvmcheck.kernel.atomic import load_acquire
-from kvmcheck.kernel.rcu import GpDomain, suspicious
+from kvmcheck.kernel.gp import GpDomain
+from kvmcheck.kernel.rcu import suspicious
 
 
 class Srcu(GpDomain):
     """``struct srcu_struct`` (``DEFINE_SRCU`` / ``init_srcu_struct``)."""
 
     kind = "srcu_struct"
+    prefix = "srcu"
 
     def __init__(self, name: str | None = None) -> None:
-        super().__init__(name or f"srcu@{init_site()}")
+        super().__init__(name)
         self.idx_held: dict[int, list[int]] = {}  # tid -> indices its open srcu_read_lock()s returned
 
 
 def srcu_read_lock_held(ssp: Srcu) -> bool:
+    """True inside srcu_read_lock(ssp)."""
     return kthread().srcu.get(ssp.key, 0) > 0
 
 
@@ -63,6 +66,7 @@ def srcu_read_lock(ssp: Srcu) -> int:
 
 
 def srcu_read_unlock(ssp: Srcu, idx: int) -> None:
+    """srcu_read_unlock(ssp, idx): leave the read-side section that returned ``idx``."""
     t = current_thread()
     kt = kthread(t)
     depth = kt.srcu.get(ssp.key, 0)
@@ -108,6 +112,7 @@ def synchronize_srcu(ssp: Srcu) -> None:
 
 
 def synchronize_srcu_expedited(ssp: Srcu) -> None:
+    """As synchronize_srcu()."""
     synchronize_srcu(ssp)
 
 

@@ -356,12 +356,14 @@ def struct_init(obj: Any, **values: Any) -> None:
 
 
 def READ_ONCE(obj: Any, name: str) -> Any:
+    """READ_ONCE(obj->name): a marked read (never a KCSAN data race with another marked access)."""
     if runtime.current is None or not obj._kc_num:
         return getattr(obj, name)
     return access(obj, field_of(obj, name), False, True, what=f"READ_ONCE({type(obj).__name__}.{name})")
 
 
 def WRITE_ONCE(obj: Any, name: str, value: Any) -> None:
+    """WRITE_ONCE(obj->name, value): a marked write."""
     if runtime.current is None or not obj._kc_num:
         setattr(obj, name, value)
         return

@@ -249,28 +249,6 @@ def _vcpu_map(variant: str, unsafe: bool) -> None:
     join(m, t)
 
 
-VCPU_MAP_DOC = """A kvm_vcpu_map() user of a VRAM page while TTM moves the object (allow_unsafe_mappings={u}).
-
-    Initial state: a TTM buffer object in VRAM (pfn 100, no struct page), mmapped
-    VM_PFNMAP|VM_IO and present; gfn 0 maps it.
-    Threads: vcpu_map (kvm_vcpu_map(gfn 0), write through the mapping, kvm_vcpu_unmap);
-    ttm (eviction: unmap_mapping_range -- the notifier fires, but direct maps do not
-    listen -- then the VRAM goes back to the manager and to another buffer object).
-    Property: no write through a kernel mapping to memory freed or reallocated since.
-    allow_unsafe_mappings is a module parameter (an admin's choice, not a kernel
-    version), so it is a scenario parameter: pfnmap.vcpu_map runs it at 0 and
-    pfnmap.vcpu_map_unsafe at 1, every variant under both.
-    v5.11 .. f8be156be163: bug under both -- the parameter does not exist; the pfn has
-      no struct page, so kvm_get_pfn/kvm_try_get_pfn succeed without a reference and
-      memremap() maps it with no protection at all (digest correction 2).
-    stevens-v9, v6.13 (and its mutants): unsafe=0 ok -- the map is refused
-      (-EFAULT without a reference and no notifier; v6.13: -EINVAL, the pfn cannot be
-      pinned); unsafe=1 bug -- the documented opt-in maps it unprotected.
-    Paths: kvm_vcpu_map on PFNMAP memory is a real path (nested state in VRAM or a BAR
-    is what Sean calls "already wildly broken"); TTM's move is modelled by its effect.
-    """
-
-
 @scenario(
     name="pfnmap.vcpu_map",
     expect={
@@ -284,16 +262,40 @@ VCPU_MAP_DOC = """A kvm_vcpu_map() user of a VRAM page while TTM moves the objec
     },
 )
 def vcpu_map(variant: str) -> None:
+    """A kvm_vcpu_map() user of a VRAM page while TTM moves the object (allow_unsafe_mappings=0).
+
+    Initial state: a TTM buffer object in VRAM (pfn 100, no struct page), mmapped
+    VM_PFNMAP|VM_IO and present; gfn 0 maps it.
+    Threads: vcpu_map (kvm_vcpu_map(gfn 0), write through the mapping, kvm_vcpu_unmap);
+    ttm (eviction: unmap_mapping_range -- the notifier fires, but direct maps do not
+    listen -- then the VRAM goes back to the manager and to another buffer object).
+    Property: no write through a kernel mapping to memory freed or reallocated since.
+    allow_unsafe_mappings is a module parameter (an admin's choice, not a kernel
+    version), so it is a scenario parameter: this scenario runs every variant with it
+    at 0, pfnmap.vcpu_map_unsafe at 1, and `kvmcheck check --all` shows both.
+    v5.11, v5.12, f8be156be163: bug -- the parameter does not exist; the pfn has no
+      struct page, so kvm_get_pfn/kvm_try_get_pfn succeed without a reference and
+      memremap() maps it with no protection at all (digest correction 2).
+    stevens-v9: ok -- no reference and not guarded by the notifier: -EFAULT.
+    v6.13 (and its two mutants, whose kvm_main is v6.13's): ok -- a remapped pfn
+      cannot be pinned: -EINVAL.
+    Paths: kvm_vcpu_map on PFNMAP memory is a real path (nested state in VRAM or a BAR,
+    what Sean calls "already wildly broken"); TTM's move is modelled by its effect.
+    """
     _vcpu_map(variant, unsafe=False)
 
 
 @scenario(name="pfnmap.vcpu_map_unsafe", expect=dict.fromkeys(ALL, "bug"))
 def vcpu_map_unsafe(variant: str) -> None:
+    """pfnmap.vcpu_map with the module parameter allow_unsafe_mappings=1 (the admin's opt-in).
+
+    Threads, initial state and property as in pfnmap.vcpu_map.
+    Every variant: bug.  v5.11 .. f8be156be163 ignore the parameter (they map
+    unprotected anyway); stevens-v9 and v6.13 map the VRAM page with memremap() and
+    no protection, as the opt-in documents: the write lands in another buffer object.
+    Paths: real at every version (the parameter exists from v6.13; Stevens' series had it).
+    """
     _vcpu_map(variant, unsafe=True)
-
-
-vcpu_map.doc = VCPU_MAP_DOC.format(u=0)
-vcpu_map_unsafe.doc = VCPU_MAP_DOC.format(u=1)
 
 
 @scenario(
@@ -338,6 +340,50 @@ def notifier_race(variant: str) -> None:
     v = spawn(vcpu, name="vcpu")
     t = spawn(ttm_bo_release_backing, bo, name="ttm")
     join(v, t)
+
+
+@scenario(
+    name="pfnmap.stale_fault_accessed",
+    expect={
+        "v5.11": "bug",
+        "v5.12": "ok",
+        "f8be156be163": "ok",
+        "stevens-v9": "bug",
+        "v6.13": "ok",
+        "v6.13-no-stale-check": "ok",
+        "release-adjusted-pfn": "ok",
+    },
+)
+def stale_fault_accessed(variant: str) -> None:
+    """A fault that turns out stale must not touch the page it no longer holds (found while modelling).
+
+    Initial state as in pfnmap.notifier_race (TTM's head page H, count 1, is
+    refcounted; both PTEs present; gfn 0 -> H).
+    Threads: vcpu (fault on gfn 0); ttm (teardown: unmap_mapping_range, free the
+    block).  After both, an unrelated allocation takes the freed memory:
+    check_new_page() reports any flag KVM set on a free page ("Bad page state:
+    PAGE_FLAGS_CHECK_AT_PREP flag(s) set", a CONFIG_DEBUG_VM check).
+    stevens-v9: bug -- the x86 fault no longer passes FOLL_GET (the reference on H is
+      dropped inside the lookup) yet, at out_unlock, marks H accessed
+      (kvm_set_page_accessed(pfn_to_page(fault->pfn))) -- also when the fault was
+      stale: the teardown has freed H by then, and PG_referenced lands on a free
+      page.  v6.13 holds the GUP reference until kvm_release_faultin_page, which
+      does not mark an unused page (8eaa98004b23), and remapped pfns are never touched.
+    v5.12, f8be156be163: ok -- the reference taken under the PTE lock is held until
+      the release.  v5.11: bug -- the unlocked follow_pfn race of pfnmap.notifier_race.
+    v6.13-no-stale-check, release-adjusted-pfn: ok here -- the stale SPTE the first one
+      installs is caught only when the guest uses it (pfnmap.notifier_race); no guest
+      runs in this scenario.
+    Paths: real for each version's TDP fault; the stale path is the one every
+    invalidation racing with a fault takes.
+    """
+    host = setup_ttm_system(variant, prefault=(0, 1))
+    bo = host.bo
+    assert bo is not None
+    v = spawn(vcpu_fault, host, 0, name="vcpu")
+    t = spawn(ttm_bo_release_backing, bo, name="ttm")
+    join(v, t)
+    unrelated_allocation(host.zone)
 
 
 def truncate(host: Host, pages: list[Page]) -> None:

@@ -120,6 +120,13 @@ class Dpor(StrategyBase):
         return "dpor (source sets + sleep sets)"
 
     # -- choosing ---------------------------------------------------------------
+    def prefix(self) -> tuple[list[int], dict[int, int]]:
+        """The recorded events (the state before the branch to take next is the last node)."""
+        nodes = self.stack[: len(self.ev_tid)]
+        return [n.chosen for n in nodes], {
+            i: n.value for i, n in enumerate(nodes) if n.pending[n.chosen].choices
+        }
+
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         depth = len(ex.schedule)
         stack = self.stack

@@ -60,7 +60,18 @@ class _WNode:
 class _ONode:
     """The state before one step of the current path."""
 
-    __slots__ = ("chosen", "done", "enabled", "pending", "sleep", "value", "wut")
+    __slots__ = (
+        "branch_start",
+        "chosen",
+        "done",
+        "enabled",
+        "finished",
+        "finished_runs",
+        "pending",
+        "sleep",
+        "value",
+        "wut",
+    )
 
     def __init__(
         self,
@@ -78,6 +89,11 @@ class _ONode:
         self.sleep = sleep  # inherited sleep set: thread -> op
         self.done: set[int] = set()  # threads whose every branch here is explored
         self.wut = wut  # the wakeup tree of branches still to explore, in order
+        # for the estimate: executions under the branches finished here, and where the
+        # current branch started (a count of finished executions)
+        self.finished = 0
+        self.finished_runs = 0
+        self.branch_start = 0
 
 
 # An event of a wakeup sequence, taken from the current execution:
@@ -95,11 +111,18 @@ class OptimalDpor(Dpor):
         self.forced: list[_WNode] = []  # the wakeup subtree the next new state starts with
         self.forced_misses = 0  # a forced step that was not possible (would be a bug: see tests)
         self.fallbacks = 0  # races whose wakeup sequence cannot start here (see _add_source)
+        self._runs = 0  # executions finished (blocked ones included)
 
     def describe(self) -> str:
         return "dpor (optimal: wakeup trees + sleep sets)"
 
     # -- choosing ---------------------------------------------------------------
+    def prefix(self) -> tuple[list[int], dict[int, int]]:
+        nodes = self.ostack[: len(self.ev_tid)]
+        return [n.chosen for n in nodes], {
+            i: n.value for i, n in enumerate(nodes) if n.pending[n.chosen].choices
+        }
+
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         depth = len(ex.schedule)
         stack = self.ostack
@@ -120,6 +143,7 @@ class OptimalDpor(Dpor):
         if forced:
             first, rest = forced[0], forced[1:]
             node = _ONode(first.tid, first.value, enabled, pending, sleep, rest)
+            node.branch_start = self._runs
             self.forced = first.children
         else:
             cands = [t for t in enabled if t not in sleep]
@@ -129,6 +153,7 @@ class OptimalDpor(Dpor):
             last = ex.schedule[-1] if ex.schedule else 0
             pick = last if last in cands else cands[0]
             node = _ONode(pick, 0, enabled, pending, sleep, [])
+            node.branch_start = self._runs
         op = pending[node.chosen]
         if op.choices:  # every other outcome of this choice comes next, before any other branch
             others = [w for w in node.wut if w.tid == node.chosen]
@@ -191,12 +216,40 @@ class OptimalDpor(Dpor):
             return
         _insert(node.wut, v)
 
+    # -- the estimate ---------------------------------------------------------------
+    def estimate(self) -> float | None:
+        """An estimate of the number of executions of the whole search.
+
+        The executions run so far, plus, at every state of the current path, the branches
+        still waiting in its wakeup tree times the mean size of the branches already finished
+        there (or, where none has finished yet, the size of the current one so far), and what
+        the current branch still lacks of that mean -- Knuth's
+        idea of estimating a tree from the subtrees measured, with sibling subtrees as the
+        sample.  It firms up as the search proceeds: branches appear as races are found.
+        """
+        if not self._runs:
+            return None
+        total = float(self._runs)
+        for node in self.ostack:
+            current = self._runs - node.branch_start  # executions of the current branch so far
+            if node.finished:
+                mean = node.finished_runs / node.finished
+                total += max(0.0, mean - current)  # what the current branch has still to run
+            else:
+                mean = float(max(1, current))
+            total += len(node.wut) * mean
+        return total
+
     # -- between executions -------------------------------------------------------
     def next_execution(self) -> bool:
+        self._runs += 1
         stack = self.ostack
         while stack:
             node = stack[-1]
             if node.wut:
+                node.finished += 1
+                node.finished_runs += self._runs - node.branch_start
+                node.branch_start = self._runs
                 nxt = node.wut.pop(0)
                 if nxt.tid != node.chosen:
                     node.done.add(node.chosen)
@@ -257,3 +310,86 @@ def _chain(v: list[_Ev]) -> list[_WNode]:
     for t, val, op, _ in reversed(v):
         node = _WNode(t, max(val, 0), op, [node] if node is not None else [])
     return [node] if node is not None else []
+
+
+# -- checkpoints ------------------------------------------------------------------------
+# What the search needs of an op after its execution has gone: its dependency signature
+# (Op.dependent reads key, excl, key2 and whether arg is "relax") and its choice count.
+_Sig = tuple[int, bool, int, "str | None", int, str]
+
+
+def _sig(op: Op) -> _Sig:
+    return (op.key, op.excl, op.key2, op.arg if isinstance(op.arg, str) else None, op.choices, op.name)
+
+
+def _unsig(sig: _Sig) -> Op:
+    from kvmcheck._engine.ops import Op
+
+    key, excl, key2, arg, choices, name = sig
+    op = Op(key, excl, name, None, arg, key2)
+    op.choices = choices
+    return op
+
+
+_Tree = list[tuple[int, int, _Sig, "_Tree"]]
+
+
+def _save_tree(nodes: list[_WNode]) -> _Tree:
+    return [(w.tid, w.value, _sig(w.op), _save_tree(w.children)) for w in nodes]
+
+
+def _load_tree(saved: _Tree) -> list[_WNode]:
+    return [_WNode(t, v, _unsig(sig), _load_tree(ch)) for t, v, sig, ch in saved]
+
+
+def snapshot(d: OptimalDpor) -> dict[str, object]:
+    """The search's state between two executions, as plain data (see :func:`restore`)."""
+    return {
+        "nodes": [
+            {
+                "chosen": n.chosen,
+                "value": n.value,
+                "enabled": list(n.enabled),
+                "pending": {t: _sig(op) for t, op in n.pending.items()},
+                "sleep": {t: _sig(op) for t, op in n.sleep.items()},
+                "done": sorted(n.done),
+                "wut": _save_tree(n.wut),
+                "finished": n.finished,
+                "finished_runs": n.finished_runs,
+                "branch_start": n.branch_start,
+            }
+            for n in d.ostack
+        ],
+        "forced": _save_tree(d.forced),
+        "runs": d._runs,
+        "blocked": d.blocked,
+        "forced_misses": d.forced_misses,
+        "fallbacks": d.fallbacks,
+    }
+
+
+def restore(state: dict[str, object]) -> OptimalDpor:
+    """A search that goes on from ``state``.  Its next execution re-runs the saved path
+    from the start (recording every event again: a race found again is already in the
+    tree, or its branch already done, so nothing is explored twice)."""
+    d = OptimalDpor()
+    for saved in state["nodes"]:  # type: ignore[attr-defined]
+        n = _ONode(
+            saved["chosen"],
+            saved["value"],
+            list(saved["enabled"]),
+            {t: _unsig(sig) for t, sig in saved["pending"].items()},
+            {t: _unsig(sig) for t, sig in saved["sleep"].items()},
+            _load_tree(saved["wut"]),
+        )
+        n.done = set(saved["done"])
+        n.finished = saved["finished"]
+        n.finished_runs = saved["finished_runs"]
+        n.branch_start = saved["branch_start"]
+        d.ostack.append(n)
+    d.forced = _load_tree(state["forced"])  # type: ignore[arg-type]
+    d._runs = state["runs"]  # type: ignore[assignment]
+    d.blocked = state["blocked"]  # type: ignore[assignment]
+    d.forced_misses = state["forced_misses"]  # type: ignore[assignment]
+    d.fallbacks = state["fallbacks"]  # type: ignore[assignment]
+    return d

@@ -60,11 +60,20 @@ class Page(Struct):
     flags: int = 0  # PG_dirty | PG_referenced
     data: int = 0  # the page's contents (e.g. vcpu_info->evtchn_upcall_pending)
 
-    def __init__(self, pfn: int, refcount: int = 1, reserved: bool = False, struct_page: bool = True) -> None:
+    def __init__(
+        self,
+        pfn: int,
+        refcount: int = 1,
+        reserved: bool = False,
+        struct_page: bool = True,
+        refcounted: bool = True,
+    ) -> None:
         super().__init__(refcount=refcount)
         self.pfn = pfn  # immutable after creation: plain attribute, not shared memory
         self.reserved = reserved  # PG_reserved: KVM treats it as not refcounted
-        self.struct_page = struct_page  # False: device memory (VRAM, a BAR): !pfn_valid()
+        # False: device memory (VRAM, a BAR): !pfn_valid().  ``refcounted=False`` is the
+        # older spelling of the same thing (a VM_PFNMAP pfn with no struct page).
+        self.struct_page = struct_page and refcounted
         self.zone: Any = None  # the buddy zone it belongs to (page_alloc.py), or None
         self.head: Page = self  # compound_head(): the head of a compound page
         self.compound_order = 0  # PageHead's order (0: not compound)
@@ -94,6 +103,7 @@ _HELPERS = frozenset(
         "_put",
         "__put_page",
         "phys_access",
+        "stale_access",
         "free_the_page",
         "_free_the_page",
         "__free_pages_ok",
@@ -244,6 +254,11 @@ def phys_access(page: Page, gen: int, how: str, write: bool = True) -> None:
     allocated to another owner (a page reused while still mapped) -- CVE-2021-22543's
     last step.  ``how`` names the mapping ("guest write through SPTE gfn 1").
     """
+    report_stale_access(stale_access(page, gen, how, write))
+
+
+def stale_access(page: Page, gen: int, how: str, write: bool = True) -> tuple[str, str, list[str]] | None:
+    """The access step alone; returns what is wrong with it (judged at the step), or None."""
     verb = "write" if write else "read"
     rmw(page, "data", (lambda v: v + 1) if write else (lambda v: v), f"{how} (pfn {page.pfn})")
     if page.free:
@@ -251,10 +266,16 @@ def phys_access(page: Page, gen: int, how: str, write: bool = True) -> None:
     elif page.gen != gen:
         reason = f"the page was freed and reallocated to {page.owner} while still mapped"
     else:
-        return
-    bug(
-        "use-after-free",
+        return None
+    return (
         f"{how}: {verb} of pfn {page.pfn} after it was freed ({reason})",
         f"BUG: {verb} of freed pfn {page.pfn}: {how}",
         [f"{verb} of pfn {page.pfn} by {_where()}", *dump_page(page, reason)],
     )
+
+
+def report_stale_access(found: tuple[str, str, list[str]] | None) -> None:
+    """Report what stale_access() found: an oops of the accessing task."""
+    if found is not None:
+        message, headline, details = found
+        bug("use-after-free", message, headline, details)

@@ -22,7 +22,7 @@ count and flags are atomic.
 from __future__ import annotations
 
 from kvmcheck.kernel import SpinLock, Struct, spin_lock, spin_unlock
-from kvmcheck.kernel._core import bug
+from kvmcheck.kernel._core import bug, warn
 from kvmcheck.kernel.struct import rmw
 from kvmcheck.models.mm.page import Page, dump_page, note, put_page_testzero
 
@@ -116,7 +116,11 @@ def __free_pages(page: Page, order: int) -> None:
 
 
 def __free_pages_ok(zone: Zone, page: Page, order: int) -> None:
-    """free_pages_prepare() + __free_one_page(): bad_page() checks, poison, back to the free list."""
+    """free_pages_prepare() + __free_one_page(): bad_page() checks, poison, back to the free list.
+
+    As in the kernel, a block with a bad page is not freed at all (it leaks).
+    """
+    bad = False
     for i in range(1 << order):
         p = zone.pfn_to_page(page.pfn + i)
         rmw(p, "data", lambda v: v, f"kasan_poison_pages(pfn {p.pfn})")
@@ -125,6 +129,11 @@ def __free_pages_ok(zone: Zone, page: Page, order: int) -> None:
         count = rmw(p, "refcount", lambda v: v, f"free_pages_check(pfn {p.pfn})")[0]
         if count:
             bad_page(p, "nonzero _refcount")
+            bad = True
+    if bad:
+        return
+    for i in range(1 << order):
+        p = zone.pfn_to_page(page.pfn + i)
         rmw(p, "flags", lambda v: 0, f"free_pages_prepare(pfn {p.pfn}): clear flags")
         p.free, p.owner = True, ""
         p.head = p
@@ -136,10 +145,16 @@ def __free_pages_ok(zone: Zone, page: Page, order: int) -> None:
 
 
 def bad_page(page: Page, reason: str, kind: str = "refcount") -> None:
-    """bad_page() (mm/page_alloc.c): "BUG: Bad page state in process ..."."""
+    """bad_page() (mm/page_alloc.c): "BUG: Bad page state in process ..." -- a report, not an oops.
+
+    The kernel prints, taints and goes on without freeing the page: a WARN-class
+    finding here.  A page that is already free (``kind="double-free"``) is an oops in
+    this model: the buddy allocator's lists would be corrupted from then on.
+    """
     from kvmcheck.kernel._core import current_thread
 
-    bug(
+    report = bug if kind == "double-free" else warn
+    report(
         kind,
         f"Bad page state: pfn {page.pfn}: {reason}",
         f"BUG: Bad page state in process {current_thread().name}  pfn:{page.pfn}",

@@ -167,7 +167,9 @@ class KvmFollowPfn:
     hva: int
     write: bool = True  # FOLL_WRITE
     pin: bool = False  # FOLL_PIN (v6.13 kvm_vcpu_map)
+    get: bool = True  # FOLL_GET: the caller keeps the reference (stevens-v9's guarded faults do not)
     guarded_by_mmu_notifier: bool = False  # stevens-v9
+    allow_non_refcounted_struct_page: bool = False  # stevens-v9 (true for the x86-64 TDP fault)
     map_writable: bool = False
     refcounted_page: Page | None = None  # v6.13: the page KVM holds a reference to, if any
     is_refcounted_page: bool = False  # stevens-v9
@@ -281,7 +283,13 @@ class KvmMain(Subsystem):
 
     def kvm_follow_pfn(self, kvm: Kvm, gfn: int, write: bool, guarded: bool = False) -> KvmFollowPfn:
         """__gfn_to_pfn_memslot() / kvm_follow_pfn(): the lookup the x86 fault makes."""
-        kfp = KvmFollowPfn(hva=self.gfn_to_hva(kvm, gfn), write=write, guarded_by_mmu_notifier=guarded)
+        kfp = KvmFollowPfn(
+            hva=self.gfn_to_hva(kvm, gfn),
+            write=write,
+            get=not guarded,
+            guarded_by_mmu_notifier=guarded,
+            allow_non_refcounted_struct_page=guarded,
+        )
         self.hva_to_pfn_kfp(kvm, kfp)
         return kfp
 

@@ -156,9 +156,16 @@ class KvmMainStevensV9(KvmMain):
     version = "stevens-v9"
 
     def kvm_resolve_pfn(self, kvm: Kvm, kfp: KvmFollowPfn, pfn: int, gup: bool) -> int:
-        """kvm_follow_refcounted_pfn(): a GUP'd page is refcounted."""
-        kfp.is_refcounted_page = gup
+        """kvm_follow_refcounted_pfn() for a GUP'd page: refcounted; no FOLL_GET -> put it now."""
+        if gup:
+            self.kvm_follow_refcounted_pfn(kfp, kvm.mm.pages[pfn])
         return pfn
+
+    def kvm_follow_refcounted_pfn(self, kfp: KvmFollowPfn, page: Page) -> None:
+        """kvm_follow_refcounted_pfn() (v9 as Sean suggested it): the put_page() "hack" when !FOLL_GET."""
+        kfp.is_refcounted_page = True
+        if not kfp.get:
+            put_page(page)
 
     def hva_to_pfn_remapped(self, kvm: Kvm, vma: VmArea, kfp: KvmFollowPfn) -> tuple[int, int]:
         """hva_to_pfn_remapped() (v9): try a reference; without one, only guarded callers get the pfn."""
@@ -173,21 +180,20 @@ class KvmMainStevensV9(KvmMain):
             pte = follow_pte(mm, kfp.hva)
             if pte is None:
                 return EINVAL, 0
-        r = 0
+        r, page = 0, None
         if kfp.write and not pte.write:
             pfn = KVM_PFN_ERR_RO_FAULT
         else:
             kfp.map_writable, pfn, kfp.gen = pte.write, pte.pfn, pte.gen
             page = self.kvm_pfn_to_refcounted_page(kvm, pfn)
             if page is not None and get_page_unless_zero(page):
-                kfp.is_refcounted_page = True  # the result matters: it says who may use the pfn
+                self.kvm_follow_refcounted_pfn(kfp, page)  # the result says who may use the pfn
         pte_unmap_unlock(mm)
-        if (
-            not is_error_pfn(pfn)
-            and not kfp.is_refcounted_page
-            and not kfp.guarded_by_mmu_notifier
-            and not self.allow_unsafe_mappings
-        ):
+        if is_error_pfn(pfn) or kfp.is_refcounted_page:
+            return r, pfn
+        if page is not None and not kfp.allow_non_refcounted_struct_page:
+            r = EFAULT  # "TODO: remove once all callers play nice with non-refcounted struct pages"
+        elif not kfp.guarded_by_mmu_notifier and not self.allow_unsafe_mappings:
             r = EFAULT
         return r, pfn
 

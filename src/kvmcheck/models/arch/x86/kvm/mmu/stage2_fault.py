@@ -55,7 +55,7 @@ from kvmcheck.kernel import (
 )
 from kvmcheck.models.build import Subsystem
 from kvmcheck.models.mm.memory import EFAULT, find_vma
-from kvmcheck.models.mm.page import Page, note, phys_access
+from kvmcheck.models.mm.page import Page, mark_page_accessed, note, report_stale_access, stale_access
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmVcpu
 from kvmcheck.models.virt.kvm.kvm_main import KvmFollowPfn, is_error_pfn
 
@@ -208,23 +208,43 @@ class X86Mmu(Subsystem):
 
 
 class X86MmuStevensV9(X86Mmu):
-    """Stevens v9: guarded faults may map non-refcounted pfns; the SPTE remembers which."""
+    """Stevens v9 ("KVM: x86/mmu: Don't pass FOLL_GET to __kvm_follow_pfn"), TDP fault.
+
+    The lookup is guarded_by_mmu_notifier, passes no FOLL_GET (a refcounted page's
+    reference is dropped inside it) and allows non-refcounted struct pages (x86-64
+    TDP has the SPTE bit); under mmu_lock a refcounted page is marked accessed; there
+    is nothing to release.  (v9's shadow-paging FNAME(page_fault) marked it after
+    write_unlock, a v8->v9 folding mistake its author acknowledged; not modelled.)
+    """
 
     version = "stevens-v9"
 
     def faultin_pfn(self, kvm: Kvm, gfn: int, write: bool) -> KvmFollowPfn:
-        """__kvm_faultin_pfn (v9): guarded_by_mmu_notifier = true."""
+        """__kvm_faultin_pfn (v9): guarded_by_mmu_notifier = true, no FOLL_GET."""
         kfp: KvmFollowPfn = kvm.build.kvm_main.kvm_follow_pfn(kvm, gfn, write, guarded=True)
         return kfp
 
-    def spte_refcounted(self, kfp: KvmFollowPfn) -> bool:
-        """SPTE_MMU_PAGE_REFCOUNTED = fault->is_refcounted_page."""
-        return kfp.is_refcounted_page
+    def kvm_mmu_page_fault(self, vcpu: KvmVcpu, gfn: int, write: bool) -> int:
+        """kvm_tdp_mmu_page_fault() (v9): fault in, lock, stale check, map, mark accessed, unlock."""
+        kvm = vcpu.kvm
+        mmu_seq = data_race(kvm, "mmu_invalidate_seq")
+        smp_rmb()
+        kfp = self.faultin_pfn(kvm, gfn, write)
+        if is_error_pfn(kfp.pfn):
+            return EFAULT
+        r = RET_PF_RETRY
+        write_lock(kvm.mmu_lock)
+        if not self.is_page_fault_stale(kvm, mmu_seq, gfn):
+            pfn, level = self.kvm_mmu_hugepage_adjust(kvm, gfn, kfp.pfn)
+            r = self.install_spte(kvm, gfn, pfn, level, kfp, kfp.pfn)
+        if kfp.is_refcounted_page:  # out_unlock, still under mmu_lock
+            mark_page_accessed(kvm.mm.pages[kfp.pfn])  # kvm_set_page_accessed(pfn_to_page(fault->pfn))
+        write_unlock(kvm.mmu_lock)
+        return r
 
-    def release(self, kvm: Kvm, kfp: KvmFollowPfn) -> None:
-        """Release only a page a reference was taken on."""
-        if kfp.is_refcounted_page:
-            kvm.build.kvm_main.kvm_release_pfn_clean(kvm, kfp.pfn)
+    def spte_refcounted(self, kfp: KvmFollowPfn) -> bool:
+        """SPTE_MMU_PAGE_REFCOUNTED = fault->is_refcounted_page (4K SPTEs)."""
+        return kfp.is_refcounted_page
 
     def handle_changed_spte(self, kvm: Kvm, spte: Spte, old_pfn: int) -> None:
         """A/D go to the struct page only if the SPTE's refcounted bit is set."""
@@ -311,12 +331,13 @@ def guest_access(vcpu: KvmVcpu, gfn: int, write: bool = True) -> bool:
     kvm = vcpu.kvm
     mmu = arch_mmu(kvm)
     read_lock(mmu.guest_mode)
-    ok = _walk_and_access(kvm, mmu, gfn, write)
-    read_unlock(mmu.guest_mode)
+    ok, found = _walk_and_access(kvm, mmu, gfn, write)
+    read_unlock(mmu.guest_mode)  # the vCPU leaves guest mode before the report (it is no oops there)
+    report_stale_access(found)
     return ok
 
 
-def _walk_and_access(kvm: Kvm, mmu: KvmArchMmu, gfn: int, write: bool) -> bool:
+def _walk_and_access(kvm: Kvm, mmu: KvmArchMmu, gfn: int, write: bool) -> tuple[bool, Any]:
     """The CPU's page walk through the SPTEs, then the access to memory."""
     sptes = mmu.sptes
     spte, pfn = None, 0
@@ -329,11 +350,11 @@ def _walk_and_access(kvm: Kvm, mmu: KvmArchMmu, gfn: int, write: bool) -> bool:
         spte = sptes[gfn]
         pfn = READ_ONCE(spte, "pfn")
     if not pfn:
-        return False
+        return False, None
     gen = spte.gens.get(pfn, -1)
     how = f"guest {'write' if write else 'read'} through SPTE gfn {gfn}"
-    phys_access(mem_of(kvm, pfn), gen, how, write)
+    found = stale_access(mem_of(kvm, pfn), gen, how, write)
     WRITE_ONCE(spte, "accessed", True)
     if write:
         WRITE_ONCE(spte, "dirty", True)
-    return True
+    return True, found

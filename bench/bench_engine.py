@@ -1,0 +1,118 @@
+"""Engine benchmark: old engine vs new, side by side in one run (issue 15).
+
+1. executions/s on 2 threads x 10 lock-protected increments (the first
+   ``SECONDS`` of the search, best of ``ROUNDS`` alternating rounds) under
+   - the old engine: this repository at ``OLD_COMMIT`` (before issue 15),
+     extracted with ``git archive`` and run in a subprocess;
+   - the new engine's default ``dpor`` (optimal DPOR, wakeup trees);
+   - the new engine's ``dpor-source`` (the old algorithm on the new engine);
+2. complete counts on 2x6 (924 traces) under all three;
+3. lastzero(8): executions and sleep-set-blocked executions, dpor vs dpor-source.
+
+The machine is shared: absolute figures are noisy, the ratios measured in one
+run are what to quote.  Run: .venv/bin/python bench/bench_engine.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+OLD_COMMIT = "b1ec38f"  # main before the engine work of issue 15
+SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+
+RUNNER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from bench_lock_family import lock_family
+from kvmcheck import check
+n, k, strategy, seconds = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+kw = {"max_seconds": seconds} if seconds > 0 else {}
+t0 = time.perf_counter()
+r = check(lock_family(n, k), strategy=strategy, **kw)
+dt = time.perf_counter() - t0
+print(json.dumps({"executions": r.executions, "blocked": r.blocked, "steps": r.steps,
+                  "seconds": dt, "complete": r.complete, "verdict": r.verdict}))
+"""
+
+
+def old_tree() -> str | None:
+    """The old engine's sources, extracted from git (None if git cannot)."""
+    out = os.path.join(tempfile.gettempdir(), f"kvmcheck-{OLD_COMMIT}")
+    if os.path.isdir(os.path.join(out, "src", "kvmcheck")):
+        return out
+    os.makedirs(out, exist_ok=True)
+    try:
+        archive = subprocess.run(
+            ["git", "-C", REPO, "archive", OLD_COMMIT, "src", "bench"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", out], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out
+
+
+def run(src: str, bench: str, n: int, k: int, strategy: str, seconds: float) -> dict[str, Any]:
+    p = subprocess.run(
+        [sys.executable, "-c", RUNNER, src, bench, str(n), str(k), strategy, str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(p.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    old = old_tree()
+    new_src = os.path.join(REPO, "src")
+    engines: list[tuple[str, str, str, str]] = []
+    if old is not None:
+        engines.append(
+            (f"old engine ({OLD_COMMIT}), dpor", os.path.join(old, "src"), os.path.join(old, "bench"), "dpor")
+        )
+    engines.append(("new engine, dpor (optimal)", new_src, HERE, "dpor"))
+    engines.append(("new engine, dpor-source", new_src, HERE, "dpor-source"))
+
+    print(f"2 threads x 10 lock-protected increments: first {SECONDS:g} s of the search, best of {ROUNDS}")
+    best: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for name, src, bench, strat in engines:
+            r = run(src, bench, 2, 10, strat, SECONDS)
+            rate = r["executions"] / r["seconds"]
+            best[name] = max(best.get(name, 0.0), rate)
+    base = best.get(engines[0][0], 0.0) or 1.0
+    for name, *_ in engines:
+        print(f"  {name:34} {best[name]:8,.0f} executions/s   x{best[name] / base:.2f}")
+
+    print("complete run, 2 threads x 6 increments (924 traces):")
+    for name, src, bench, strat in engines:
+        r = run(src, bench, 2, 6, strat, 0)
+        print(
+            f"  {name:34} executions {r['executions']:,}  blocked {r['blocked']}  "
+            f"complete {r['complete']}  {r['executions'] / r['seconds']:,.0f}/s"
+        )
+
+    sys.path.insert(0, REPO)
+    from tests.engine.test_optimal import lastzero
+
+    from kvmcheck import check
+
+    print("lastzero(8) (704 traces):")
+    for strat in ("dpor", "dpor-source"):
+        t0 = time.perf_counter()
+        r = check(lastzero(8), strategy=strat)
+        dt = time.perf_counter() - t0
+        print(f"  {strat:12} executions {r.executions:,}  sleep-set blocked {r.blocked:,}  {dt:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
