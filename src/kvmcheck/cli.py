@@ -178,6 +178,25 @@ def _replay_target(target: str, s: Scenario) -> str:
     show_default=True,
     help="Shrink a counterexample to the fewest preemptions, then steps (--no-minimise keeps the first).",
 )
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the dpor search's state to this file as it goes (and at the end), to --resume later.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds between two --checkpoint saves.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Go on with the dpor search saved by --checkpoint in this file.",
+)
 @click.option("--full", is_flag=True, help="Show every step of the counterexample, not only the story.")
 @click.option(
     "--db/--no-db",
@@ -200,6 +219,9 @@ def check_cmd(
     keep_going: bool,
     minimise: bool,
     use_db: bool,
+    checkpoint: str | None,
+    checkpoint_every: float,
+    resume: str | None,
     **opts: Any,
 ) -> None:
     """Check FILE.py[::SCENARIO], a bundled SCENARIO, or --all bundled ones.
@@ -223,10 +245,14 @@ def check_cmd(
         kcsan=opts["kcsan"],
         minimise=minimise,
         use_db=use_db,
-        engine={"keep_going": True} if keep_going else {},
+        engine=_engine_options(keep_going, checkpoint, checkpoint_every, resume),
     )
     whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=
     pairs = _pairs(scns, variant)
+    if (checkpoint or resume) and len(pairs) != 1:
+        raise UsageError(
+            f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
+        )
     table = _Table(pairs) if run_all and not as_json else None
     done: list[Checked] = []
     anns: list[Any] = []
@@ -264,6 +290,17 @@ def check_cmd(
                 click.echo(_paint("all verdicts as expected", "ok"))
         sys.exit(1 if differ else 0)
     sys.exit(1 if any(c.result.verdict == "bug" for c in done) else 0)
+
+
+def _engine_options(
+    keep_going: bool, checkpoint: str | None, every: float, resume: str | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"keep_going": True} if keep_going else {}
+    if checkpoint is not None:
+        out.update(checkpoint=checkpoint, checkpoint_every_s=every)
+    if resume is not None:
+        out["resume"] = resume
+    return out
 
 
 def _annotate(c: Checked, kcsan: bool | None) -> Any:

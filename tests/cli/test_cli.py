@@ -410,3 +410,36 @@ def test_html_report_written(model, tmp_path):
     assert r.returncode == 1
     text = out.read_text()
     assert "<table class=lanes>" in text and "failing" in text and "<script>" in text
+
+
+def test_checkpoint_and_resume(model, tmp_path):
+    p = tmp_path / "many.py"
+    p.write_text(
+        textwrap.dedent(
+            """
+            from kvmcheck import scenario, spawn, join
+            from kvmcheck.kernel import Struct
+
+            class S(Struct):
+                a: int = 0
+
+            @scenario(kcsan=False)
+            def many():
+                s = S()
+                def t():
+                    for _ in range(3):
+                        s.a = s.a + 1
+                join(spawn(t), spawn(t), spawn(t))
+            """
+        )
+    )
+    ck = tmp_path / "search.ckpt"
+    r = run("check", f"{p}::many", "--max-executions", "5", "--checkpoint", str(ck), "--no-db")
+    assert r.returncode == 0 and ck.exists(), r.stderr
+    r = run("check", f"{p}::many", "--max-executions", "5", "--resume", str(ck), "--no-db")
+    assert r.returncode == 0, r.stderr
+    assert "bounded" in r.stdout
+    assert "dpor" in one_line_error(
+        run("check", f"{model}::locked", "--checkpoint", str(ck), "--strategy", "pct")
+    )
+    assert "one scenario" in one_line_error(run("check", model, "--checkpoint", str(ck)))

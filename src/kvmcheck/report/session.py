@@ -72,7 +72,7 @@ def engine_accepts(name: str) -> bool:
 
 
 def run_one(scn: Scenario, variant: str | None, target: str, origin: str, opts: Options) -> Checked:
-    if opts.use_db:
+    if opts.use_db and "resume" not in opts.engine:  # resuming asks for the search itself
         hit = _replay_saved(scn, variant, target, origin, opts)
         if hit is not None:
             return hit
