@@ -72,7 +72,7 @@ def main() -> None:
 
 
 LAYERS = (
-    ("dpor search (clocks, races, sleep sets)", "strategies/dpor.py"),
+    ("dpor search (clocks, races, sleep sets, wakeup trees)", "_engine/strategies/"),
     ("scheduler + greenlet switches", "_engine/"),
     ("kernel primitives (locks, lockdep, KCSAN)", "kernel/"),
     ("model code (the scenario)", "bench_lock_family.py"),

@@ -23,6 +23,7 @@ OP_BUILDERS = {
     "struct.py": "field accesses (an object's fields, not a primitive)",
     "kasan.py": "kfree/kunmap: exclusive on the whole freed object",
     "context.py": "cond_resched/cpu_relax (the thread) and spin_until_cond (a field)",
+    "list.py": "list_head pointer fields (Struct fields, as struct.py)",
 }
 
 

@@ -8,7 +8,9 @@ when README is stale.
 from __future__ import annotations
 
 import inspect
+import re
 import sys
+from pathlib import Path
 
 import kvmcheck.kernel as k
 
@@ -21,6 +23,8 @@ OTHER: dict[str, str] = {
     "GFP_ATOMIC": "allocation flags that never sleep (xa_store under a spinlock)",
     "GFP_KERNEL": "allocation flags that may sleep (a might_sleep point in xa_store)",
     "GFP_NOWAIT": "allocation flags that never sleep nor dip into reserves",
+    "LIST_POISON1": "what list_del() leaves in ->next: a walk through a deleted entry faults",
+    "LIST_POISON2": "what list_del() leaves in ->prev",
     "REFCOUNT_MAX": "INT_MAX, the largest value a refcount_t holds",
     "REFCOUNT_SATURATED": "INT_MIN / 2 (0xc0000000): where a refcount_t is parked after a WARN",
     "kmap": "kmap(page): map a page into the kernel (a KernelMapping; use after kunmap faults)",
@@ -44,8 +48,13 @@ def summary(name: str) -> str:
 def _module(name: str) -> str:
     obj = getattr(k, name)
     mod = getattr(obj, "__module__", None) or ""
-    if not mod.startswith("kvmcheck.kernel.") or (name in OTHER and not callable(obj)):
-        mod = {"GFP": "kvmcheck.kernel.xarray", "REF": "kvmcheck.kernel.refcount"}[name[:3]]
+    if not mod.startswith("kvmcheck.kernel."):  # a constant: the module whose source defines it
+        defines = re.compile(rf"^{re.escape(name)}\s*[:=]", re.M)
+        for m in sorted(n for n in sys.modules if n.startswith("kvmcheck.kernel.")):
+            path = getattr(sys.modules[m], "__file__", None)
+            if path and defines.search(Path(path).read_text(encoding="utf-8")):
+                mod = m
+                break
     return mod.rsplit(".", 1)[1]
 
 
@@ -67,9 +76,9 @@ def render(readme: str) -> str:
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "--write":
         with open(argv[1], encoding="utf-8") as f:
-            text = f.read()
+            text = render(f.read())  # before opening for writing: a failure leaves README intact
         with open(argv[1], "w", encoding="utf-8") as f:
-            f.write(render(text))
+            f.write(text)
         return 0
     print(table())
     return 0

@@ -18,8 +18,9 @@ reader in interrupt context never waits for a waiting writer).
 Recursive reads: with queued rwlocks (x86), read_lock() is a *recursive*
 read only in interrupt context (read_lock_is_recursive()); in process context
 read_lock(L) while holding L for read is "possible recursive locking", since
-a writer queued in between deadlocks it -- the fairness locking.py does not
-model, so lockdep is what reports it, as in the kernel.
+a writer queued in between deadlocks it.  lockdep reports it in every
+execution, as in the kernel; the search finds the hang itself too
+(locking.py models writer fairness), past the WARN with keep_going.
 
 Reports follow kernel/locking/lockdep.c: print_circular_bug() (the lock the
 task is trying to acquire, the lock it holds, "which lock already depends on
