@@ -2,31 +2,60 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+# The venv is rebuilt when the interpreter changes (another PYTHON, or an upgrade of it).
+PYID := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null)
+ifneq ($(PYID),)
+ifneq ($(PYID),$(shell cat $(VENV)/.python 2>/dev/null))
+$(shell rm -rf $(VENV))
+endif
+endif
 
-$(STAMP): pyproject.toml
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+
+.PHONY: demo test bench lint clean chromium
+
+# kvmcheck alone: what `make demo` needs
+$(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	echo '$(PYID)' > $(VENV)/.python
+	$(PIP) install -e .
+	touch $(BASE)
+
+# kvmcheck with the test and lint tools
+$(STAMP): $(BASE)
+	$(PIP) install -e '.[dev]'
 	touch $(STAMP)
 
 ## demo: check every bundled scenario x variant, then show the v6.8 pfncache race
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/kvmcheck check --all
 	@echo
 	@echo "== the seed race in v6.8 (exit status 1: a bug, as expected) =="
 	$(BIN)/kvmcheck check pfncache.seed_race --variant v6.8 --html reports/pfncache-v6.8.html; test $$? -eq 1
 	@echo "HTML report: reports/pfncache-v6.8.html"
 
-## test: the whole test suite
-test: $(STAMP)
+## test: the whole test suite (the HTML report test needs Debian's chromium: installed here when root)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+## chromium: Debian's chromium for the HTML report test; installed only as root, when missing
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the HTML report test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	      || echo "could not install chromium: the HTML report test will be skipped"; \
+	  else \
+	    echo "chromium is not installed (apt-get install chromium): the HTML report test will be skipped"; \
+	  fi; \
+	fi
 
 ## bench: throughput of the checker (executions/s, steps/s), then side by side with frontrun
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(PIP) install -e '.[bench]'
 	$(BIN)/python bench/bench_lock_family.py
 	$(BIN)/python bench/bench_peers.py
 	$(BIN)/python bench/bench_models.py
@@ -38,4 +67,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports build *.egg-info src/*.egg-info
+	rm -rf $(VENV) reports build *.egg-info src/*.egg-info .kvmcheck

@@ -1,47 +1,121 @@
 """The command line: ``kvmcheck check | replay | list``.
 
-Exit codes: 0 no bug (or, with --all, every verdict as expected), 1 bug
-(or an unexpected verdict), 2 a usage or model-file error -- printed as one
-line, never a traceback.
+Exit codes: 0 no bug (or every verdict as its scenario expects), 1 a bug (or
+a verdict that differs from its expectation), 2 a usage or model-file error --
+printed as one line, never a traceback -- and 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from typing import Any
 
 import click
 
-from kvmcheck import _cliguard
-from kvmcheck._engine.check import STRATEGIES, Result, check, replay
+from kvmcheck import __version__, _cliguard
+from kvmcheck._engine.check import STRATEGIES, Result, replay
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
-from kvmcheck.report.text import render_result
+from kvmcheck.report import database as db
+from kvmcheck.report.json_report import result_json
+from kvmcheck.report.session import Checked, Options, run_one
+from kvmcheck.report.text import render_result, terminal_width
+
+EXIT_CODES = """\b
+Exit codes:
+  0  no bug, or every verdict as its scenario's expect= says
+  1  a bug, or a verdict that differs from its expectation
+  2  a usage or model-file error (one line on stderr)
+  130  interrupted"""
+
+MAIN_EPILOG = f"""\b
+Examples:
+  kvmcheck list                                   bundled scenarios and variants
+  kvmcheck check --all                            every bundled scenario x variant
+  kvmcheck check pfncache.seed_race -V v6.8       one bundled scenario
+  kvmcheck check my_model.py                      every scenario of a file vs its expect=
+  kvmcheck replay --last                          the last counterexample again
+
+{EXIT_CODES}
+
+Environment: NO_COLOR (no colour), COLUMNS (report width), KVMCHECK_DB (failure database,
+default .kvmcheck/)."""
+
+CHECK_EPILOG = f"""\b
+Examples:
+  kvmcheck check pfncache.seed_race --variant v6.8
+  kvmcheck check pfncache.seed_race -V v6.8 --full --html report.html
+  kvmcheck check my_model.py                  compare each scenario x variant with expect=
+  kvmcheck check my_model.py::racy --strategy pct --max-executions 5000
+  kvmcheck check --all --json > results.json
+
+{EXIT_CODES}"""
+
+REPLAY_EPILOG = f"""\b
+Examples:
+  kvmcheck replay pfncache.seed_race -V v6.8 '0x141-1x34-2x32-1x21-0-2-3x24'
+  kvmcheck replay my_model.py::racy '0x3-1x2-2'
+  kvmcheck replay --last                      the last counterexample saved in .kvmcheck/
+
+{EXIT_CODES}"""
 
 
-def _emit(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2), file=_cliguard.stdout())  # not the model's print()s
+def _color_on(stream: Any = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    s = stream if stream is not None else sys.stdout
+    return bool(getattr(s, "isatty", lambda: False)())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_VERDICT_COLOURS = {"bug": "red", "ok": "green", "bounded": "yellow"}
+
+
+def _paint(text: str, verdict: str) -> str:
+    if not _color_on():
+        return text
+    return click.style(text, fg=_VERDICT_COLOURS.get(verdict), bold=verdict == "bug")
+
+
+class Progress:
+    """A progress line on stderr, on a terminal only: executions, executions/s, elapsed, estimate."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.on = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        if not self.on or now - self.last < 0.2:
+            return
+        self.last = now
+        n, el = int(getattr(p, "executions", 0)), float(getattr(p, "elapsed_s", 0.0))
+        est = getattr(p, "estimate_total", None)
+        rate = n / el if el > 0 else 0.0
+        line = f"{self.label}: {n} executions, {rate:.0f}/s, {el:.1f}s"
+        if est:
+            line += f", ~{100 * n / est:.0f}% of an estimated {est:.0f}"
+        sys.stderr.write("\r" + line[: terminal_width(sys.stderr) - 1] + "\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=MAIN_EPILOG)
+@click.version_option(__version__, "--version", prog_name="kvmcheck", message="%(prog)s %(version)s")
 def main() -> None:
     """kvmcheck: explore every interleaving of a kernel model, with the kernel's own checks."""
-
-
-def _run_one(s: Scenario, variant: str | None, opts: dict[str, Any]) -> Result:
-    return check(
-        s,
-        strategy=opts["strategy"],
-        max_executions=opts["max_executions"],
-        max_seconds=opts["max_seconds"],
-        seed=opts["seed"],
-        variant=variant,
-        max_steps=opts["max_steps"],
-        kcsan=opts["kcsan"],
-        step_timeout_s=opts.get("step_timeout", 10.0),
-    )
 
 
 def _pairs(scns: list[Scenario], variant: str | None) -> list[tuple[Scenario, str | None]]:
@@ -56,111 +130,307 @@ def _pairs(scns: list[Scenario], variant: str | None) -> list[tuple[Scenario, st
     return out
 
 
-@main.command("check")
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "::" in target
+
+
+def _replay_target(target: str, s: Scenario) -> str:
+    """What to pass to `kvmcheck replay`: FILE.py::SCENARIO for a file, else the bundled name."""
+    if _is_file(target):
+        return f"{target.partition('::')[0]}::{s.name}"
+    return s.name
+
+
+@main.command("check", epilog=CHECK_EPILOG)
 @click.argument("target", required=False)
-@click.option("--variant", "-V", help="Variant of the model (see `kvmcheck list`).")
-@click.option("--all", "run_all", is_flag=True, help="Check every bundled scenario x variant.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="dpor", show_default=True)
-@click.option("--max-executions", type=click.IntRange(min=1), default=None)
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--variant", "-V", help="Variant of the model (see `kvmcheck list`); default: every variant.")
+@click.option(
+    "--all",
+    "run_all",
+    is_flag=True,
+    help="Check every bundled scenario x variant (or every one in TARGET=FILE.py) against its "
+    "expect=, one table row each as it finishes.",
+)
+@click.option(
+    "--strategy", type=click.Choice(STRATEGIES), default="dpor", show_default=True, help="Search strategy."
+)
+@click.option("--max-executions", type=click.IntRange(min=1), default=None, help="Stop after N executions.")
+@click.option(
+    "--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds."
+)
+@click.option(
+    "--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True, help="Steps per execution."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random and pct strategies.")
+@click.option(
+    "--kcsan/--no-kcsan",
+    default=None,
+    help="Force the plain-access checks (KCSAN, locking contract) on or off (default: the scenario's).",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Go on searching after a WARN-class finding (WARN_ON, lockdep, KCSAN) instead of stopping.",
+)
+@click.option(
+    "--minimise/--no-minimise",
+    default=True,
+    show_default=True,
+    help="Shrink a counterexample to the fewest preemptions, then steps (--no-minimise keeps the first).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the dpor search's state to this file as it goes (and at the end), to --resume later.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds between two --checkpoint saves.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Go on with the dpor search saved by --checkpoint in this file.",
+)
+@click.option("--full", is_flag=True, help="Show every step of the counterexample, not only the story.")
 @click.option(
     "--step-timeout",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
     help="Seconds of pure Python with no kernel operation before a thread is reported stuck.",
 )
 @click.option(
-    "--kcsan/--no-kcsan",
-    default=None,
-    help="Force the plain-access checks (KCSAN, locking contract) on or off.",
+    "--db/--no-db",
+    "use_db",
+    default=True,
+    show_default=True,
+    help="Replay the saved counterexample first and save new ones (.kvmcheck/, or $KVMCHECK_DB).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results instead of text.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report to this file."
+)
 def check_cmd(
-    target: str | None, variant: str | None, run_all: bool, as_json: bool, html_path: str | None, **opts: Any
+    target: str | None,
+    variant: str | None,
+    run_all: bool,
+    as_json: bool,
+    html_path: str | None,
+    full: bool,
+    keep_going: bool,
+    minimise: bool,
+    use_db: bool,
+    checkpoint: str | None,
+    checkpoint_every: float,
+    resume: str | None,
+    step_timeout: float,
+    **opts: Any,
 ) -> None:
-    """Check FILE.py[::SCENARIO], a bundled SCENARIO, or --all bundled ones."""
-    if run_all == bool(target):
-        raise UsageError("give exactly one of TARGET (FILE.py[::SCENARIO] or a bundled scenario) and --all")
+    """Check FILE.py[::SCENARIO], a bundled SCENARIO, or --all bundled ones.
+
+    A single scenario exits 1 when it has a bug.  A whole FILE.py (or --all)
+    compares each scenario x variant with its declared expect= and exits 0
+    when all match, 1 when one differs (listing which).
+    """
+    if not run_all and not target:
+        raise UsageError("give a TARGET (FILE.py, FILE.py::SCENARIO or a bundled scenario) or --all")
+    if run_all and target and not target.endswith(".py"):
+        raise UsageError("--all takes no scenario: give --all alone, or --all FILE.py")
     _cliguard.begin(as_json, {"--html": html_path})  # outputs checked now; SIGINT/SIGTERM stop cleanly
-    scns = bundled() if run_all else resolve(target or "")
-    results = []
-    for s, v in _pairs(scns, variant):
+    scns = bundled() if not target else resolve(target)
+    origin = target.partition("::")[0] if target and _is_file(target) else ""
+    options = Options(
+        strategy=opts["strategy"],
+        max_executions=opts["max_executions"],
+        max_seconds=opts["max_seconds"],
+        max_steps=opts["max_steps"],
+        seed=opts["seed"],
+        kcsan=opts["kcsan"],
+        minimise=minimise,
+        use_db=use_db,
+        engine={
+            **_engine_options(keep_going, checkpoint, checkpoint_every, resume),
+            "step_timeout_s": step_timeout,
+        },
+    )
+    whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=
+    pairs = _pairs(scns, variant)
+    if (checkpoint or resume) and len(pairs) != 1:
+        raise UsageError(
+            f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
+        )
+    table = _Table(pairs) if run_all and not as_json else None
+    done: list[Checked] = []
+    anns: list[Any] = []
+    width = terminal_width()
+    for s, v in pairs:
         if _cliguard.interrupted():
             break
-        r = _run_one(s, v, opts)
-        results.append((s, v, r))
-        if not as_json and not run_all:
-            click.echo(render_result(r))
-            if r.finding is not None:
-                click.echo(
-                    f"replay: kvmcheck replay {_replay_target(target or '', s)}"
-                    + (f" --variant {v}" if v else "")
-                    + f" '{r.finding.schedule}'"
-                )
+        prog = Progress(s.name + (f" [{v}]" if v else ""))
+        options.on_progress = prog
+        try:
+            c = run_one(s, v, _replay_target(target or s.name, s), origin, options)
+        finally:
+            prog.done()
+        done.append(c)
+        ann = (
+            _annotate(c, options.kcsan, step_timeout)
+            if html_path or (table is None and not as_json)
+            else None
+        )
+        anns.append(ann)
+        if table is not None:
+            table.row(c)
+        elif not as_json:
+            _print_text(c, full, width, ann)
     if html_path:
         from kvmcheck.report.html import write_html
 
-        _cliguard.write_atomic(write_html, html_path, [r for _, _, r in results])
-    if run_all:
-        _finish_all(results, as_json)
-        return
+        roots = [os.path.dirname(os.path.abspath(origin))] if origin else []
+        _cliguard.write_atomic(write_html, html_path, [c.result for c in done], anns, roots)
     if as_json:
-        out = [r.as_dict() for _, _, r in results]
-        _emit(out[0] if len(out) == 1 else out)
-    sys.exit(_cliguard.exit_code(1 if any(r.verdict == "bug" for _, _, r in results) else 0))
+        click.echo(json.dumps([result_json(c) for c in done], indent=2), file=_cliguard.stdout())
+    if whole:
+        differ = [c for c in done if not c.as_expected]
+        if not as_json:
+            if differ:
+                click.echo(_paint("SOME VERDICTS DIFFER FROM THEIR EXPECTATION:", "bug"))
+                for c in differ:
+                    name = c.scenario.name + (f" [{c.variant}]" if c.variant else "")
+                    click.echo(f"  {name}: expected {c.expected}, got {c.result.verdict}")
+            else:
+                click.echo(_paint("all verdicts as expected", "ok"))
+        sys.exit(_cliguard.exit_code(1 if differ else 0))
+    sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
 
 
-def _replay_target(target: str, s: Scenario) -> str:
-    """What to pass to `kvmcheck replay`: FILE.py::SCENARIO for a file, else the bundled name."""
-    if target.endswith(".py") or "::" in target:
-        return f"{target.partition('::')[0]}::{s.name}"
-    return s.name
+def _engine_options(
+    keep_going: bool, checkpoint: str | None, every: float, resume: str | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"keep_going": True} if keep_going else {}
+    if checkpoint is not None:
+        out.update(checkpoint=checkpoint, checkpoint_every_s=every)
+    if resume is not None:
+        out["resume"] = resume
+    return out
 
 
-def _finish_all(results: list[tuple[Scenario, str | None, Result]], as_json: bool) -> None:
-    rows = []
-    ok = True
-    for s, v, r in results:
-        expected = s.expect.get(v) if v in s.expect else s.expect.get(None)
-        match = expected is None or expected == r.verdict
-        ok &= match
-        rows.append({**r.as_dict(), "expect": expected, "as_expected": match})
-    if as_json:
-        _emit(rows)
-    else:
-        from kvmcheck.report.table import render_table
+def _annotate(c: Checked, kcsan: bool | None, step_timeout_s: float | None = None) -> Any:
+    """The counterexample's steps with their values (None without a finding)."""
+    from kvmcheck.report.values import annotate
 
-        click.echo(render_table(rows))
-        click.echo("all verdicts as expected" if ok else "SOME VERDICTS DIFFER FROM THEIR EXPECTATION")
-    sys.exit(_cliguard.exit_code(0 if ok else 1))
+    if c.result.finding is None:
+        return None
+    return annotate(c.scenario, c.result, kcsan, step_timeout_s)
 
 
-@main.command("replay")
-@click.argument("target")
-@click.argument("schedule")
+def _print_text(c: Checked, full: bool, width: int, ann: Any) -> None:
+    r = c.result
+    text = render_result(r, ann, full=full, width=width, shrunk=c.shrunk)
+    first, _, rest = text.partition("\n")
+    click.echo(_paint(first, r.verdict) + ("\n" + rest if rest else ""))
+    cmd = c.replay_command()
+    if cmd:
+        click.echo(_wrap_command(f"replay: {cmd}", width))
+    if c.expected is not None and not c.as_expected:
+        click.echo(f"expected {c.expected}, got {r.verdict}")
+
+
+def _wrap_command(text: str, width: int) -> str:
+    """A long command on several lines joined by `` \\`` so a shell still takes it whole."""
+    if len(text) <= width:
+        return text
+    lines, cur = [], ""
+    for word in text.split(" "):
+        if cur and len(cur) + 1 + len(word) > width - 2:
+            lines.append(cur + " \\")
+            cur = "    " + word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return "\n".join([*lines, cur])
+
+
+class _Table:
+    """The --all table, one row printed as each check finishes."""
+
+    HEAD = ("scenario", "variant", "expected", "verdict", "executions", "time")
+
+    def __init__(self, pairs: list[tuple[Scenario, str | None]]) -> None:
+        names = [s.name for s, _ in pairs]
+        vs = [v or "-" for _, v in pairs]
+        self.w = [
+            max([len(x) for x in names] + [8]),
+            max([len(x) for x in vs] + [7]),
+            8,
+            len("bug  <-- UNEXPECTED"),
+            len("123456 (complete)"),
+            7,
+        ]
+        click.echo(self._line(self.HEAD))
+        click.echo(self._line(tuple("-" * w for w in self.w)))
+
+    def _line(self, cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, self.w, strict=True)).rstrip()
+
+    def row(self, c: Checked) -> None:
+        r = c.result
+        verdict = r.verdict + ("" if c.as_expected else "  <-- UNEXPECTED")
+        cells = (
+            c.scenario.name,
+            c.variant or "-",
+            c.expected or "-",
+            verdict,
+            str(r.executions) + (" (complete)" if r.complete else ""),
+            f"{r.elapsed_s:.2f}s",
+        )
+        line = self._line(cells)
+        if _color_on():
+            line = line.replace(verdict, _paint(verdict, r.verdict if c.as_expected else "bug"), 1)
+        click.echo(line)
+
+
+@main.command("replay", epilog=REPLAY_EPILOG)
+@click.argument("target", required=False)
+@click.argument("schedule", required=False)
 @click.option("--variant", "-V", help="Variant of the model.")
-@click.option("--json", "as_json", is_flag=True)
-def replay_cmd(target: str, schedule: str, variant: str | None, as_json: bool) -> None:
-    """Re-run one SCHEDULE of TARGET exactly and print its finding."""
+@click.option("--last", is_flag=True, help="Replay the last counterexample saved in .kvmcheck/.")
+@click.option("--full", is_flag=True, help="Show every step, not only the story.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of one result.")
+def replay_cmd(
+    target: str | None, schedule: str | None, variant: str | None, last: bool, full: bool, as_json: bool
+) -> None:
+    """Re-run one SCHEDULE of TARGET exactly and print its finding (or the last saved one: --last)."""
+    if last:
+        if target or schedule:
+            raise UsageError("--last takes no TARGET or SCHEDULE")
+        saved = db.last()
+        if saved is None:
+            raise UsageError(f"no saved counterexample in {db.root()}/ (run kvmcheck check first)")
+        target, schedule, variant = saved.target, saved.schedule, saved.variant
+    if not target or not schedule:
+        raise UsageError("give TARGET and SCHEDULE (as printed after `replay:`), or --last")
     scns = resolve(target)
     if len(scns) != 1:
         raise UsageError(f"{target} holds {len(scns)} scenarios; name one with FILE.py::SCENARIO")
     _cliguard.begin(as_json, {})
     r = replay(scns[0], schedule, variant=variant)
+    c = Checked(scns[0], variant, r, target if _is_file(target) else scns[0].name)
     if as_json:
-        _emit(r.as_dict())
+        click.echo(json.dumps([result_json(c)], indent=2), file=_cliguard.stdout())
     else:
-        click.echo(render_result(r))
+        _print_text(c, full, terminal_width(), _annotate(c, None))
     sys.exit(1 if r.verdict == "bug" else 0)
 
 
 @main.command("list")
 @click.argument("file", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of text.")
 def list_cmd(file: str | None, as_json: bool) -> None:
     """List scenarios (bundled, or in FILE) with each variant's expected verdict."""
     scns = scenarios_in(load_file(file)) if file else bundled()
@@ -171,19 +441,20 @@ def list_cmd(file: str | None, as_json: bool) -> None:
         else:
             rows.append({"scenario": s.name, "variant": None, "expect": s.expect.get(None)})
     if as_json:
-        _emit(rows)
+        click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         click.echo(f"{row['scenario']:40} {row['variant'] or '-':16} {row['expect'] or '-'}")
 
 
-def run() -> None:
+def run(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit 2 for every user mistake."""
     try:
-        main(standalone_mode=False)
+        main(args=argv, standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (click.Abort, KeyboardInterrupt):
+        click.echo("kvmcheck: interrupted", err=True)
         sys.exit(130)
     except click.UsageError as e:
         msg = e.format_message().replace("\n", " ")
@@ -195,6 +466,8 @@ def run() -> None:
         click.echo(f"kvmcheck: error: {e}", err=True)
         sys.exit(2)
 
+
+__all__ = ["Result", "main", "run"]
 
 if __name__ == "__main__":
     run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -280,7 +281,8 @@ def _untimed(line: str) -> str:
 def _kvmcheck(cmd: str) -> str:
     args = shlex.split(cmd)
     assert args[0] == "kvmcheck"
-    res = CliRunner().invoke(cli_main, args[1:])
+    # a fresh failure database: the page quotes what the search prints, not a saved replay
+    res = CliRunner(env={"KVMCHECK_DB": tempfile.mkdtemp(prefix="kvmcheck-db-")}).invoke(cli_main, args[1:])
     return res.output
 
 

@@ -47,7 +47,7 @@ def test_signal_stops_cleanly_prints_partial_result_and_writes_reports(
     p.send_signal(sig)
     out, err = p.communicate(timeout=BOUND_S)
     assert p.returncode == code, (out, err)
-    result = json.loads(out)
+    (result,) = json.loads(out)  # --json is always a list of results
     assert result["verdict"] == "bounded" and not result["complete"]
     assert "bounded" in result["coverage"]
     assert html.is_file() and "</html>" in html.read_text()
@@ -102,7 +102,7 @@ def test_model_print_goes_to_stderr_with_json() -> None:
         timeout=BOUND_S,
     )
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["verdict"] == "ok"
+    assert json.loads(p.stdout)[0]["verdict"] == "ok"
     assert "thread runs" in p.stderr
 
 

@@ -246,13 +246,17 @@ def replay(
     variant: str | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     kcsan: bool | None = None,
+    step_timeout_s: float | None = None,
 ) -> Result:
-    """Re-run one schedule exactly; the result carries its finding (if any) with a trace."""
+    """Re-run one schedule exactly; the result carries its finding (if any) with a trace.
+
+    ``step_timeout_s`` (default 10 s): a thread stuck in pure Python that long is a finding.
+    """
     settings = Settings(max_steps=max_steps, kcsan=kcsan)
     s = _as_scenario(scn)
     t0 = time.perf_counter()
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
-    with guard.watching(None, None):  # a thread stuck in pure Python is a finding
+    with guard.watching(None, step_timeout_s):  # a thread stuck in pure Python is a finding
         ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
     assert ex is not None
     finding = ex.finding

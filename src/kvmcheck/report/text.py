@@ -1,27 +1,50 @@
-"""The text report: kernel-style headline, then the interleaving, one column per thread.
+"""The text report: the kernel's headline and sites, then the story, then (with --full) every step.
 
-Steps taken while only the scenario's main thread existed (its setup) are
-folded into one line naming what they called; every other step is one line,
-"operation  function:line", in its thread's column.
+Layout, top to bottom: the result line; the report as the kernel prints it
+(headline, message, allocation/free sites, lockdep chains, both KCSAN
+accesses); the *scenario* -- the story of the bug in lockdep's manner (see
+``story.py``), one line per step: step number, thread, operation with the
+value it read or wrote, and where; the failing operation last, marked ``>``;
+then the schedule that replays it.  ``full=True`` adds every step.
+
+Everything fits ``width`` columns (the terminal's, or 120 when not a TTY).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from typing import TYPE_CHECKING
+
+from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, racing_steps, story
 
 if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
     from kvmcheck._engine.finding import Finding, Step
+    from kvmcheck._engine.minimise import Shrunk
+    from kvmcheck.report.values import Annotated
 
-WIDTH = 72
-RULE = "=" * 78
+MAX_WIDTH = 120  # when stdout is not a terminal
+MIN_WIDTH = 60
+
+
+def terminal_width(stream: object = None) -> int:
+    """Columns to fit: the terminal's when ``stream`` is a TTY, else 120 (``COLUMNS`` wins)."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(MIN_WIDTH, int(env))
+    s = stream if stream is not None else sys.stdout
+    isatty = getattr(s, "isatty", None)
+    if callable(isatty) and isatty():
+        return max(MIN_WIDTH, shutil.get_terminal_size((MAX_WIDTH, 24)).columns)
+    return MAX_WIDTH
 
 
 def setup_prefix(steps: list[Step]) -> int:
-    """Number of leading steps taken before any thread but main ran."""
+    """Number of leading steps taken before any thread but main ran (main's spawns excluded)."""
     for i, s in enumerate(steps):
         if s.thread != 0:
-            # keep main's spawn steps visible: fold only up to the first spawn
             j = i
             while j > 0 and steps[j - 1].op.startswith("spawn("):
                 j -= 1
@@ -38,89 +61,193 @@ def setup_summary(steps: list[Step]) -> str:
     return ", ".join(calls)
 
 
-def key_steps(f: Finding) -> list[Step]:
-    """The steps that touch an object the finding names (e.g. ``khva[pfn 1]``), and the last one."""
-    import re
+def shown(f: Finding) -> list[Step]:
+    """The trace up to the failing operation (the run may have gone on after the report)."""
+    fail = failing(f, f.trace)
+    end = fail.step.index if fail is not None and fail.step is not None else f.step
+    if end is None:
+        return f.trace
+    return [s for s in f.trace if s.index <= end]
 
-    trace = shown(f)
-    names = set(re.findall(r"\w+\[[^\]]+\]", f"{f.headline} {f.message}"))
-    steps = [s for s in trace if any(n in s.op for n in names)] if names else []
-    if trace and (not steps or steps[-1] is not trace[-1]):
-        steps.append(trace[-1])
+
+def key_steps(f: Finding) -> list[Step]:
+    """The story's steps (no values): what the HTML report highlights."""
+    steps, _ = story(f, f.trace, {})
     return steps
 
 
-def shown(f: Finding) -> list[Step]:
-    """The trace up to the step that reported the finding (the run may have gone on)."""
-    if f.step is None:
-        return f.trace
-    return [s for s in f.trace if s.index <= f.step]
+def where(s: Step) -> str:
+    return f"{s.site.function} {s.site.file.rsplit('/', 1)[-1]}:{s.site.line}"
 
 
-def cell(step: Step) -> str:
-    """ "operation  function (file:line)", the operation shortened if the cell is too narrow."""
-    where = f"{step.site.function} ({step.site.file.rsplit('/', 1)[-1]}:{step.site.line})"
-    text = f"{step.op}  {where}"
-    return text if len(text) <= WIDTH else step.op[: max(8, WIDTH - len(where) - 3)] + "~  " + where
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: max(1, n - 1)] + "~"
 
 
-def render_trace(steps: list[Step]) -> list[str]:
-    if not steps:
-        return ["(no trace)"]
-    tids = sorted({s.thread for s in steps})
-    names = {s.thread: s.thread_name for s in steps}
-    col = {t: i for i, t in enumerate(tids)}
-    header = "step | " + " | ".join(f"T{t} {names[t]}"[:WIDTH].ljust(WIDTH) for t in tids)
-    out = [header, "-" * len(header)]
-    n = setup_prefix(steps)
-    if n:
-        out.append(f"   0 | ... steps 0-{n - 1}: main sets up ({setup_summary(steps[:n])})")
-    held: dict[int, tuple[str, ...]] = {}
-    for s in steps[:n]:
-        held[s.thread] = s.held
-    for s in steps[n:]:
-        lines = [cell(s)]
-        if s.held != held.get(s.thread, ()):  # show the locks held whenever they change
-            lines.append("  holding: " + (", ".join(s.held) or "nothing"))
-            held[s.thread] = s.held
-        for k, text in enumerate(lines):
-            cols = [" " * WIDTH] * len(tids)
-            cols[col[s.thread]] = text[:WIDTH].ljust(WIDTH)
-            num = f"{s.index:4d}" if k == 0 else "    "
-            out.append(f"{num} | " + " | ".join(cols).rstrip())
+class _Lines:
+    """Step lines in columns: mark, step, thread, operation, where -- fitted to ``width``."""
+
+    def __init__(self, width: int, threads: list[str], ops: list[str], sites: list[str]) -> None:
+        self.width = width
+        self.tw = min(max([len(t) for t in threads] + [6]), 14)
+        fixed = 1 + 5 + 2 + self.tw + 2
+        site_w = min(max([len(s) for s in sites] + [0]), 44)
+        self.ow = max(24, min(max([len(o) for o in ops] + [9]), width - fixed - 2 - site_w))
+
+    def header(self) -> str:
+        return _clip(f"  step  {'thread':<{self.tw}}  {'operation':<{self.ow}}  where", self.width).rstrip()
+
+    def step(self, mark: str, idx: str, thread: str, op: str, site: str) -> str:
+        body = f"{_clip(op, self.ow):<{self.ow}}  {site}" if site else op  # a made-up line has no site
+        line = f"{mark}{idx:>5}  {_clip(thread, self.tw):<{self.tw}}  {body}"
+        return _clip(line.rstrip(), self.width)
+
+    def note(self, text: str) -> str:
+        return _clip(" " * (8 + self.tw) + text, self.width)
+
+
+def _op(s: Step, ann: Annotated | None) -> str:
+    return ann.op(s) if ann is not None else s.op
+
+
+def _tail_text(text: str, note: str) -> str:
+    if text and note:
+        return f"{text}  ({note})"
+    return text or note
+
+
+def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
+    """The scenario section: the story steps, context switches, the failing operation last."""
+    trace = ann.steps if ann is not None else f.trace
+    values = ann.values if ann is not None else {}
+    steps, fail = story(f, trace, values)
+    tail: list[tuple[str, str, str]] = []  # made-up last lines: (thread, text, note)
+    if fail is not None and fail.step is None:
+        tail.append((fail.thread, fail.text, fail.note))
+    if fail is None:
+        tail.extend((t, "", note) for t, note in blocked_lines(f))
+    if not steps and not tail:
+        return []
+    lines = _Lines(
+        width,
+        [s.thread_name for s in steps] + [t for t, _, _ in tail],
+        [_op(s, ann) for s in steps] + [_tail_text(x, n) for _, x, n in tail],
+        [where(s) for s in steps],
+    )
+    first, last = (steps[0].index, steps[-1].index) if steps else (0, 0)
+    out = [
+        f"Scenario: {len(steps)} of the {last - first + 1} steps {first}-{last} "
+        "(> fails; --full: every step)",
+        lines.header(),
+    ]
+    if first > 0:
+        span = f"0-{first - 1}" if first > 1 else "0"
+        out.append(_clip(f"{span:>6}  main sets up and starts the threads", width))
+    prev: int | None = None
+    fail_idx = fail.step.index if fail is not None and fail.step is not None else None
+    for s in steps:
+        if prev is not None and s.thread != prev:
+            out.append(lines.note(f"-- switch to {s.thread_name} --"))
+        prev = s.thread
+        mark = ">" if s.index == fail_idx else " "
+        out.append(lines.step(mark, str(s.index), s.thread_name, _op(s, ann), where(s)))
+    for thread, text, note in tail:
+        out.append(lines.step(">", "-", thread, _tail_text(text, note), ""))
     return out
 
 
-def render_finding(f: Finding) -> str:
-    out = [RULE, f.headline or f.kind, RULE]
-    out.append(f"kind: {f.kind}" + (f"    scenario: {f.scenario}" if f.scenario else ""))
-    out.append(f.message)
-    out.extend(f.details)
-    keys = key_steps(f)
-    if keys:
-        out.append("key steps:")
-        out.extend(f"  {s.index:4d}  T{s.thread} {s.thread_name}: {cell(s)}" for s in keys)
-    out.append("")
-    trace = shown(f)
-    out.extend(render_trace(trace))
-    if len(trace) < len(f.trace):
-        out.append(f"     ... the run went on for {len(f.trace) - len(trace)} more steps (replay shows them)")
+def render_full(f: Finding, ann: Annotated | None, width: int) -> list[str]:
+    """Every step up to the failing one, setup folded into one line."""
+    trace = ann.steps if ann is not None else f.trace
+    fail = failing(f, trace)
+    end = fail.step.index if fail is not None and fail.step is not None else f.step
+    steps = [s for s in trace if end is None or s.index <= end]
+    if not steps:
+        return ["(no trace)"]
+    n = setup_prefix(steps)
+    body = steps[n:]
+    lines = _Lines(
+        width, [s.thread_name for s in body], [_op(s, ann) for s in body], [where(s) for s in body]
+    )
+    out = ["Every step:", lines.header()]
+    if n:
+        out.append(_clip(f"    0-{n - 1}  main sets up: {setup_summary(steps[:n])}", width))
+    held: dict[int, tuple[str, ...]] = {s.thread: s.held for s in steps[:n]}
+    for s in body:
+        mark = ">" if s.index == end else " "
+        out.append(lines.step(mark, str(s.index), s.thread_name, _op(s, ann), where(s)))
+        if s.held != held.get(s.thread, ()):
+            out.append(lines.note("holding: " + (", ".join(s.held) or "nothing")))
+            held[s.thread] = s.held
+    if len(steps) < len(trace):
+        out.append(f"   ... the run went on for {len(trace) - len(steps)} more steps (replay shows them)")
+    return out
+
+
+def race_sites(f: Finding, trace: list[Step]) -> list[str]:
+    """KCSAN: both racing accesses with their sites, as the kernel's report gives them."""
+    out = []
+    for s in racing_steps(f, trace):
+        obj = objects_of(s.op)[0]
+        out.append(f"  {s.op.split(' ', 1)[0]} to {obj} by task {s.thread_name} at {where(s)}")
+    return out
+
+
+def render_finding(
+    f: Finding, ann: Annotated | None = None, *, full: bool = False, width: int = MAX_WIDTH
+) -> str:
+    trace = ann.steps if ann is not None else f.trace
+    rule = "=" * min(width, 78)
+    out = [rule, _clip(f.headline or f.kind, width), rule]
+    out.append(_clip(f"kind: {f.kind}" + (f"    scenario: {f.scenario}" if f.scenario else ""), width))
+    out.extend(_clip(x, width) for x in [f.message, *f.details])
+    out.extend(_clip(x, width) for x in race_sites(f, trace))
+    story_lines = render_story(f, ann, width)
+    if story_lines:
+        out.append("")
+        out.extend(story_lines)
+    if full:
+        out.append("")
+        out.extend(render_full(f, ann, width))
     out.append("")
     out.append(f"schedule: {f.schedule}")
     return "\n".join(out)
 
 
-def render_result(r: Result) -> str:
+def render_result(
+    r: Result,
+    ann: Annotated | None = None,
+    *,
+    full: bool = False,
+    width: int = MAX_WIDTH,
+    shrunk: Shrunk | None = None,
+) -> str:
     name = r.scenario + (f" [{r.variant}]" if r.variant else "")
     head = (
         f"{name}: {r.verdict}  ({r.executions} executions"
         + (f", {r.blocked} blocked" if r.blocked else "")
         + f", {r.steps} steps, {r.elapsed_s:.2f}s, {r.strategy})"
     )
-    lines = [head, f"  {r.coverage}"]
+    lines = [_clip(head, width), _clip(f"  {r.coverage}", width)]
+    if shrunk is not None:
+        lines.append(_clip(f"  {shrunk.describe()}", width))
     if r.finding is not None:
-        lines.append(render_finding(r.finding))
+        lines.append(render_finding(r.finding, ann, full=full, width=width))
     if r.warnings:
         lines.append("also reported during the search:")
-        lines.extend(f"  {w.headline}: {w.message}" for w in r.warnings)
+        lines.extend(_clip(f"  {w.headline}: {w.message}", width) for w in r.warnings)
     return "\n".join(lines)
+
+
+__all__ = [
+    "Failing",
+    "key_steps",
+    "render_finding",
+    "render_full",
+    "render_result",
+    "render_story",
+    "setup_prefix",
+    "setup_summary",
+    "shown",
+    "terminal_width",
+]

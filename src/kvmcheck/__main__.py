@@ -1,0 +1,6 @@
+"""``python -m kvmcheck``: the command line."""
+
+from kvmcheck.cli import run
+
+if __name__ == "__main__":
+    run()
