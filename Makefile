@@ -29,13 +29,16 @@ $(STAMP): $(BASE)
 	$(PIP) install -e '.[dev]'
 	touch $(STAMP)
 
-## demo: check every bundled scenario x variant, then show the v6.8 pfncache race
+## demo: check every bundled scenario x variant, then show Woodhouse's v6.8 oops and the finding
 demo: $(BASE)
 	$(BIN)/kvmcheck check --all
 	@echo
-	@echo "== the seed race in v6.8 (exit status 1: a bug, as expected) =="
-	$(BIN)/kvmcheck check pfncache.seed_race --variant v6.8 --html reports/pfncache-v6.8.html; test $$? -eq 1
+	@echo "== the seed race in v6.8 on memory without struct page (exit status 1: a bug, as expected) =="
+	$(BIN)/kvmcheck check pfncache.seed_race_iomem --variant v6.8 --no-db --html reports/pfncache-v6.8.html; test $$? -eq 1
 	@echo "HTML report: reports/pfncache-v6.8.html"
+	@echo
+	@echo "== the use-after-free in every posted form of the seed patch (docs/findings/) =="
+	$(BIN)/kvmcheck check pfncache.mmu_notifier --variant seed-final --no-db; test $$? -eq 1
 
 ## test: the whole test suite (the HTML report test needs Debian's chromium: installed here when root)
 test: $(STAMP) chromium
@@ -56,6 +59,7 @@ chromium:
 ## bench: throughput of the checker (executions/s, steps/s), then side by side with frontrun
 bench: $(STAMP)
 	$(PIP) install -e '.[bench]'
+	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_lock_family.py
 	$(BIN)/python bench/bench_peers.py
 	$(BIN)/python bench/bench_models.py
