@@ -134,6 +134,24 @@ class Execution:
             guard.stopping(self, t, op)  # raises Abort (or stops a thread that swallows it)
         if self.tracing:
             self._settle_held(t)
+        step = len(self.schedule)
+        if (
+            step < self._plen
+            and self._prefix[step] == t.tid
+            and not op.choices
+            and not self._unstarted
+            and not self._starting
+            and (op.obj is None or op.obj._kc_enabled(op, t.tid, None))
+        ):  # a replayed step by the thread running now: grant it in place (as _next would)
+            if t.tid != self._relaxed:
+                self._relaxed = None
+            if op.arg == "relax":
+                self._relaxed = t.tid
+            self.schedule.append(t.tid)
+            self.ops.append(op)
+            if self.tracing:
+                self._trace(t, op)
+            return
         t.pending = op
         if self._starting:  # a new thread announcing its first op: back to whoever started it
             self._starter.switch()
@@ -262,7 +280,21 @@ class Execution:
         schedule = self.schedule
         step = len(schedule)
         if step < self._plen:  # a step of the prefix the strategy replays: no scan, no questions
-            return self._replay_step(step)
+            # _replay_step inlined for its common case (the hot path: most steps are replayed)
+            ptid = self._prefix[step]
+            t = threads[ptid] if ptid < len(threads) else None
+            op = t.pending if t is not None else None
+            if op is None or op.choices or (op.obj is not None and not op.obj._kc_enabled(op, ptid, None)):
+                return self._replay_step(step)  # a choice, or the Nondeterminism report
+            if ptid != self._relaxed:
+                self._relaxed = None
+            if op.arg == "relax":
+                self._relaxed = ptid
+            schedule.append(ptid)
+            self.ops.append(op)
+            t.pending = None  # type: ignore[union-attr]
+            self.current = t
+            return t
         max_steps = self.max_steps
         enabled = []
         live = False

@@ -177,8 +177,13 @@ def _wrong_api(lock: Any, fn: str) -> None:
 def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: bool = False) -> Held:
     if not isinstance(lock, _API_OF[fn]):
         _wrong_api(lock, fn)
-    t = current_thread()
-    kt = kthread(t)
+    ex = runtime.current
+    t = ex.current if ex is not None else None
+    if t is None:
+        t = current_thread()  # raises: outside a running check
+    kt = t.k
+    if kt is None:
+        kt = kthread(t)
     busy = kt.held or kt.rcu_depth or kt.irq_off or kt.bh_off or kt.hardirq  # else: nothing to check
     if busy and lock.sleeps and kt.atomic_reason() is not None:
         from kvmcheck.kernel.context import might_sleep_check
@@ -196,7 +201,6 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
     if lock.fair_rw:
         _fair_wait(lock, t.tid, shared, fn, subclass, kt.hardirq)  # type: ignore[arg-type]
     else:
-        ex = runtime.current
         assert ex is not None
         ex.visible(lock._op(fn, not shared, SHARED if shared else EXCL, subclass))
     home = lock._kc_home
@@ -271,8 +275,13 @@ def _trylock(lock: _Lock, shared: bool, fn: str) -> bool:
 def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) -> None:
     if not isinstance(lock, _API_OF[fn]):
         _wrong_api(lock, fn)
-    t = current_thread()
-    kt = kthread(t)
+    ex = runtime.current
+    t = ex.current if ex is not None else None
+    if t is None:
+        t = current_thread()  # raises: outside a running check
+    kt = t.k
+    if kt is None:
+        kt = kthread(t)
     mine = lock.readers.get(t.tid, 0) > 0 if shared else lock.owner == t.tid
     if not mine:
         warn(
@@ -281,7 +290,6 @@ def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) ->
             headline="WARNING: bad unlock balance detected!",
         )
         return  # lockdep's print_unlock_imbalance_bug(): reported, the lock is left alone
-    ex = runtime.current
     assert ex is not None
     ex.visible(lock._op(fn, not shared, "rel"))
     home = lock._kc_home
@@ -298,10 +306,11 @@ def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) ->
         lock.w_rel = t.vc[:]
         lock.owner = None
     vc_tick(t.vc, t.tid)
-    for i in range(len(kt.held) - 1, -1, -1):
-        h = kt.held[i]
+    held = kt.held
+    for i in range(len(held) - 1, -1, -1):
+        h = held[i]
         if h.lock is lock and h.shared == shared:
-            del kt.held[i]
+            del held[i]
             if h.irqsave or irqrestore:
                 kt.irq_off -= 1
             return

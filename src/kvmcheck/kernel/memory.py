@@ -160,7 +160,7 @@ def kmemleak_scan(ex: Any) -> None:
     alloc_ids = {id(a) for a in ex.k.allocs}
     roots = [o for o in ex.k.objects if id(o) not in alloc_ids]
     roots += [a for a in ex.k.allocs if a.__dict__.get("_kc_not_leak")]
-    reached = _reach(roots)
+    reached = _reach(roots, {id(a) for a in allocs})
     for a in allocs:
         if id(a) not in reached:
             what = "mapping" if isinstance(a, KernelMapping) else "object"
@@ -172,18 +172,35 @@ def kmemleak_scan(ex: Any) -> None:
             )
 
 
-def _reach(roots: list[Any]) -> set[int]:
+# Values that hold no reference (skipped by the scan without being recorded).
+_LEAVES = frozenset({int, str, bool, float, bytes, type(None)})
+
+
+def _reach(roots: list[Any], want: set[int] | None = None) -> set[int]:
+    """Ids of the objects reachable from ``roots`` (leaf values such as ints left out);
+    with ``want``, the scan stops as soon as every id in it has been reached."""
     seen: set[int] = set()
     todo = list(roots)
+    left = len(want) if want else -1
+    leaves = _LEAVES
     while todo:
         o = todo.pop()
-        if id(o) in seen:
+        if type(o) in leaves:
             continue
-        seen.add(id(o))
+        i = id(o)
+        if i in seen:
+            continue
+        seen.add(i)
+        if want is not None and i in want:
+            left -= 1
+            if left == 0:
+                return seen  # every object asked about is reached
         if isinstance(o, Struct):
             if o._kc_freed is not None:
                 continue
-            todo.extend(v for k, v in o.__dict__.items() if not k.startswith("_kc_"))
+            for k, v in o.__dict__.items():
+                if type(v) not in leaves and not k.startswith("_kc_"):
+                    todo.append(v)
         elif isinstance(o, (list, tuple, set, frozenset)):
             todo.extend(o)
         elif isinstance(o, dict):

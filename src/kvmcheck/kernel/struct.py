@@ -75,19 +75,42 @@ class Field:
     def __get__(self, obj: Any, cls: Any = None) -> Any:
         if obj is None:
             return self
-        if runtime.current is None or not obj._kc_num:
+        ex = runtime.current
+        if ex is None or not obj._kc_num:
             try:
                 return obj.__dict__[self.name]
             except KeyError:
                 unset(obj, self.name)
+        assert ex is not None
+        d = obj.__dict__
+        if not ex.tracing and not ex.k.kcsan_on:  # access() for a plain read with its op built
+            op = d["_kc_ops"].get(self.index * 2)
+            if op is not None:
+                ex.visible(op)
+                if obj._kc_freed is not None:
+                    kasan.report_freed(obj, self.name, False)
+                try:
+                    return d[self.name]
+                except KeyError:
+                    unset(obj, self.name)
         return access(obj, self, False, False)
 
     def __set__(self, obj: Any, value: Any) -> None:
         if value.__class__ in _MUTABLE:
             value = freeze(value, obj, self.name)
-        if runtime.current is None or not obj._kc_num:
+        ex = runtime.current
+        if ex is None or not obj._kc_num:
             obj.__dict__[self.name] = value
             return
+        d = obj.__dict__
+        if not ex.tracing and not ex.k.kcsan_on:  # access() for a plain write with its op built
+            op = d["_kc_ops"].get(self.index * 2 + 1)
+            if op is not None:
+                ex.visible(op)
+                if obj._kc_freed is not None:
+                    kasan.report_freed(obj, self.name, True)
+                d[self.name] = value
+                return
         access(obj, self, True, False, value)
 
 

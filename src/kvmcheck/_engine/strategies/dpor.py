@@ -99,22 +99,26 @@ class Dpor(StrategyBase):
         The prefix before ``depth`` is replayed identically by the next
         execution, so its clocks and object records are kept, not recomputed.
         """
-        while len(self.ev_tid) > depth:
-            tid, old_tclock, child, old_child, recs = self.undo.pop()
-            self.ev_tid.pop()
-            self.ev_clock.pop()
-            self.ev_state.pop()
-            for rec, old_excl, old_shared in reversed(recs):
-                rec.events.pop()
-                rec.xlast.pop()
-                rec.excl = old_excl
-                rec.shared = old_shared
-            self.tclock[tid] = old_tclock
-            if child is not None:
-                if old_child is None:
-                    del self.tclock[child]
-                else:
-                    self.tclock[child] = old_child
+        n = len(self.ev_tid) - depth
+        if n > 0:
+            undo = self.undo
+            tclock = self.tclock
+            for _ in range(n):
+                tid, old_tclock, child, old_child, recs = undo.pop()
+                for rec, old_excl, old_shared in reversed(recs):
+                    rec.events.pop()
+                    rec.xlast.pop()
+                    rec.excl = old_excl
+                    rec.shared = old_shared
+                tclock[tid] = old_tclock
+                if child is not None:
+                    if old_child is None:
+                        del tclock[child]
+                    else:
+                        tclock[child] = old_child
+            del self.ev_tid[depth:]
+            del self.ev_clock[depth:]
+            del self.ev_state[depth:]
         if self.relax_events and self.relax_events[-1] >= depth:
             self.relax_events = [r for r in self.relax_events if r < depth]
             self.relax_clock = []
@@ -180,58 +184,77 @@ class Dpor(StrategyBase):
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         j = len(ex.schedule)
-        if j < len(self.ev_tid):
+        ev_tid = self.ev_tid
+        if j < len(ev_tid):
             return  # a replayed prefix step: recorded by an earlier execution
         self._ex = ex
         self._ej_op = op  # e_j of the races found now (optimal DPOR builds its wakeup sequence from it)
-        pre = self.tclock[tid]
-        recs = [(op.key, self._rec(op.key), op.excl)]
-        if op.key2 >= 0:
-            recs.append((op.key2, self._rec(op.key2), False))
+        tclock = self.tclock
+        objrec = self.objrec
+        pre = tclock[tid]
+        key = op.key
+        excl0 = op.excl
+        rec = objrec.get(key)
+        if rec is None:
+            rec = objrec[key] = _ObjRec()
         c = pre[:]
-        for _, rec, excl in recs:
-            if rec.excl is not None:
-                c = vc_join(c, rec.excl)
-            if excl and rec.shared is not None:
-                c = vc_join(c, rec.shared)
-        if op.arg == "join":
+        if rec.excl is not None:
+            c = vc_join(c, rec.excl)
+        if excl0 and rec.shared is not None:
+            c = vc_join(c, rec.shared)
+        key2 = op.key2
+        rec2 = rec
+        if key2 >= 0:
+            r2 = objrec.get(key2)
+            if r2 is None:
+                r2 = objrec[key2] = _ObjRec()
+            rec2 = r2
+            if rec2.excl is not None:
+                c = vc_join(c, rec2.excl)
+        arg = op.arg
+        if arg == "join":
             # A join is enabled only once the thread is done, so every step of that thread
             # happens before it -- also when an oops killed the thread (no exit step).
-            c = vc_join(c, self.tclock.get(op.obj.tid, []))  # type: ignore[union-attr]
-        relax = op.arg == "relax"
-        if self.relax_events:
+            c = vc_join(c, tclock.get(op.obj.tid, []))  # type: ignore[union-attr]
+        relax = arg == "relax"
+        relax_events = self.relax_events
+        if relax_events:
             c = vc_join(c, self.relax_clock)  # every earlier relax happens before this step
         if relax:
-            for tc in self.tclock.values():  # ... and every earlier step before a relax
+            for tc in tclock.values():  # ... and every earlier step before a relax
                 c = vc_join(c, tc)
         vc_tick(c, tid)
-        if relax or self.relax_events:
+        if relax or relax_events:
             self._relax_races(j, tid, relax, pre, c)
-        undo_recs = []
-        for k, rec, excl in recs:
-            undo_recs.append((rec, rec.excl, rec.shared))
-            self._races(j, tid, op, k, excl, pre, rec.events, c, ex)
-            if excl:
-                rec.excl = c
-                rec.shared = None
-            else:
-                rec.shared = c if rec.shared is None else vc_join(rec.shared, c)
-            rec.xlast.append(len(rec.events) if excl else rec.xlast[-1] if rec.xlast else -1)
-            rec.events.append(j)
-        self.ev_tid.append(tid)
+        undo_recs = [(rec, rec.excl, rec.shared)]
+        self._races(j, tid, op, key, excl0, pre, rec.events, c, ex)
+        if excl0:
+            rec.excl = c
+            rec.shared = None
+        else:
+            rec.shared = c if rec.shared is None else vc_join(rec.shared, c)
+        rec.xlast.append(len(rec.events) if excl0 else rec.xlast[-1] if rec.xlast else -1)
+        rec.events.append(j)
+        if key2 >= 0:
+            undo_recs.append((rec2, rec2.excl, rec2.shared))
+            self._races(j, tid, op, key2, False, pre, rec2.events, c, ex)
+            rec2.shared = c if rec2.shared is None else vc_join(rec2.shared, c)
+            rec2.xlast.append(rec2.xlast[-1] if rec2.xlast else -1)
+            rec2.events.append(j)
+        ev_tid.append(tid)
         self.ev_clock.append(c)
         src = op.obj if op.obj is not None else op.st
         self.ev_state.append(src._kc_state() if src is not None else None)
-        self.tclock[tid] = c
+        tclock[tid] = c
         child: int | None = None
         old_child: Clock | None = None
-        if op.arg == "spawn":
+        if arg == "spawn":
             child = op.obj.tid  # type: ignore[union-attr]
-            old_child = self.tclock.get(child)
-            self.tclock[child] = c
+            old_child = tclock.get(child)
+            tclock[child] = c
         self.undo.append((tid, pre, child, old_child, undo_recs))
         if relax:
-            self.relax_events.append(j)
+            relax_events.append(j)
             self.relax_clock = vc_join(self.relax_clock, c)
 
     def _relax_races(self, j: int, tid: int, relax: bool, pre: Clock, cj: Clock) -> None:
@@ -315,6 +338,9 @@ class Dpor(StrategyBase):
         ops = ex.ops
         ev_tid = self.ev_tid
         ev_clock = self.ev_clock
+        ev_state = self.ev_state
+        obj = op.obj
+        npre = len(pre)
         cands: list[int] = []
         for i in reversed(events) if excl else _exclusive_events(self.objrec[k], events):
             opi = ops[i]
@@ -323,13 +349,13 @@ class Dpor(StrategyBase):
                 continue
             ti = ev_tid[i]
             ci_val = ev_clock[i][ti]
-            if ti == tid or ci_val <= vc_get(pre, ti):
+            if ti == tid or ci_val <= (pre[ti] if ti < npre else 0):
                 if opi_excl:
                     break  # everything earlier on this object happens before e_i
                 continue
-            if op.obj is not None and not op.obj._kc_enabled(op, tid, self.ev_state[i]):
+            if obj is not None and not obj._kc_enabled(op, tid, ev_state[i]):
                 continue  # not reversible: e_i is what let e_j proceed
-            if any(ci_val <= vc_get(ev_clock[c], ti) for c in cands):
+            if cands and any(ci_val <= vc_get(ev_clock[c], ti) for c in cands):
                 if opi_excl:
                     break
                 continue

@@ -124,16 +124,27 @@ class OptimalDpor(Dpor):
         self._pending_now: dict[int, Op] = {}
         self.fallbacks = 0  # races whose wakeup sequence cannot start here (see _add_source)
         self._runs = 0  # executions finished (blocked ones included)
+        # What prefix() returns, kept up to date as the path changes (not rebuilt per execution):
+        # the chosen thread of each node of ostack, and the choice outcome of each choice node.
+        self._pfx: list[int] | None = None
+        self._pvals: dict[int, int] = {}
 
     def describe(self) -> str:
         return "dpor (optimal: wakeup trees + sleep sets)"
 
     # -- choosing ---------------------------------------------------------------
     def prefix(self) -> tuple[list[int], dict[int, int]]:
-        nodes = self.ostack[: len(self.ev_tid)]
-        return [n.chosen for n in nodes], {
-            i: n.value for i, n in enumerate(nodes) if n.pending[n.chosen].choices
-        }
+        d = len(self.ev_tid)
+        pfx = self._pfx
+        if pfx is None or len(pfx) != len(self.ostack):  # first use (or after restore): build it
+            pfx = self._pfx = [n.chosen for n in self.ostack]
+            self._pvals = {i: n.value for i, n in enumerate(self.ostack) if self._is_choice(n, n.chosen)}
+        return pfx[:d], {i: v for i, v in self._pvals.items() if i < d}
+
+    @staticmethod
+    def _is_choice(node: _ONode, tid: int) -> bool:
+        op = node.pending.get(tid)
+        return op is not None and op.choices > 0
 
     def choose(self, ex: Execution, enabled: list[int]) -> int | None:
         depth = len(ex.schedule)
@@ -174,6 +185,10 @@ class OptimalDpor(Dpor):
             others.sort(key=lambda w: w.value)
             node.wut = others + [w for w in node.wut if w.tid != node.chosen]
         stack.append(node)
+        if self._pfx is not None:
+            self._pfx.append(node.chosen)
+            if op.choices:
+                self._pvals[len(stack) - 1] = node.value
         return node.chosen
 
     def choose_value(self, ex: Execution, n: int) -> int:
@@ -288,11 +303,21 @@ class OptimalDpor(Dpor):
                     node.done.add(node.chosen)
                 node.chosen = nxt.tid
                 node.value = nxt.value
+                if self._pfx is not None:
+                    i = len(stack) - 1
+                    self._pfx[i] = nxt.tid
+                    if self._is_choice(node, nxt.tid):
+                        self._pvals[i] = nxt.value
+                    else:
+                        self._pvals.pop(i, None)
                 self.forced = nxt.children
                 self._rollback(len(stack) - 1)
                 return True
             node.done.add(node.chosen)
             stack.pop()
+            if self._pfx is not None:
+                self._pfx.pop()
+                self._pvals.pop(len(stack), None)
         return False
 
 
