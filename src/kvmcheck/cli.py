@@ -197,6 +197,21 @@ def _replay_target(target: str, s: Scenario) -> str:
     default=None,
     help="Go on with the dpor search saved by --checkpoint in this file.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for the dpor search (default: one, and every core once a search "
+    "passes 2,000 executions; same verdict and count either way).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the workers run: processes here, or a Ray cluster (--address).",
+)
+@click.option("--address", default=None, help="The Ray cluster's address (HOST:PORT), with --backend ray.")
 @click.option("--full", is_flag=True, help="Show every step of the counterexample, not only the story.")
 @click.option(
     "--step-timeout",
@@ -257,6 +272,9 @@ def check_cmd(
         engine={
             **_engine_options(keep_going, checkpoint, checkpoint_every, resume),
             "step_timeout_s": step_timeout,
+            "workers": opts["workers"],
+            "backend": opts["backend"],
+            "address": opts["address"],
         },
     )
     whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kvmcheck._engine import determinism, guard
+from kvmcheck._engine import determinism, guard, parallel
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
@@ -20,6 +20,7 @@ from kvmcheck._engine.explore import (
     runtime_setup_hooks,
 )
 from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch, UsageError
+from kvmcheck._engine.parallel import Pool, ProcessPool
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
@@ -105,6 +106,9 @@ def check(
     resume: str | None = None,
     settings: Settings | None = None,
     step_timeout_s: float = 10.0,
+    workers: int | None = 1,
+    backend: str = "local",
+    address: str | None = None,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
 
@@ -120,6 +124,12 @@ def check(
     seconds, when the search stops at a bound, and on SIGINT/SIGTERM (the check then
     returns a bounded result); ``resume=FILE`` goes on from such a file to the same totals
     as one uninterrupted run (strategy ``dpor`` only).
+    ``workers=None`` (the CLI's default) runs one worker for the first 2,000 executions and a
+    search not done by then again on every core.
+    ``workers=N`` splits the dpor search into jobs run by N worker processes (``backend="ray"``:
+    by the Ray cluster at ``address``); see :mod:`kvmcheck._engine.parallel` for what may
+    differ from one worker (sleep-set blocked executions only, on models where optimal DPOR is
+    optimal).
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
     ``step_timeout_s``: a model thread running pure Python this long without a visible
     operation is a finding (kind ``step-limit``) naming the thread and its line.
@@ -139,6 +149,9 @@ def check(
             checkpoint_every_s=checkpoint_every_s,
             resume=resume,
             step_timeout_s=step_timeout_s,
+            workers=workers,
+            backend=backend,
+            address=address,
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
@@ -147,6 +160,17 @@ def check(
     body = s.body(variant)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
     name = f"{s.name}[{variant}]" if variant is not None else s.name
+    if settings.workers is None:  # auto
+        settings, done = _auto(s, variant, settings, on_progress)
+        if done is not None:
+            return done
+    if settings.parallel:
+        merged = parallel.explore_parallel(
+            s, variant, settings, use_kcsan, _pool_maker(s, variant, settings, use_kcsan), on_progress
+        )
+        with guard.watching(None, settings.step_timeout_s):
+            summary = parallel.Summary(merged, settings)
+            return _result(s, variant, settings, summary, merged.explored, use_kcsan)
     with guard.watching(settings.max_seconds, settings.step_timeout_s) as watch:
         session = Session(kcsan=use_kcsan)
         resumed: Explored | None = None
@@ -161,6 +185,45 @@ def check(
             determinism.probe(determinism.first_of(session), _prober(body, settings.max_steps, use_kcsan))
         watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
         return _result(s, variant, settings, strat, seen, use_kcsan)
+
+
+AUTO_FIRST = 2_000  # auto workers: a search not done after this many executions goes parallel
+
+
+def _auto(
+    s: Scenario, variant: str | None, settings: Settings, on_progress: Callable[[Progress], None] | None
+) -> tuple[Settings, Result | None]:
+    """workers=None: one worker when the search does not split (parallel.py); else one worker
+    for the first AUTO_FIRST executions (a count, not a time: the answer does not depend on
+    the machine), and a search not done by then starts again on every core.  Its result, or
+    the settings to go on with."""
+    one = replace(settings, workers=1)
+    if settings.backend == "ray":
+        return settings, None  # as many at a time as the cluster has CPUs
+    workers = parallel.default_workers()
+    if not settings.may_go_parallel or workers < 2:
+        return one, None
+    with guard.watching(None, settings.step_timeout_s):
+        jobs = parallel.split(s.body(variant), workers * parallel.JOBS_PER_WORKER, settings.max_steps)
+    if len(jobs) < 2:  # nothing to share out (see parallel.py): one worker
+        return one, None
+    t0 = time.perf_counter()
+    r = check(s, variant=variant, settings=replace(one, max_executions=AUTO_FIRST), on_progress=on_progress)
+    if r.verdict != "bounded" or r.executions < AUTO_FIRST:  # done, or stopped by time or a signal
+        return one, r
+    left = None if settings.max_seconds is None else settings.max_seconds - (time.perf_counter() - t0)
+    if left is not None and left <= 0:
+        return one, r
+    return replace(settings, workers=workers, max_seconds=left), None
+
+
+def _pool_maker(s: Scenario, variant: str | None, settings: Settings, kcsan: bool) -> Callable[[int], Pool]:
+    """Where a parallel search's jobs run: forked worker processes, or a Ray cluster."""
+    if settings.backend == "ray":
+        from kvmcheck._engine.ray_backend import RayPool
+
+        return lambda n: RayPool(n, s, variant, settings, kcsan)
+    return lambda n: ProcessPool(n, s, variant, settings, kcsan)
 
 
 def _result(

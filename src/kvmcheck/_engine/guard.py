@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import dis
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -314,3 +315,17 @@ def _inspect(w: Watch, now: float) -> None:
         return
     w.fired_at = now
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(w.ident), ctypes.py_object(exc))
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (parallel.py) starts with no checks watched, a free lock and no watchdog:
+    the parent's watchdog thread is not copied, and may have held the lock at the fork."""
+    global _LOCK, _watchdog, _pending
+    _LOCK = threading.Lock()
+    _WATCHES.clear()
+    _watchdog = None
+    _pending = None
+    _local.__dict__.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

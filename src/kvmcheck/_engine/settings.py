@@ -31,7 +31,7 @@ class Settings:
     depth: int = 3  # bug depth (strategy "pct")
     kcsan: bool | None = None  # None: the scenario's choice
     keep_going: bool | None = None  # None: the scenario's choice
-    workers: int = 1
+    workers: int | None = 1  # None: auto (one worker, then every core if the search is big)
     backend: str = "local"
     address: str | None = None
     checkpoint: str | None = None
@@ -51,20 +51,41 @@ class Settings:
             if self.bound < 0:
                 raise UsageError(f"bound must be >= 0 (got {self.bound})")
         _positive_int("depth", self.depth)
-        _positive_int("workers", self.workers)
+        _positive_int("workers", self.workers, optional=True)
         _positive_number("checkpoint_every_s", self.checkpoint_every_s)
         _positive_number("step_timeout_s", self.step_timeout_s)
         if self.backend not in BACKENDS:
             raise UsageError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
         if self.address is not None and self.backend != "ray":
             raise UsageError("address is only for backend='ray'")
-        # Reserved for issue 15 items 4-6; refused rather than silently ignored.
-        if self.workers != 1:
-            raise UsageError(f"workers={self.workers}: parallel exploration is not implemented yet (use 1)")
-        if self.backend != "local":
-            raise UsageError(f"backend={self.backend!r} is not implemented yet (use 'local')")
+        if self.backend == "ray" and self.address is None:
+            raise UsageError("backend='ray' needs the address of a running Ray cluster (e.g. 127.0.0.1:6379)")
+        if (self.workers or 1) > 1 or self.backend == "ray":
+            if self.strategy != "dpor":
+                raise UsageError(
+                    f"several workers explore the dpor search; strategy {self.strategy!r} runs on one "
+                    "(use workers=1)"
+                )
+            if self.checkpoint is not None or self.resume is not None:
+                raise UsageError("checkpoint/resume runs on one worker (use workers=1)")
         if (self.checkpoint is not None or self.resume is not None) and self.strategy != "dpor":
             raise UsageError(f"checkpoint/resume needs strategy 'dpor' (got {self.strategy!r})")
+
+    @property
+    def may_go_parallel(self) -> bool:
+        """Can auto (workers=None) move this search to every core?  Only an exhaustive dpor
+        search with no execution bound and no checkpoint (their counts are one worker's)."""
+        return (
+            self.strategy == "dpor"
+            and self.max_executions is None
+            and self.checkpoint is None
+            and self.resume is None
+        )
+
+    @property
+    def parallel(self) -> bool:
+        """Is the search split into jobs for worker processes (or a Ray cluster)?"""
+        return (self.workers or 1) > 1 or self.backend == "ray"
 
     @property
     def sampling(self) -> bool:

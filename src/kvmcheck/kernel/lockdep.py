@@ -285,6 +285,7 @@ def _usage(kt: KThread, new: Held) -> None:
     if bit in bits:
         return
     bits[bit] = site_here()
+    _run_index()  # keep this run: a parallel search replays what taught lockdep something
     _check_irq_inversion(g)
     # A usage conflicts with the opposite write usage; a write usage also with the opposite read one.
     for other in (f"{opposite}-W", f"{opposite}-R") if rw == "W" else (f"{opposite}-W",):

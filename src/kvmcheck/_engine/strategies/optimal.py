@@ -128,6 +128,9 @@ class OptimalDpor(Dpor):
         # the chosen thread of each node of ostack, and the choice outcome of each choice node.
         self._pfx: list[int] | None = None
         self._pvals: dict[int, int] = {}
+        # States above this depth are a fixed path (a job of a parallel search, parallel.py):
+        # no branch is explored there and races whose first event is there are dropped.
+        self.floor = 0
 
     def describe(self) -> str:
         return "dpor (optimal: wakeup trees + sleep sets)"
@@ -228,6 +231,8 @@ class OptimalDpor(Dpor):
 
     # -- races become wakeup sequences ------------------------------------------------
     def _add_source(self, i: int, j: int, tid: int, cj: Clock) -> None:
+        if i < self.floor:
+            return  # the path above the floor is someone else's (parallel.py)
         node = self.ostack[i]
         ev_tid = self.ev_tid
         ev_clock = self.ev_clock
@@ -292,7 +297,7 @@ class OptimalDpor(Dpor):
     def next_execution(self) -> bool:
         self._runs += 1
         stack = self.ostack
-        while stack:
+        while len(stack) > self.floor:
             node = stack[-1]
             if node.wut:
                 node.finished += 1

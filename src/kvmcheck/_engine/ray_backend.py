@@ -1,0 +1,130 @@
+"""The jobs of a parallel search (parallel.py) on a Ray cluster: ``--backend ray --address HOST:PORT``.
+
+Each job is one Ray task (one CPU).  The scenario travels as a locator -- the
+bundled module and name, or the model file's path and name, which every node
+must then be able to read -- and is loaded again on the node; a scenario made
+on the fly (a test's closure) travels as the object itself (Ray's cloudpickle).
+The merge, the order and the answer are those of the process pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from kvmcheck._engine import guard
+from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.parallel import Job, JobResult, Pool, run_job
+from kvmcheck._engine.scenario import Scenario
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.settings import Settings
+
+Locator = tuple[str, str, str] | Scenario
+
+
+def locate(scn: Scenario) -> Locator:
+    """How a node finds ``scn``: ("module", name, attr), ("file", path, attr), or the object."""
+    mod = sys.modules.get(scn.fn.__module__)
+    if mod is not None:
+        for attr, value in vars(mod).items():
+            if value is scn:
+                if mod.__name__.startswith("kvmcheck_user_") and getattr(mod, "__file__", None):
+                    return ("file", str(mod.__file__), attr)
+                if mod.__name__ != "__main__":
+                    return ("module", mod.__name__, attr)
+    return scn
+
+
+def find(where: Locator) -> Scenario:
+    if isinstance(where, Scenario):
+        return where
+    kind, name, attr = where
+    if kind == "file":  # the node loads the model file as the CLI did (kvmcheck._loader)
+        modname = "kvmcheck_user_" + os.path.splitext(os.path.basename(name))[0].replace("-", "_")
+        mod = sys.modules.get(modname)  # type: ignore[assignment]
+        if mod is None:
+            spec = importlib.util.spec_from_file_location(modname, name)
+            if spec is None or spec.loader is None:
+                raise UsageError(f"a Ray node cannot import the model file {name!r}")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = mod
+            spec.loader.exec_module(mod)
+    else:
+        mod = importlib.import_module(name)
+    scn = getattr(mod, attr)
+    assert isinstance(scn, Scenario)
+    return scn
+
+
+def _task(where: Locator, variant: str | None, settings: Settings, kcsan: bool, *job: Any) -> JobResult:
+    return run_job(find(where), variant, settings, kcsan, *job)
+
+
+class RayPool(Pool):
+    def __init__(
+        self, workers: int, scn: Scenario, variant: str | None, settings: Settings, kcsan: bool
+    ) -> None:
+        super().__init__(workers)
+        try:
+            import ray
+        except ImportError:
+            raise UsageError(
+                "backend 'ray' needs the ray package: pip install 'ray>=2.9' (or use backend 'local')"
+            ) from None
+        self.ray = ray
+        try:
+            ray.init(
+                address=settings.address,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                include_dashboard=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(
+                f"cannot reach a Ray cluster at {settings.address}: {first} "
+                "(start one with `ray start --head`, and give its address)"
+            ) from None
+        if not self.workers:  # as many tasks at a time as the cluster has CPUs
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+        self.task = ray.remote(num_cpus=1, max_retries=0)(_task)
+        self.where = ray.put(locate(scn))
+        self.fixed = (variant, settings, kcsan)
+        self.pending: list[Any] = []
+
+    def submit(self, job: Job, deadline: float | None) -> None:
+        ref = self.task.remote(self.where, *self.fixed, job.state(), len(job.nodes), job.index, deadline)
+        self.pending.append(ref)
+
+    def wait(self) -> JobResult:
+        while True:
+            ready, self.pending = self.ray.wait(self.pending, num_returns=1, timeout=0.1)
+            if ready:
+                try:
+                    result: JobResult = self.ray.get(ready[0])
+                except self.ray.exceptions.RayTaskError as e:
+                    cause = e.as_instanceof_cause()  # type: ignore[no-untyped-call]
+                    return JobResult(-1, _empty(), 0, 0, [], error=cause)
+                return result
+            if guard.stop_requested():
+                raise guard.Stop()
+            time.sleep(0)
+
+    def close(self) -> None:
+        for ref in self.pending:
+            self.ray.cancel(ref, force=True)
+        self.pending = []
+        self.ray.shutdown()
+
+
+def _empty() -> Any:
+    from kvmcheck._engine.explore import Explored
+
+    return Explored()

@@ -1,0 +1,184 @@
+"""The parallel search (parallel.py): its jobs cover every trace once, on every corpus.
+
+The split is checked in-process, job by job: the jobs together run as many
+executions as one optimal search, no two of them the same trace (Foata normal
+form), and reach exactly the terminal states and soft-finding kinds of the
+test suite's own brute force (every interleaving).  Then through worker processes: the same
+verdict and execution count as one worker, deterministic output.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pytest
+
+from kvmcheck import Scenario, check, join, nondet, replay, scenario, spawn
+from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.parallel import job_search, split
+from kvmcheck._engine.strategies.optimal import OptimalDpor
+from kvmcheck.kernel import Mutex, Struct, mutex_lock, mutex_unlock
+from tests.engine.bruteforce import MAX_STEPS, BruteForce, Exploration, explore
+from tests.engine.corpus import CORPUS
+from tests.engine.test_optimal import PROGRAMS, lastzero, popl14_fig2, readers, traces
+from tests.kernel.corpus_kernel import CORPUS as KERNEL_CORPUS
+
+ALL = {
+    **{f"corpus:{k}": v for k, v in CORPUS.items()},
+    **{f"kernel:{k}": v for k, v in KERNEL_CORPUS.items()},
+}
+
+
+def explore_jobs(scn: Scenario, target: int) -> tuple[Exploration, int]:
+    """Every job of a split into ``target`` jobs, explored one after the other in this process;
+    what they saw together (a trace run by two jobs counted twice), and the number of jobs."""
+    jobs = split(scn.body(), target, MAX_STEPS)
+    out = Exploration()
+    for job in jobs:
+        e = explore(scn, job_search(job.state(), len(job.nodes)))
+        out.executions += e.executions
+        out.blocked += e.blocked
+        out.outcomes |= e.outcomes
+        out.traces |= e.traces
+    return out, len(jobs)
+
+
+@functools.cache
+def brute(name: str) -> Exploration:
+    return explore(ALL[name], BruteForce())
+
+
+@functools.cache
+def one(name: str) -> Exploration:
+    return explore(ALL[name], OptimalDpor())
+
+
+@pytest.mark.parametrize("target", [2, 7, 40])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_jobs_cover_every_trace_once(name: str, target: int) -> None:
+    got, _ = explore_jobs(ALL[name], target)
+    bf = brute(name)
+    # one worker's count (the corpora's tests show it is one per trace of the engine's
+    # dependency relation); no trace twice
+    assert got.executions == len(got.traces) == one(name).executions
+    assert got.terminal == bf.terminal
+    assert got.soft_kinds == bf.soft_kinds
+
+
+@pytest.mark.parametrize("target", [3, 16, 64])
+@pytest.mark.parametrize("scn", PROGRAMS, ids=lambda s: s.name)
+def test_jobs_run_one_execution_per_trace_on_the_popl14_benchmarks(scn: Scenario, target: int) -> None:
+    got, _ = explore_jobs(scn, target)
+    assert got.executions == len(got.traces) == traces(scn)
+    assert got.blocked == 0
+
+
+@pytest.mark.parametrize(("n", "k", "target"), [(2, 4, 16), (3, 2, 16), (2, 6, 64)])
+def test_the_lock_family_splits_into_many_jobs_and_no_trace_twice(n: int, k: int, target: int) -> None:
+    jobs = split(lock_family(n, k).body(), target, MAX_STEPS)
+    assert len(jobs) >= target
+    assert [j.index for j in jobs] == list(range(len(jobs)))
+    got, _ = explore_jobs(lock_family(n, k), target)
+    assert got.executions == len(got.traces) == explore(lock_family(n, k), OptimalDpor()).executions
+
+
+def test_independent_first_steps_are_one_job() -> None:
+    """lastzero's threads start on different cells: no split there (see parallel.py)."""
+    assert len(split(lastzero(5).body(), 40, MAX_STEPS)) == 1
+
+
+def lock_family(n: int, k: int) -> Scenario:
+    class Counter(Struct):
+        value: int = 0
+
+    @scenario(name=f"lock_family_{n}x{k}")
+    def body() -> None:
+        c = Counter()
+        m = Mutex("m")
+
+        def worker() -> None:
+            for _ in range(k):
+                mutex_lock(m)
+                c.value = c.value + 1
+                mutex_unlock(m)
+
+        join(*[spawn(worker) for _ in range(n)])
+        assert c.value == n * k
+
+    return body
+
+
+# -- through worker processes ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "scn", [lock_family(2, 4), lock_family(3, 2), lastzero(4), readers(4), popl14_fig2], ids=lambda s: s.name
+)
+def test_two_workers_same_verdict_and_count_as_one(scn: Scenario) -> None:
+    one = check(scn)
+    two = check(scn, workers=2)
+    assert (two.verdict, two.complete, two.executions) == (one.verdict, one.complete, one.executions)
+    assert "on 2 workers" in two.coverage
+
+
+@scenario(name="lost_update")
+def lost_update() -> Any:
+    class Counter(Struct):
+        value: int = 0
+
+    c = Counter()
+
+    def inc() -> None:
+        c.value = c.value + 1
+
+    join(spawn(inc), spawn(inc), spawn(inc))
+    assert c.value == 3
+
+
+def test_a_bug_found_by_workers_is_the_same_every_time() -> None:
+    runs = [check(lost_update, workers=w, kcsan=False) for w in (2, 2, 3)]
+    assert {r.verdict for r in runs} == {"bug"}
+    assert len({(r.executions, r.finding.schedule, r.finding.kind) for r in runs}) == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_workers_reach_the_verdict_one_does_on_the_corpora(name: str) -> None:
+    one = check(ALL[name])
+    two = check(ALL[name], workers=2)
+    assert two.verdict == one.verdict
+    if one.verdict == "ok":
+        assert two.executions == one.executions
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        ({"strategy": "random"}, "runs on one"),
+        ({"checkpoint": "x.ckpt"}, "one worker"),
+    ],
+)
+def test_what_workers_do_not_do_is_one_clear_error(kw: dict[str, Any], msg: str) -> None:
+    with pytest.raises(UsageError, match=msg):
+        check(lastzero(2), workers=2, **kw)
+
+
+@scenario(name="lock_order_by_choice")
+def lock_order_by_choice() -> None:
+    """One thread takes A then B, or B then A, by a choice: no run deadlocks, but lockdep's
+    graph over both runs has the cycle.  Each outcome is its own job on two workers."""
+    a, b = Mutex("A"), Mutex("B")
+    first, second = (a, b) if nondet(2, "order") == 0 else (b, a)
+    mutex_lock(first)
+    mutex_lock(second)
+    mutex_unlock(second)
+    mutex_unlock(first)
+
+
+def test_lockdep_sees_the_union_of_the_jobs() -> None:
+    one = check(lock_order_by_choice)
+    two = check(lock_order_by_choice, workers=2)
+    assert one.verdict == two.verdict == "bug"
+    assert one.finding is not None and two.finding is not None
+    assert two.finding.kind == one.finding.kind == "lock-order"
+    assert "|" in two.finding.schedule  # both runs: replay rebuilds the graph
+    again = replay(lock_order_by_choice, two.finding.schedule)
+    assert again.finding is not None and again.finding.kind == "lock-order"
