@@ -7,7 +7,11 @@
    - the new engine's default ``dpor`` (optimal DPOR, wakeup trees);
    - the new engine's ``dpor-source`` (the old algorithm on the new engine);
 2. complete counts on 2x6 (924 traces) under all three;
-3. lastzero(8): executions and sleep-set-blocked executions, dpor vs dpor-source.
+3. lastzero(8): executions and sleep-set-blocked executions, dpor vs dpor-source;
+4. the complete 2 x 8 search (12,870 traces) on 1 and 2 worker processes, alternating,
+   best of ``ROUNDS``: the speed-up (and the whole 2 x 10 with BENCH_FULL=1);
+5. peak RSS of a one-worker search at 10 % and 100 % of BENCH_RSS_EXECUTIONS executions
+   (default 100,000; the issue's 10^6 takes ~10 minutes here) of the 2 x 10 search.
 
 The machine is shared: absolute figures are noisy, the ratios measured in one
 run are what to quote.  Run: .venv/bin/python bench/bench_engine.py
@@ -112,6 +116,70 @@ def main() -> None:
         r = check(lastzero(8), strategy=strat)
         dt = time.perf_counter() - t0
         print(f"  {strat:12} executions {r.executions:,}  sleep-set blocked {r.blocked:,}  {dt:.2f} s")
+
+    workers_speedup()
+    peak_rss()
+
+
+WORKERS_RUNNER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from bench_lock_family import lock_family
+from kvmcheck import check
+n, k, w = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+t0 = time.perf_counter()
+r = check(lock_family(n, k), workers=w)
+print(json.dumps({"executions": r.executions, "complete": r.complete, "seconds": time.perf_counter() - t0,
+                  "coverage": r.coverage}))
+"""
+
+
+def workers_speedup() -> None:
+    n, k = (2, 10) if os.environ.get("BENCH_FULL") else (2, 8)
+    print(f"complete run, {n} threads x {k} increments, 1 vs 2 worker processes (best of {ROUNDS}):")
+    best: dict[int, dict[str, Any]] = {}
+    for _ in range(ROUNDS):
+        for w in (1, 2):
+            p = subprocess.run(
+                [sys.executable, "-c", WORKERS_RUNNER, HERE, str(n), str(k), str(w)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            if w not in best or r["seconds"] < best[w]["seconds"]:
+                best[w] = r
+    for w, r in best.items():
+        print(
+            f"  {w} worker(s)  executions {r['executions']:,}  complete {r['complete']}  "
+            f"{r['seconds']:.2f} s  {r['executions'] / r['seconds']:,.0f}/s"
+        )
+    print(f"  speed-up on 2 workers: x{best[1]['seconds'] / best[2]['seconds']:.2f}")
+
+
+RSS_RUNNER = r"""
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from bench_lock_family import lock_family
+from kvmcheck import check
+total = int(sys.argv[2])
+marks = {}
+def progress(p):
+    if p.executions >= total // 10 and "10%" not in marks:
+        marks["10%"] = (p.executions, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+r = check(lock_family(2, 10), max_executions=total, on_progress=progress)
+marks["100%"] = (r.executions, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(json.dumps(marks))
+"""
+
+
+def peak_rss() -> None:
+    total = int(os.environ.get("BENCH_RSS_EXECUTIONS", "100000"))
+    p = subprocess.run(
+        [sys.executable, "-c", RSS_RUNNER, HERE, str(total)], capture_output=True, text=True, check=True
+    )
+    marks = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"peak RSS over a {total:,}-execution run of 2 x 10 (one worker):")
+    for at, (ex, kib) in marks.items():
+        print(f"  at {at:>4} ({ex:,} executions): {kib / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -443,3 +443,27 @@ def test_checkpoint_and_resume(model, tmp_path):
         run("check", f"{model}::locked", "--checkpoint", str(ck), "--strategy", "pct")
     )
     assert "one scenario" in one_line_error(run("check", model, "--checkpoint", str(ck)))
+
+
+def test_workers_give_one_workers_verdicts_and_counts(model):
+    one = run_json("check", model, "--workers", "1", "--no-db")
+    two = run_json("check", model, "--workers", "2", "--no-db")
+    assert [(r["scenario"], r["variant"], r["verdict"]) for r in two] == [
+        (r["scenario"], r["variant"], r["verdict"]) for r in one
+    ]
+    assert [r["executions"] for r in two if r["verdict"] == "ok"] == [
+        r["executions"] for r in one if r["verdict"] == "ok"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--workers", "2", "--strategy", "random"], "runs on one"),
+        (["--backend", "ray"], "needs the address"),
+        (["--workers", "0"], "--workers"),
+        (["--backend", "ray", "--address", "nowhere"], "not HOST:PORT"),
+    ],
+)
+def test_bad_worker_options_are_one_line(model, args, says):
+    assert says in one_line_error(run("check", f"{model}::lost_update", *args))

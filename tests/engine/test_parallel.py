@@ -21,6 +21,7 @@ from kvmcheck._engine.strategies.optimal import OptimalDpor
 from kvmcheck.kernel import Mutex, Struct, mutex_lock, mutex_unlock
 from tests.engine.bruteforce import MAX_STEPS, BruteForce, Exploration, explore
 from tests.engine.corpus import CORPUS
+from tests.engine.test_conformance import lock_family
 from tests.engine.test_optimal import PROGRAMS, lastzero, popl14_fig2, readers, traces
 from tests.kernel.corpus_kernel import CORPUS as KERNEL_CORPUS
 
@@ -86,27 +87,6 @@ def test_the_lock_family_splits_into_many_jobs_and_no_trace_twice(n: int, k: int
 def test_independent_first_steps_are_one_job() -> None:
     """lastzero's threads start on different cells: no split there (see parallel.py)."""
     assert len(split(lastzero(5).body(), 40, MAX_STEPS)) == 1
-
-
-def lock_family(n: int, k: int) -> Scenario:
-    class Counter(Struct):
-        value: int = 0
-
-    @scenario(name=f"lock_family_{n}x{k}")
-    def body() -> None:
-        c = Counter()
-        m = Mutex("m")
-
-        def worker() -> None:
-            for _ in range(k):
-                mutex_lock(m)
-                c.value = c.value + 1
-                mutex_unlock(m)
-
-        join(*[spawn(worker) for _ in range(n)])
-        assert c.value == n * k
-
-    return body
 
 
 # -- through worker processes ---------------------------------------------------------------

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,7 @@ class RayPool(Pool):
                 "backend 'ray' needs the ray package: pip install 'ray>=2.9' (or use backend 'local')"
             ) from None
         self.ray = ray
+        _reachable(settings.address)
         try:
             ray.init(
                 address=settings.address,
@@ -111,6 +113,11 @@ class RayPool(Pool):
                     result: JobResult = self.ray.get(ready[0])
                 except self.ray.exceptions.RayTaskError as e:
                     cause = e.as_instanceof_cause()  # type: ignore[no-untyped-call]
+                    if isinstance(cause, ImportError):  # the node cannot load the model
+                        cause = UsageError(
+                            f"a Ray node cannot load the scenario ({cause}); every node needs the "
+                            "model importable (a bundled scenario, or a model file at the same path)"
+                        )
                     return JobResult(-1, _empty(), 0, 0, [], error=cause)
                 return result
             if guard.stop_requested():
@@ -122,6 +129,20 @@ class RayPool(Pool):
             self.ray.cancel(ref, force=True)
         self.pending = []
         self.ray.shutdown()
+
+
+def _reachable(address: str | None) -> None:
+    """A quick look before ray.init(), which retries an address nobody listens on for minutes."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as e:
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address}: {e.strerror or e} "
+            "(start one with `ray start --head`, and give its address)"
+        ) from None
 
 
 def _empty() -> Any:

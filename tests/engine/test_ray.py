@@ -1,0 +1,72 @@
+"""The parallel search on a Ray cluster (issue 15 item 5): a local cluster on 127.0.0.1,
+started by the test and stopped after it; same verdict and executions as one worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kvmcheck import check
+from kvmcheck._engine.finding import UsageError
+
+pytest.importorskip("ray")  # make test installs it (the dev extra); absent, say so loudly below
+
+RAY = str(Path(sys.executable).with_name("ray"))
+ROOT = str(Path(__file__).resolve().parents[2])
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]  # Ray's own warnings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": ROOT, "RAY_USAGE_STATS_ENABLED": "0"}
+    tmp = tmp_path_factory.mktemp("ray")
+    start = [
+        RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+        "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp}",
+    ]  # fmt: skip
+    subprocess.run(start, check=True, env=env, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_bundled_scenario_on_ray_gets_one_workers_verdict_and_count(cluster: str) -> None:
+    from kvmcheck.scenarios.pfncache import mmu_notifier
+
+    one = check(mmu_notifier, variant="v6.8")
+    on_ray = check(mmu_notifier, variant="v6.8", backend="ray", address=cluster, workers=None)
+    assert (on_ray.verdict, on_ray.executions) == (one.verdict, one.executions)
+    assert "Ray tasks at" in on_ray.coverage
+
+
+def test_a_split_search_on_ray_gets_one_workers_count(cluster: str) -> None:
+    from tests.engine.ray_models import lock_family_2x4
+
+    one = check(lock_family_2x4)
+    on_ray = check(lock_family_2x4, backend="ray", address=cluster, workers=2)
+    assert (on_ray.verdict, on_ray.complete, on_ray.executions) == ("ok", True, one.executions)
+    assert "on 2 Ray tasks" in on_ray.coverage and "jobs split" in on_ray.coverage
+
+
+def test_no_cluster_at_the_address_is_one_clear_line() -> None:
+    from tests.engine.ray_models import lock_family_2x4
+
+    with pytest.raises(UsageError, match="cannot reach a Ray cluster") as e:
+        check(lock_family_2x4, backend="ray", address=f"127.0.0.1:{_free_port()}")
+    assert "\n" not in str(e.value)
