@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import Scenario, check, join, nondet, replay, scenario, spawn
+from kvmcheck import Scenario, check, join, replay, scenario, spawn
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import job_search, split
 from kvmcheck._engine.strategies.optimal import OptimalDpor
-from kvmcheck.kernel import Mutex, Struct, mutex_lock, mutex_unlock
+from kvmcheck.kernel import Struct
 from tests.engine.bruteforce import MAX_STEPS, BruteForce, Exploration, explore
 from tests.engine.corpus import CORPUS
 from tests.engine.test_conformance import lock_family
 from tests.engine.test_optimal import PROGRAMS, lastzero, popl14_fig2, readers, traces
 from tests.kernel.corpus_kernel import CORPUS as KERNEL_CORPUS
+from tests.kernel.test_lockdep import inversion_across_executions
 
 ALL = {
     **{f"corpus:{k}": v for k, v in CORPUS.items()},
@@ -141,24 +142,15 @@ def test_what_workers_do_not_do_is_one_clear_error(kw: dict[str, Any], msg: str)
         check(lastzero(2), workers=2, **kw)
 
 
-@scenario(name="lock_order_by_choice")
-def lock_order_by_choice() -> None:
-    """One thread takes A then B, or B then A, by a choice: no run deadlocks, but lockdep's
-    graph over both runs has the cycle.  Each outcome is its own job on two workers."""
-    a, b = Mutex("A"), Mutex("B")
-    first, second = (a, b) if nondet(2, "order") == 0 else (b, a)
-    mutex_lock(first)
-    mutex_lock(second)
-    mutex_unlock(second)
-    mutex_unlock(first)
-
-
 def test_lockdep_sees_the_union_of_the_jobs() -> None:
-    one = check(lock_order_by_choice)
-    two = check(lock_order_by_choice, workers=2)
+    """Which order main takes depends on a race: each job records one order, the cycle is
+    only in the union of the jobs' lockdep graphs."""
+    assert len(split(inversion_across_executions.body(), 8, MAX_STEPS)) == 2  # one order a job
+    one = check(inversion_across_executions)
+    two = check(inversion_across_executions, workers=2)
     assert one.verdict == two.verdict == "bug"
     assert one.finding is not None and two.finding is not None
     assert two.finding.kind == one.finding.kind == "lock-order"
     assert "|" in two.finding.schedule  # both runs: replay rebuilds the graph
-    again = replay(lock_order_by_choice, two.finding.schedule)
+    again = replay(inversion_across_executions, two.finding.schedule)
     assert again.finding is not None and again.finding.kind == "lock-order"

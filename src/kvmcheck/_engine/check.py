@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kvmcheck._engine import determinism, guard, parallel
+from kvmcheck._engine import guard, parallel
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
@@ -15,8 +15,8 @@ from kvmcheck._engine.explore import (
     explore,
     load_checkpoint,
     make_strategy,
+    probe_determinism,
     replay_runs,
-    run_execution,
     runtime_setup_hooks,
 )
 from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch, UsageError
@@ -24,7 +24,6 @@ from kvmcheck._engine.parallel import Pool, ProcessPool
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
-from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
 
 __all__ = [
@@ -124,12 +123,11 @@ def check(
     seconds, when the search stops at a bound, and on SIGINT/SIGTERM (the check then
     returns a bounded result); ``resume=FILE`` goes on from such a file to the same totals
     as one uninterrupted run (strategy ``dpor`` only).
-    ``workers=None`` (the CLI's default) runs one worker for the first 2,000 executions and a
-    search not done by then again on every core.
     ``workers=N`` splits the dpor search into jobs run by N worker processes (``backend="ray"``:
-    by the Ray cluster at ``address``); see :mod:`kvmcheck._engine.parallel` for what may
-    differ from one worker (sleep-set blocked executions only, on models where optimal DPOR is
-    optimal).
+    by the Ray cluster at ``address``), with one worker's verdict and executions (see
+    :mod:`kvmcheck._engine.parallel`; a search that does not split runs as one job).
+    ``workers=None`` (the CLI's default): one worker, and a search that splits and is not done
+    after 2,000 executions starts again on every core.
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
     ``step_timeout_s``: a model thread running pure Python this long without a visible
     operation is a finding (kind ``step-limit``) naming the thread and its line.
@@ -182,7 +180,7 @@ def check(
             strat = make_strategy(settings)
         seen = explore(body, strat, settings, session, on_progress=on_progress, name=name, resumed=resumed)
         if seen.exhausted and seen.reported is None:  # about to say "complete": is the model deterministic?
-            determinism.probe(determinism.first_of(session), _prober(body, settings.max_steps, use_kcsan))
+            probe_determinism(body, session, settings.max_steps, use_kcsan)
         watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
         return _result(s, variant, settings, strat, seen, use_kcsan)
 
@@ -275,14 +273,6 @@ def _coverage(
     if estimate is not None and estimate > 0:
         extra += f"; covered ~{100 * min(1.0, executions / estimate):.1f}% of an estimated {estimate:,.0f}"
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
-
-
-def _prober(body: Callable[[], Any], max_steps: int, kcsan: bool) -> Callable[..., Any]:
-    def run(tids: list[int], values: dict[int, int], prev: Any) -> Any:
-        session = determinism.with_previous(Session(kcsan=kcsan), prev)
-        return run_execution(body, Replay(tids, values), session, max_steps)
-
-    return run
 
 
 def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:

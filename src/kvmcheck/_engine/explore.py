@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvmcheck._engine import guard
+from kvmcheck._engine import determinism, guard
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
 from kvmcheck._engine.schedule import split_runs
@@ -249,6 +249,16 @@ def explore(
     if checkpoint is not None and not out.interrupted and not out.exhausted and out.reported is None:
         _write_checkpoint(checkpoint, name, strategy, out, session)  # a bounded run can go on later
     return out
+
+
+def probe_determinism(body: Callable[[], Any], session: Session, max_steps: int, kcsan: bool) -> None:
+    """Before "complete": re-run the first execution of ``session`` (determinism.probe)."""
+
+    def run(tids: list[int], values: dict[int, int], prev: Any) -> Execution:
+        fresh = determinism.with_previous(Session(kcsan=kcsan), prev)
+        return run_execution(body, Replay(tids, values), fresh, max_steps)
+
+    determinism.probe(determinism.first_of(session), run)
 
 
 def replay_runs(

@@ -60,10 +60,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kvmcheck._engine import determinism, guard
+from kvmcheck._engine import guard
 from kvmcheck._engine.execution import Execution
-from kvmcheck._engine.explore import Explored, Progress, end_run, explore, run_execution, schedule_for
+from kvmcheck._engine.explore import (
+    Explored,
+    Progress,
+    end_run,
+    explore,
+    probe_determinism,
+    run_execution,
+    schedule_for,
+)
 from kvmcheck._engine.finding import Finding, Nondeterminism, UsageError
+from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.strategies.optimal import OptimalDpor, _ONode, restore, snapshot
 from kvmcheck._engine.strategies.replay import Replay
@@ -179,7 +188,6 @@ class JobResult:
     index: int
     explored: Explored
     blocked: int
-    forced_misses: int
     lockdep_runs: list[str]  # schedules of the runs that taught lockdep something, in run order
     error: BaseException | None = None  # a UsageError / Nondeterminism raised in the job
 
@@ -209,19 +217,11 @@ def run_job(
         with guard.watching(max_seconds, settings.step_timeout_s):
             out = explore(body, strat, settings, session)
             if index == 0 and out.exhausted and out.reported is None:
-                determinism.probe(determinism.first_of(session), _prober(body, settings.max_steps, kcsan))
+                probe_determinism(body, session, settings.max_steps, kcsan)
     except (UsageError, Nondeterminism) as e:
-        return JobResult(index, Explored(), 0, 0, [], error=e)
+        return JobResult(index, Explored(), 0, [], error=e)
     runs = [s for _, s in sorted(session.schedules.items())]
-    return JobResult(index, out, strat.blocked, strat.forced_misses, runs)
-
-
-def _prober(body: Callable[[], Any], max_steps: int, kcsan: bool) -> Callable[..., Any]:
-    def run(tids: list[int], values: dict[int, int], prev: Any) -> Any:
-        s = determinism.with_previous(Session(kcsan=kcsan), prev)
-        return run_execution(body, Replay(tids, values), s, max_steps)
-
-    return run
+    return JobResult(index, out, strat.blocked, runs)
 
 
 # -- the backends -------------------------------------------------------------------------
@@ -262,10 +262,8 @@ class ProcessPool(Pool):
         self.pool = ctx.Pool(self.workers, initializer=_worker_init)
         self.done: list[JobResult] = []
         self.cv = threading.Condition()
-        self.inflight = 0
 
     def submit(self, job: Job, deadline: float | None) -> None:
-        self.inflight += 1
         self.pool.apply_async(
             _forked_job,
             ((job.state(), len(job.nodes), job.index, deadline),),
@@ -280,7 +278,7 @@ class ProcessPool(Pool):
 
     def _failed(self, e: BaseException) -> None:
         with self.cv:
-            self.done.append(JobResult(-1, Explored(), 0, 0, [], error=e))
+            self.done.append(JobResult(-1, Explored(), 0, [], error=e))
             self.cv.notify()
 
     def wait(self) -> JobResult:
@@ -289,7 +287,6 @@ class ProcessPool(Pool):
                 self.cv.wait(0.1)
                 if guard.stop_requested():
                     raise guard.Stop()
-            self.inflight -= 1
             return self.done.pop(0)
 
     def close(self) -> None:
@@ -305,7 +302,6 @@ class Merged:
     jobs: int = 0
     split_depth: int = 0
     workers: int = 0
-    forced_misses: int = 0
 
 
 def explore_parallel(
@@ -412,7 +408,6 @@ def _merge(out: Merged, jobs: list[Job], results: dict[int, JobResult], stop_at:
         ex.executions += e.executions
         ex.steps += e.steps
         out.blocked += r.blocked
-        out.forced_misses += r.forced_misses
         if e.finding is not None and ex.finding is None:
             ex.finding = e.finding
         if e.soft is not None and ex.soft is None:
@@ -435,8 +430,6 @@ def _lockdep_union(
     session = Session(kcsan=kcsan)
     with guard.watching(None, settings.step_timeout_s):
         for sched in runs:
-            from kvmcheck._engine.schedule import split_runs
-
             tids, values = split_runs(sched, settings.max_steps)[-1]
             ex = run_execution(body, Replay(tids, values), session, settings.max_steps)
             new = [

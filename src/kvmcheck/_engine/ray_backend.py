@@ -15,10 +15,10 @@ import logging
 import os
 import socket
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import guard
+from kvmcheck._engine.explore import Explored
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import Job, JobResult, Pool, run_job
 from kvmcheck._engine.scenario import Scenario
@@ -90,10 +90,7 @@ class RayPool(Pool):
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(
-                f"cannot reach a Ray cluster at {settings.address}: {first} "
-                "(start one with `ray start --head`, and give its address)"
-            ) from None
+            raise _unreachable(settings.address, first) from None
         if not self.workers:  # as many tasks at a time as the cluster has CPUs
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         self.task = ray.remote(num_cpus=1, max_retries=0)(_task)
@@ -118,11 +115,10 @@ class RayPool(Pool):
                             f"a Ray node cannot load the scenario ({cause}); every node needs the "
                             "model importable (a bundled scenario, or a model file at the same path)"
                         )
-                    return JobResult(-1, _empty(), 0, 0, [], error=cause)
+                    return JobResult(-1, Explored(), 0, [], error=cause)
                 return result
             if guard.stop_requested():
                 raise guard.Stop()
-            time.sleep(0)
 
     def close(self) -> None:
         for ref in self.pending:
@@ -139,13 +135,11 @@ def _reachable(address: str | None) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=3).close()
     except OSError as e:
-        raise UsageError(
-            f"cannot reach a Ray cluster at {address}: {e.strerror or e} "
-            "(start one with `ray start --head`, and give its address)"
-        ) from None
+        raise _unreachable(address, e.strerror or str(e)) from None
 
 
-def _empty() -> Any:
-    from kvmcheck._engine.explore import Explored
-
-    return Explored()
+def _unreachable(address: str | None, why: str) -> UsageError:
+    return UsageError(
+        f"cannot reach a Ray cluster at {address}: {why} "
+        "(start one with `ray start --head`, and give its address)"
+    )
