@@ -54,9 +54,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -252,46 +254,42 @@ class Pool:
 
 
 class ProcessPool(Pool):
+    """Forked worker processes (concurrent.futures: a worker that dies fails its job, loudly)."""
+
     def __init__(
         self, workers: int, scn: Scenario, variant: str | None, settings: Settings, kcsan: bool
     ) -> None:
         super().__init__(workers or default_workers())
         global _FORKED
         _FORKED = (scn, variant, settings, kcsan)
-        ctx = multiprocessing.get_context("fork")
-        self.pool = ctx.Pool(self.workers, initializer=_worker_init)
-        self.done: list[JobResult] = []
-        self.cv = threading.Condition()
+        self.pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
+        )
+        self.futures: set[Future[JobResult]] = set()
 
     def submit(self, job: Job, deadline: float | None) -> None:
-        self.pool.apply_async(
-            _forked_job,
-            ((job.state(), len(job.nodes), job.index, deadline),),
-            callback=self._done,
-            error_callback=self._failed,
-        )
-
-    def _done(self, r: JobResult) -> None:
-        with self.cv:
-            self.done.append(r)
-            self.cv.notify()
-
-    def _failed(self, e: BaseException) -> None:
-        with self.cv:
-            self.done.append(JobResult(-1, Explored(), 0, [], error=e))
-            self.cv.notify()
+        self.futures.add(self.pool.submit(_forked_job, (job.state(), len(job.nodes), job.index, deadline)))
 
     def wait(self) -> JobResult:
-        with self.cv:
-            while not self.done:
-                self.cv.wait(0.1)
-                if guard.stop_requested():
-                    raise guard.Stop()
-            return self.done.pop(0)
+        while True:
+            done, _ = futures_wait(self.futures, timeout=0.1, return_when=FIRST_COMPLETED)
+            if done:
+                f = min(done, key=id)
+                self.futures.discard(f)
+                try:
+                    return f.result()
+                except BrokenProcessPool as e:
+                    return JobResult(-1, Explored(), 0, [], error=RuntimeError(f"a worker process died: {e}"))
+            if guard.stop_requested():
+                raise guard.Stop()
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        procs = list(getattr(self.pool, "_processes", {}).values())  # jobs past a finding: stop them
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
 
 
 # -- the driver ---------------------------------------------------------------------------
