@@ -10,6 +10,7 @@ import kvmcheck
 import kvmcheck.kernel
 
 EXPECTED_TOP = {
+    "PROVENANCES",
     "STRATEGIES",
     "Finding",
     "Progress",
@@ -17,6 +18,7 @@ EXPECTED_TOP = {
     "Scenario",
     "Settings",
     "Site",
+    "Source",
     "Step",
     "Thread",
     "UsageError",

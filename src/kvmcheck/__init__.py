@@ -12,6 +12,7 @@ from kvmcheck._engine import runtime as _runtime
 from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings, check, replay
 from kvmcheck._engine.execution import Thread, skip_frames_under
 from kvmcheck._engine.finding import Finding, Site, Step, UsageError
+from kvmcheck._engine.provenance import PROVENANCES, Source
 from kvmcheck._engine.scenario import Scenario, scenario
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ def nondet(n: int = 2, what: str = "") -> int:
 
 
 __all__ = [
+    "PROVENANCES",
     "STRATEGIES",
     "Finding",
     "Progress",
@@ -61,6 +63,7 @@ __all__ = [
     "Scenario",
     "Settings",
     "Site",
+    "Source",
     "Step",
     "Thread",
     "UsageError",

@@ -454,15 +454,27 @@ def list_cmd(file: str | None, as_json: bool) -> None:
     scns = scenarios_in(load_file(file)) if file else bundled()
     rows: list[dict[str, Any]] = []
     for s in scns:
-        if s.variants:
-            rows.extend({"scenario": s.name, "variant": v, "expect": s.expect[v]} for v in s.variants)
-        else:
-            rows.append({"scenario": s.name, "variant": None, "expect": s.expect.get(None)})
+        for v in s.variants or [None]:
+            src = s.source_of(v)
+            rows.append(
+                {
+                    "scenario": s.name,
+                    "variant": v,
+                    "expect": s.expect.get(v),
+                    "provenance": src.provenance if src else None,
+                    "source": src.source if src else None,
+                    "note": src.note if src else None,
+                    "scenario_source": s.source.as_dict() if s.source else None,
+                }
+            )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['scenario']:40} {row['variant'] or '-':16} {row['expect'] or '-'}")
+        click.echo(
+            f"{row['scenario']:40} {row['variant'] or '-':22} {row['expect'] or '-':8} "
+            f"{row['provenance'] or '-':13} {row['source'] or '-'}"
+        )
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -163,7 +163,9 @@ def test_list_json(model):
     rows = json.loads(run("list", model, "--json").stdout)
     assert {r["scenario"] for r in rows} == {"locked", "lost_update"}
     bundled = json.loads(run("list", "--json").stdout)
-    assert {"scenario": "pfncache.seed_race", "variant": "v6.8", "expect": "bug"} in bundled
+    row = next(r for r in bundled if (r["scenario"], r["variant"]) == ("pfncache.seed_race", "v6.8"))
+    assert row["expect"] == "bug"
+    assert {"provenance", "source", "note", "scenario_source"} <= set(row)
 
 
 def test_file_compares_every_scenario_with_its_expectation(tmp_path):

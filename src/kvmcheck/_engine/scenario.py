@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.provenance import Source
 
 VERDICTS = ("ok", "bug", "bounded")
 
@@ -24,8 +25,13 @@ class Scenario:
         expect: str | dict[str, str] | None = None,
         kcsan: bool = True,
         keep_going: bool = False,
+        source: Source | None = None,
+        sources: dict[str, Source] | None = None,
     ) -> None:
         self.fn = fn
+        # where the scenario's setup was read (``source``) and each variant's code (``sources``)
+        self.source = source
+        self.sources: dict[str, Source] = dict(sources or {})
         self.kcsan = kcsan  # report data races (KCSAN) by default
         # search on past WARN-class reports by default: the scenario asks about an oops or a
         # hang that a WARN (lockdep, a leak check) may precede in some executions
@@ -47,6 +53,12 @@ class Scenario:
     @property
     def variants(self) -> list[str]:
         return [v for v in self.expect if v is not None]
+
+    def source_of(self, variant: str | None) -> Source | None:
+        """Where ``variant``'s code was read (the scenario's own source when it has no variants)."""
+        if variant is None:
+            return self.source
+        return self.sources.get(variant)
 
     def body(self, variant: str | None = None) -> Callable[[], Any]:
         if self.takes_variant:
@@ -79,6 +91,8 @@ def scenario(
     expect: str | dict[str, str] | None = None,
     kcsan: bool = True,
     keep_going: bool = False,
+    source: Source | None = None,
+    sources: dict[str, Source] | None = None,
 ) -> Callable[[Callable[..., Any]], Scenario]: ...
 
 
@@ -89,12 +103,16 @@ def scenario(
     expect: str | dict[str, str] | None = None,
     kcsan: bool = True,
     keep_going: bool = False,
+    source: Source | None = None,
+    sources: dict[str, Source] | None = None,
 ) -> Scenario | Callable[[Callable[..., Any]], Scenario]:
     """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=..., ...)``."""
     if fn is not None:
         return Scenario(fn)
 
     def wrap(f: Callable[..., Any]) -> Scenario:
-        return Scenario(f, name=name, expect=expect, kcsan=kcsan, keep_going=keep_going)
+        return Scenario(
+            f, name=name, expect=expect, kcsan=kcsan, keep_going=keep_going, source=source, sources=sources
+        )
 
     return wrap
