@@ -454,7 +454,8 @@ def list_cmd(file: str | None, as_json: bool) -> None:
     scns = scenarios_in(load_file(file)) if file else bundled()
     rows: list[dict[str, Any]] = []
     for s in scns:
-        for v in s.variants or [None]:
+        variants: list[str | None] = list(s.variants) or [None]
+        for v in variants:
             src = s.source_of(v)
             rows.append(
                 {
