@@ -15,7 +15,7 @@ endif
 
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: demo test bench lint clean chromium
+.PHONY: demo test test-full bench lint clean chromium
 
 # kvmcheck alone: what `make demo` needs
 $(BASE): pyproject.toml
@@ -40,9 +40,13 @@ demo: $(BASE)
 	@echo "== the use-after-free in every posted form of the seed patch (docs/findings/) =="
 	$(BIN)/kvmcheck check pfncache.mmu_notifier --variant seed-final --no-db; test $$? -eq 1
 
-## test: the whole test suite (the HTML report test needs Debian's chromium: installed here when root)
+## test: the fast tier, a few minutes (tests/README.md; the HTML report test needs Debian's chromium: installed here when root)
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+## test-full: both tiers -- adds the bundled seed verdicts, reliability corpora, Ray and slow tests (what CI runs)
+test-full: $(STAMP) chromium
+	$(BIN)/python -m pytest --full
 
 ## chromium: Debian's chromium for the HTML report test; installed only as root, when missing
 chromium:
