@@ -61,7 +61,9 @@ def test_golden_report(name):
     if os.environ.get("KVMCHECK_REGEN_GOLDEN"):
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(text)
-        pytest.fail(f"rewrote {path}: read the diff (git diff {path}), then run again without KVMCHECK_REGEN_GOLDEN")
+        pytest.fail(
+            f"rewrote {path}: read the diff (git diff {path}), then run again without KVMCHECK_REGEN_GOLDEN"
+        )
     assert path.exists(), (
         f"no golden file {path}: run with KVMCHECK_REGEN_GOLDEN=1 (see the module docstring)"
     )
