@@ -25,8 +25,3 @@ def vc_tick(c: Clock, tid: int) -> None:
     if tid >= len(c):
         c.extend([0] * (tid + 1 - len(c)))
     c[tid] += 1
-
-
-def hb(event_clock_tid: int, event_clock_value: int, c: Clock) -> bool:
-    """Does the event (tid, value) happen before the point whose clock is ``c``?"""
-    return event_clock_value <= vc_get(c, event_clock_tid)

@@ -176,12 +176,6 @@ class Dpor(StrategyBase):
         return self.stack[len(ex.schedule)].value
 
     # -- recording events and races ---------------------------------------------
-    def _rec(self, key: int) -> _ObjRec:
-        rec = self.objrec.get(key)
-        if rec is None:
-            rec = self.objrec[key] = _ObjRec()
-        return rec
-
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         j = len(ex.schedule)
         ev_tid = self.ev_tid
