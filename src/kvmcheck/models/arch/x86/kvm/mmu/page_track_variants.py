@@ -205,10 +205,12 @@ V61_NOTE = (
     " the pre-v6.6 shape: KVMGT from the pre-images of the posted " + V1_08 + " and " + V1_09 + " (base"
     " 9d75a3251adf: unlocked track_write, add/remove/flush_slot under kvm->srcu + mmu_lock, the"
     " handler taking vgpu_lock); make_spte / mmu_try_to_unsync_pages as Sean quotes them on"
-    " 2022-11-15 <Y3Ljjji0Bwt5+WxH@google.com>; kvm_page_track_flush_slot and the x86.c flush hook"
-    " from the pre-image of Yan's [PATCH v2 3/3] <20221111103504.22431-1-yan.y.zhao@intel.com>; the"
-    " fault path, write-protection and kvm_set_memslot from 6.1-era per-file copies of unproven tag"
-    " (digest 03 corrections 1, 2, 5, 8)"
+    " 2022-11-15 <Y3Ljjji0Bwt5+WxH@google.com>; kvm_page_track_flush_slot() from the pre-image of"
+    " Yan's [PATCH v2 3/3] <20221111103504.22431-1-yan.y.zhao@intel.com> (its x86.c context already"
+    " sits on Sean's 2022-11-10 series, so v6.1's flush path -- kvm_arch_flush_shadow_memslot() calling"
+    " only the hook, KVM's own node zapping from it -- is from diff context, digest 03 correction 3);"
+    " the fault path, write-protection and kvm_set_memslot from 6.1-era per-file copies of unproven"
+    " tag (digest 03 corrections 1, 2, 5, 8)"
 )
 
 SOURCES: dict[str, Source] = {
@@ -255,7 +257,9 @@ SOURCES: dict[str, Source] = {
         "the v6.6 tag is not proven by SOURCES.md's recipe (no v6.6 row: the Makefile is not stored at the"
         " per-file commits); the modelled shas are checked to have reached mainline in the v6.6 merge"
         " window (digest 03 corrections, search id 66997220076); the KVM fault path and memslot update"
-        " are the v6.1 reading with 932844462ae3 / eeb87272a364 applied",
+        " are the v6.1 reading with 932844462ae3 / eeb87272a364 applied; KVMGT's add/remove/track_write/"
+        "remove_region were also compared with a stored post-v6.6 kvmgt.c (find_string id 77688213, whose"
+        " repository the tool does not name): the same locking",
     ),
     "gfn-lock": Source(
         "posted",
