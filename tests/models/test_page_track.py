@@ -19,7 +19,11 @@ from kvmcheck import check, join, replay, scenario, spawn
 from kvmcheck._engine import check as check_mod
 from kvmcheck.kernel import Struct, rcu_assign_pointer, write_lock, write_unlock
 from kvmcheck.kernel.lockdep import Graph
-from kvmcheck.models.arch.x86.kvm.mmu.page_track import head_of, kvm_page_track_unregister_notifier
+from kvmcheck.models.arch.x86.kvm.mmu.page_track import (
+    head_of,
+    kvm_page_track_unregister_notifier,
+    write_track_count,
+)
 from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, PageTrack66, build_for
 from kvmcheck.models.drivers.gpu.drm.i915.gvt.kvmgt import ptable_gfns
 from kvmcheck.models.virt.kvm.kvm_set_memslot import kvm_set_memory_region
@@ -226,6 +230,48 @@ def test_gfn_lock_is_ok_where_it_has_no_reentry(scn: Any) -> None:
     r = check(scn, variant="gfn-lock")
     assert r.verdict == "ok", r.finding and str(r.finding)
     assert r.complete
+
+
+@scenario(expect={"v6.1": "ok", "v6.6": "ok", "gfn-lock": "bug"}, kcsan=False)
+def populate_from_handler(variant: str) -> None:
+    """Yan's chain on v1 09/27 (2022-12-28): a guest PTE write whose new entry GVT shadows from the handler.
+
+    The emulated write to G (a shadowed page table) makes an entry present that points at
+    page table G + 1; the handler populates it: intel_vgpu_enable_page_track(G + 1) ->
+    intel_gvt_page_track_add().  At the end G + 1 is tracked by GVT, counted and in the table.
+    """
+    vm = pt.Vm(variant, pt.SPTE_MMU_PRESENT | pt.MMU_WRITABLE, tracked=True, npages=2)
+    g2 = pt.G + 1
+    track = vm.kvm.build.gvt_page_track.intel_vgpu_register_page_track(vm.vgpu, g2)
+    vm.vgpu.populate_gfn = g2
+    join(spawn(pt.emulated_write, vm.vcpu(0), name="vcpu"))
+    assert track.tracked, "GVT did not start shadowing the new page table"
+    assert write_track_count(vm.slot, g2) == 1
+    assert sorted(ptable_gfns(vm.vgpu)) == [pt.G, g2]
+
+
+@pytest.mark.parametrize("variant", ["v6.1", "v6.6"])
+def test_handler_may_add_tracking_on_the_kernels(variant: str) -> None:
+    r = check(populate_from_handler, variant=variant)
+    assert r.verdict == "ok", r.finding and str(r.finding)
+    assert r.complete
+
+
+def test_gfn_lock_deadlocks_on_yans_populate_chain() -> None:
+    r = check(populate_from_handler, variant="gfn-lock")
+    f = r.finding
+    assert f is not None
+    assert f.kind == "deadlock"
+    assert "vgpu->gfn_lock is already held by this task" in f.message
+    functions = {fn for s in f.trace for fn in (s.site.function, *s.stack)}
+    assert {
+        "kvmgt_page_track_write_66",
+        "ppgtt_write_protection_handler",
+        "intel_vgpu_enable_page_track",
+    } <= functions
+    last = f.trace[f.step]  # the new page table is not tracked yet: add takes gfn_lock again
+    assert last.op == "read page_track[gfn 0x101]->tracked"
+    assert {"vgpu->vgpu_lock", "vgpu->gfn_lock"} <= set(last.held)
 
 
 # -- lockdep over every scenario at v6.6 --------------------------------------------------------------

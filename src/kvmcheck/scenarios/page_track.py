@@ -82,13 +82,15 @@ MAX_EXITS = 6  # a guest store needs at most 3 exits here; more would be a livel
 class Vm:
     """The harness's handles on one VM: kvm, its memslot, G's SPTE, the vGPU and GVT's page track."""
 
-    def __init__(self, variant: str, spte: int, tracked: bool, failsafe: bool = False) -> None:
+    def __init__(
+        self, variant: str, spte: int, tracked: bool, failsafe: bool = False, npages: int = 1
+    ) -> None:
         build = build_for(variant)
-        self.slot = KvmMemorySlot(SLOT_ID, G, 1)
+        self.slot = KvmMemorySlot(SLOT_ID, G, npages)
         self.kvm = Kvm(MmStruct(), build, KvmMemslots({}, 0, (self.slot,)))
-        self.slot.arch = KvmArchMemorySlot(G, 1, self.kvm.mmu_lock)
+        self.slot.arch = KvmArchMemorySlot(G, npages, self.kvm.mmu_lock)
         self.sptep = Sptep(G, spte)
-        self.kvm.arch = KvmArch({G: self.sptep})
+        self.kvm.arch = KvmArch({G + i: Sptep(G + i, spte) for i in range(1, npages)} | {G: self.sptep})
         build.mmu.kvm_mmu_init_vm(self.kvm)
         self.vgpu = IntelVgpu(self.kvm)
         self.vgpu.failsafe = failsafe

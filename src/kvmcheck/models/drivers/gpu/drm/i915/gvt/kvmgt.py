@@ -114,6 +114,9 @@ class IntelVgpu(Struct):
         self.page_track_tree: dict[int, Any] = {}  # gvt/page_track.c's radix tree
         self.track_node = KvmPageTrackNotifierNode("vgpu->track_node")
         self.attached = True
+        # the gfn of a new page table a guest PTE write makes present (None: no such write);
+        # the shadow handler then shadows and write-protects it (a harness setting)
+        self.populate_gfn: int | None = None
 
     def _kc_label(self) -> str:
         return "vgpu"
