@@ -31,7 +31,7 @@ sleeping in atomic context, deadlock and the interception property.  With
 
 from __future__ import annotations
 
-from kvmcheck import join, scenario, spawn
+from kvmcheck import Source, join, scenario, spawn
 from kvmcheck.kernel import (
     data_race,
     mutex_lock,
@@ -51,7 +51,7 @@ from kvmcheck.models.arch.x86.kvm.mmu.page_track import (
     KvmArchMemorySlot,
     write_track_count,
 )
-from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, build_for
+from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, SOURCES, build_for
 from kvmcheck.models.arch.x86.kvm.mmu.spte import (
     MMU_WRITABLE,
     SPTE_MMU_PRESENT,
@@ -82,13 +82,15 @@ MAX_EXITS = 6  # a guest store needs at most 3 exits here; more would be a livel
 class Vm:
     """The harness's handles on one VM: kvm, its memslot, G's SPTE, the vGPU and GVT's page track."""
 
-    def __init__(self, variant: str, spte: int, tracked: bool, failsafe: bool = False) -> None:
+    def __init__(
+        self, variant: str, spte: int, tracked: bool, failsafe: bool = False, npages: int = 1
+    ) -> None:
         build = build_for(variant)
-        self.slot = KvmMemorySlot(SLOT_ID, G, 1)
+        self.slot = KvmMemorySlot(SLOT_ID, G, npages)
         self.kvm = Kvm(MmStruct(), build, KvmMemslots({}, 0, (self.slot,)))
-        self.slot.arch = KvmArchMemorySlot(G, 1, self.kvm.mmu_lock)
+        self.slot.arch = KvmArchMemorySlot(G, npages, self.kvm.mmu_lock)
         self.sptep = Sptep(G, spte)
-        self.kvm.arch = KvmArch({G: self.sptep})
+        self.kvm.arch = KvmArch({G + i: Sptep(G + i, spte) for i in range(1, npages)} | {G: self.sptep})
         build.mmu.kvm_mmu_init_vm(self.kvm)
         self.vgpu = IntelVgpu(self.kvm)
         self.vgpu.failsafe = failsafe
@@ -152,6 +154,14 @@ def guest_write(vm: Vm, vcpu: KvmVcpu) -> str:
 
 @scenario(
     name="page_track.kvmgt_hash",
+    source=Source(
+        "posted",
+        "[PATCH v4 11/29] drm/i915/gvt: Protect gfn hash table with vgpu_lock — 2023-07-28 —"
+        " <20230729013535.1070024-12-seanjc@google.com>",
+        "the race of its changelog: kvmgt_page_track_write() walking the table vs"
+        " intel_gvt_page_track_remove() freeing the entry; GVT's side runs with vgpu_lock held",
+    ),
+    sources=SOURCES,
     expect={
         "v6.1": "bug",
         "v6.1-lock-in-track-write": "bug",
@@ -159,7 +169,7 @@ def guest_write(vm: Vm, vcpu: KvmVcpu) -> str:
         "no-mmu-writable-clear": "bug",
         "yan-v2": "bug",
         "v6.6": "ok",
-        "gfn-lock": "bug",
+        "gfn-lock": "ok",
     },
     kcsan=False,
 )
@@ -177,6 +187,8 @@ def kvmgt_hash(variant: str) -> None:
       vgpu_lock / cache_lock mutexes under the spinning mmu_lock: sleep-in-atomic.
     yan-v2: the seed series does not touch the table's locking: the same use-after-free.
     v6.6: the table is under vgpu_lock on both sides: ok.
+    gfn-lock: the table is under gfn_lock on both sides (v1 09/27), always taken
+      inside vgpu_lock (v1 08/27 hoisted vgpu_lock into track_write): ok.
     Kernel paths: both threads follow paths each version can take (the emulator's
     track_write; GVT's teardown with vgpu_lock held, as Sean found its callers do).
     """
@@ -190,6 +202,14 @@ def kvmgt_hash(variant: str) -> None:
 
 @scenario(
     name="page_track.fast_path",
+    source=Source(
+        "posted",
+        "Re: [PATCH v2 1/3] KVM: x86: add a new page track hook track_remove_slot — 2022-11-15 —"
+        " <Y3Ljjji0Bwt5+WxH@google.com>",
+        "Yan's false-negative question and Sean's answer: the lockless count read of a present write"
+        " fault, then make_spte() -> mmu_try_to_unsync_pages() re-reading it under mmu_lock",
+    ),
+    sources=SOURCES,
     expect={
         "v6.1": "ok",
         "v6.1-lock-in-track-write": "bug",
@@ -197,7 +217,7 @@ def kvmgt_hash(variant: str) -> None:
         "no-mmu-writable-clear": "bug",
         "yan-v2": "ok",
         "v6.6": "ok",
-        "gfn-lock": "bug",
+        "gfn-lock": "ok",
     },
     kcsan=False,
 )
@@ -219,6 +239,8 @@ def fast_path(variant: str) -> None:
     mmu_lock in make_spte -> mmu_try_to_unsync_pages, or by the write-protection that
     runs after the fast path's cmpxchg (write_lock excludes the map, cmpxchg fails on a
     changed SPTE).
+    gfn-lock: v6.6's KVM side; KVMGT's gfn_lock nests inside vgpu_lock in both the
+    emulated write and the add, so the order is the same everywhere: ok.
     no-make-spte-recheck: make_spte trusts the stale read and maps G writable.
     no-mmu-writable-clear: write-protection leaves the MMU-writable bit, so the second
     fault's fast_page_fault makes the tracked gfn writable without mmu_lock.
@@ -244,6 +266,14 @@ def race_tracking_with_faults(variant: str, initial_spte: int) -> None:
 
 @scenario(
     name="page_track.memslot_move",
+    source=Source(
+        "posted",
+        "Re: [PATCH v2 1/3] KVM: x86: add a new page track hook track_remove_slot — 2022-11-11 —"
+        " <Y26SI3uh8JV0vvO6@google.com>",
+        "Sean: the flush hook runs before the memslot operation is guaranteed; the revert path is"
+        " kvm_set_memslot()'s (digest 03 correction 5)",
+    ),
+    sources=SOURCES,
     expect={
         "v6.1": "bug",
         "v6.1-lock-in-track-write": "bug",
@@ -251,7 +281,7 @@ def race_tracking_with_faults(variant: str, initial_spte: int) -> None:
         "no-mmu-writable-clear": "bug",
         "yan-v2": "ok",
         "v6.6": "ok",
-        "gfn-lock": "bug",
+        "gfn-lock": "ok",
     },
     kcsan=False,
 )
@@ -273,7 +303,7 @@ def memslot_move(variant: str) -> None:
       (Sean: "KVM might ultimately keep the existing memslot without notifying
       external page track users").
     yan-v2: the remove hook runs only at commit, which a failed MOVE never reaches: ok.
-    v6.6: no flush hook, MOVE refused in prepare, the tracking untouched: ok.
+    v6.6, gfn-lock: no flush hook, MOVE refused in prepare, the tracking untouched: ok.
     Kernel paths: yes for every variant -- userspace can issue a MOVE while a vCPU
     runs (the vCPU retries while the slot is INVALID), and the allocation can fail.
     """
@@ -298,6 +328,15 @@ def memslot_move(variant: str) -> None:
 
 @scenario(
     name="page_track.reentrant_remove",
+    source=Source(
+        "posted",
+        "Re: [Intel-gfx] [PATCH 09/27] drm/i915/gvt: Protect gfn hash table with dedicated mutex —"
+        " 2023-01-03 — <Y7STZZkd3EaRXLTC@google.com>",
+        "the chain Sean gives there: kvmgt_page_track_write() -> intel_vgpu_page_track_handler() ->"
+        " intel_gvt_page_track_remove(), reached in failsafe mode ('Remove write protection to prevent"
+        " future traps', gvt/page_track.c, context of v1 08/27)",
+    ),
+    sources=SOURCES,
     expect={
         "v6.1": "bug",
         "v6.1-lock-in-track-write": "bug",
@@ -323,10 +362,12 @@ def reentrant_remove(variant: str) -> None:
       vCPU's lockless table walk meets the kfree: use-after-free (the kvmgt_hash bug).
     v6.6: vgpu_lock is held across track_write and the remove nests kvm->srcu ->
       mmu_lock inside it: ok.
-    gfn-lock: track_write holds gfn_lock and the handler's remove takes it again:
-      deadlock (recursive locking).
+    gfn-lock: track_write holds vgpu_lock then gfn_lock and the handler's remove
+      takes gfn_lock again: deadlock (recursive locking) -- the chain Sean gives in
+      reply to Yan's report on v1 09/27 (2023-01-03, <Y7STZZkd3EaRXLTC@google.com>).
     Kernel paths: v6.1 and v6.6 can take them (failsafe is set when GVT meets an
-    unsupported guest); gfn-lock is a rejected design, not a kernel.
+    unsupported guest); gfn-lock was posted (v1 08/27 + 09/27, 2022-12-23) and
+    replaced by the vgpu_lock design (v4 11/29, merged as 3cca6b262876): never a kernel.
     """
     vm = Vm(variant, SPTE_MMU_PRESENT | MMU_WRITABLE, tracked=True, failsafe=True)
     t1 = spawn(emulated_write, vm.vcpu(0), name="vcpu0")
@@ -336,4 +377,4 @@ def reentrant_remove(variant: str) -> None:
     assert ptable_gfns(vm.vgpu) == [], "G is still in KVMGT's table after its removal"
 
 
-__all__ = ["ALL", "fast_path", "kvmgt_hash", "memslot_move", "reentrant_remove"]
+__all__ = ["ALL", "SOURCES", "fast_path", "kvmgt_hash", "memslot_move", "reentrant_remove"]

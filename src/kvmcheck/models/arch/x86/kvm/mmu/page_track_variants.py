@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvmcheck import Source
 from kvmcheck.kernel import (
     KVM_BUG_ON,
     READ_ONCE,
@@ -176,9 +177,102 @@ VARIANTS: dict[str, tuple[Subsystem, ...]] = {
     "no-mmu-writable-clear": (*V61, NoMmuWritableClear()),
     "yan-v2": (*V61, PageTrackYanV2(), X86YanV2(), KvmgtYanV2()),
     "v6.6": V66,
-    "gfn-lock": (*V66, KvmgtGfnLock(), GvtPageTrack()),  # the handler keeps its own vgpu_lock
+    "gfn-lock": (*V66, KvmgtGfnLock()),  # v1 08/27 + 09/27: the v6.6 handler, vgpu_lock -> gfn_lock
 }
 ALL = tuple(VARIANTS)
+
+# -- where each build was read (issue 23 item 3) -------------------------------------------------
+V1 = "2022-12-23"  # Sean's v1 series, "[PATCH 00/27] drm/i915/gvt: KVM: KVMGT fixes and page-track cleanups"
+V1_08 = (
+    "[PATCH 08/27] drm/i915/gvt: Hoist acquisition of vgpu_lock out to kvmgt_page_track_write()"
+    f" — {V1} — <20221223005739.1295925-9-seanjc@google.com>"
+)
+V1_09 = (
+    "[PATCH 09/27] drm/i915/gvt: Protect gfn hash table with dedicated mutex"
+    f" — {V1} — <20221223005739.1295925-10-seanjc@google.com>"
+)
+V4_11 = (
+    "[PATCH v4 11/29] drm/i915/gvt: Protect gfn hash table with vgpu_lock"
+    " — 2023-07-28 — <20230729013535.1070024-12-seanjc@google.com>"
+)
+V61_FILES = (
+    "v6.1: arch/x86/kvm/mmu/{page_track.c, mmu.c, tdp_mmu.c, spte.c}, arch/x86/kvm/x86.c,"
+    " virt/kvm/kvm_main.c, drivers/gpu/drm/i915/gvt/{kvmgt.c, page_track.c}"
+)
+V61_NOTE = (
+    "the v6.1 tag could not be pinned in the code index (SOURCES.md: no v6.1 row; the Makefile is"
+    " never stored at a page_track.c or kvmgt.c version), so v6.1 is rebuilt from text whose code is"
+    " the pre-v6.6 shape: KVMGT from the pre-images of the posted " + V1_08 + " and " + V1_09 + " (base"
+    " 9d75a3251adf: unlocked track_write, add/remove/flush_slot under kvm->srcu + mmu_lock, the"
+    " handler taking vgpu_lock); make_spte / mmu_try_to_unsync_pages as Sean quotes them on"
+    " 2022-11-15 <Y3Ljjji0Bwt5+WxH@google.com>; kvm_page_track_flush_slot() from the pre-image of"
+    " Yan's [PATCH v2 3/3] <20221111103504.22431-1-yan.y.zhao@intel.com> (its x86.c context already"
+    " sits on Sean's 2022-11-10 series, so v6.1's flush path -- kvm_arch_flush_shadow_memslot() calling"
+    " only the hook, KVM's own node zapping from it -- is from diff context, digest 03 correction 3);"
+    " the fault path, write-protection and kvm_set_memslot from 6.1-era per-file copies of unproven"
+    " tag (digest 03 corrections 1, 2, 5, 8)"
+)
+
+SOURCES: dict[str, Source] = {
+    "v6.1": Source("reconstructed", V61_FILES, V61_NOTE),
+    "v6.1-lock-in-track-write": Source(
+        "mutant",
+        V61_FILES,
+        "v6.1 with kvmgt_page_track_write() taking write_lock(&kvm->mmu_lock) around the table lookup"
+        " and the handler: the fix the changelogs of " + V1_09 + " and " + V4_11 + " rule out"
+        " (mmu_lock is a r/w spinlock and the handler may sleep on vgpu->cache_lock); never posted as code",
+    ),
+    "no-make-spte-recheck": Source(
+        "mutant",
+        V61_FILES,
+        "v6.1 with make_spte() not calling mmu_try_to_unsync_pages(), i.e. trusting the fault's"
+        " lockless read of the write-track count: the re-check Sean points to in the seed thread"
+        " (2022-11-15, <Y3Ljjji0Bwt5+WxH@google.com>) removed",
+    ),
+    "no-mmu-writable-clear": Source(
+        "mutant",
+        V61_FILES,
+        "v6.1 with write-protection for tracking (kvm_mmu_slot_gfn_write_protect -> the TDP MMU's"
+        " write_protect_gfn) clearing PT_WRITABLE_MASK but leaving the MMU-writable bit, whose clearing"
+        " the kernel comments 'to ensure future writes continue to be intercepted' (digest 03 correction 2)",
+    ),
+    "yan-v2": Source(
+        "posted",
+        "[PATCH v2 1/3] KVM: x86: add a new page track hook track_remove_slot — 2022-11-11 —"
+        " <20221111103350.22326-1-yan.y.zhao@intel.com>; [PATCH v2 2/3] drm/i915/gvt: switch from"
+        " track_flush_slot to track_remove_slot — 2022-11-11 — <20221111103436.22381-1-yan.y.zhao@intel.com>;"
+        " [PATCH v2 3/3] KVM: x86: Remove the unused page track hook track_flush_slot — 2022-11-11 —"
+        " <20221111103504.22431-1-yan.y.zhao@intel.com>",
+        "all three patches read as posted, applied to the v6.1 model (itself reconstructed, see v6.1);"
+        " the series' base, Sean's <20221110014821.1548347-1-seanjc@google.com> (KVM no longer relies on"
+        " the flush hook), is modelled only as 3/3's post-image: kvm_arch_flush_shadow_memslot() zaps"
+        " directly. 2/3 was read on this pass (earlier only its title): the KVMGT body is the old"
+        " flush_slot renamed to remove_slot, as modelled",
+    ),
+    "v6.6": Source(
+        "tree",
+        "v6.6 (merge of kvm-x86-mmu-6.6, 2023-09-07): arch/x86/kvm/mmu/page_track.c read at"
+        " torvalds/linux @03c11eb3b16d; drivers/gpu/drm/i915/gvt/{kvmgt.c, page_track.c} = 3cca6b262876 as"
+        " posted in " + V4_11 + ", c15fcf12ffb3, 2ee05a4c275a; x86.c c70934e0ab2d, b83ab124ded3",
+        "the v6.6 tag is not proven by SOURCES.md's recipe (no v6.6 row: the Makefile is not stored at the"
+        " per-file commits); the modelled shas are checked to have reached mainline in the v6.6 merge"
+        " window (digest 03 corrections, search id 66997220076); the KVM fault path and memslot update"
+        " are the v6.1 reading with 932844462ae3 / eeb87272a364 applied; KVMGT's add/remove/track_write/"
+        "remove_region were also compared with a stored post-v6.6 kvmgt.c (find_string id 77688213, whose"
+        " repository the tool does not name): the same locking",
+    ),
+    "gfn-lock": Source(
+        "posted",
+        V1_08 + "; " + V1_09,
+        "both read as posted and applied to the v6.6 model: the handler without its own vgpu_lock"
+        " (08/27, the same hunk as v6.6's), vgpu_lock -> gfn_lock in kvmgt_page_track_write(), gfn_lock"
+        " around the table in add/remove (09/27); the KVM calls and the region hook are the v1 series'"
+        " own later forms ([PATCH 24/27] <20221223005739.1295925-25-seanjc@google.com>: kvm_write_track_"
+        "add/remove_gfn(kvm, gfn); [PATCH 16/27] <20221223005739.1295925-17-seanjc@google.com>: remove_region"
+        " under gfn_lock alone). Replaces an earlier reconstruction from the review mail that kept"
+        " vgpu_lock in the handler (gfn_lock -> vgpu_lock: a cycle the posted patch does not have)",
+    ),
+}
 
 
 def build_for(variant: str) -> Build:

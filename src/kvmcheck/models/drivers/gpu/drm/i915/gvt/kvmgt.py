@@ -22,12 +22,17 @@ Variants (each overrides just what its patch changed):
                             vCPU in track_write), c15fcf12ffb3/2ee05a4c275a
                             (track_remove_region: only the table entries go).
                             (torvalds/linux kvmgt.c @002c6ca75289 vs later.)
-  gfn-lock                  the rejected intermediate design (Sean, v4 review;
-                            digest 03 correction 4): a separate info->gfn_lock
-                            mutex for the table, taken by track_write and by
-                            add/remove; the handler keeps its own vgpu_lock.
-                            Reconstructed from the review mail, not a posted
-                            patch's text.
+  gfn-lock                  v1 of Sean's series as posted ("[PATCH 08/27]
+                            drm/i915/gvt: Hoist acquisition of vgpu_lock out to
+                            kvmgt_page_track_write()" and "[PATCH 09/27]
+                            drm/i915/gvt: Protect gfn hash table with dedicated
+                            mutex", 2022-12-23): the table under a separate
+                            info->gfn_lock, taken inside vgpu_lock by
+                            track_write and alone by add/remove/remove_region;
+                            the handler takes no lock (08/27).  Yan found the
+                            re-entrant deadlock (2022-12-28); the series then
+                            protected the table with vgpu_lock instead (v4 11/29,
+                            merged as 3cca6b262876).
 
 Locking contract:
   v6.1: info->ptable under kvm->mmu_lock (write) in add/remove/flush --
@@ -35,6 +40,10 @@ Locking contract:
   v6.6: info->ptable under info->vgpu_lock (lockdep_assert_held in the find
         helper); order track_srcu -> vgpu_lock -> {cache_lock,
         kvm->srcu -> mmu_lock}.
+  gfn-lock: info->ptable under info->gfn_lock (lockdep_assert_held in the
+        find helper); order track_srcu -> vgpu_lock -> gfn_lock -> {cache_lock,
+        kvm->srcu -> mmu_lock}; a handler that re-enters add/remove takes
+        gfn_lock a second time.
 Lifetime: a kvmgt_pgfn is kzalloc'ed by table_add and kfree'd by table_del
 (or at close); a walker must hold the table's lock to dereference it.
 Simplification: every gfn hashes to one bucket (the scenarios use one gfn).
@@ -105,6 +114,9 @@ class IntelVgpu(Struct):
         self.page_track_tree: dict[int, Any] = {}  # gvt/page_track.c's radix tree
         self.track_node = KvmPageTrackNotifierNode("vgpu->track_node")
         self.attached = True
+        # the gfn of a new page table a guest PTE write makes present (None: no such write);
+        # the shadow handler then shadows and write-protects it (a harness setting)
+        self.populate_gfn: int | None = None
 
     def _kc_label(self) -> str:
         return "vgpu"
@@ -328,38 +340,59 @@ class Kvmgt66(Kvmgt):
 
 
 class KvmgtGfnLock(Kvmgt66):
-    """The rejected design: a separate gfn_lock for the table, taken in track_write and in remove."""
+    """v1 08/27 + 09/27 of Sean's KVMGT series: the table under its own ``gfn_lock``, inside ``vgpu_lock``.
+
+    08/27 hoisted vgpu_lock out of intel_vgpu_page_track_handler() into
+    kvmgt_page_track_write() (the v6.6 handler, GvtPageTrack66) so that the
+    order is vgpu_lock -> gfn_lock; 09/27 added gfn_lock around every table
+    access.  The KVM calls are the v6.6 API the same v1 series converts them to
+    (24/27), and the region hook is 16/27's (gfn_lock only).
+    """
 
     version = "gfn-lock"
 
     def ptable_lock_held(self, info: IntelVgpu) -> None:
-        """The design's assertion: lockdep_assert_held(&info->gfn_lock)."""
+        """09/27: lockdep_assert_held(&info->gfn_lock) in the find helper."""
         lockdep_assert_held(info.gfn_lock)
 
     def intel_gvt_page_track_add(self, info: IntelVgpu, gfn: int) -> int:
-        """intel_gvt_page_track_add() with the table under gfn_lock."""
+        """intel_gvt_page_track_add() (09/27, 24/27): gfn_lock around table check, KVM's count, add."""
+        if not info.attached:
+            return ESRCH
         mutex_lock(info.gfn_lock)
-        r = super().intel_gvt_page_track_add(info, gfn)
+        ret = 0
+        if not self.kvmgt_gfn_is_write_protected(info, gfn):
+            ret = info.kvm.build.page_track.kvm_write_track_add_gfn(info.kvm, gfn)
+            if not ret:
+                self.kvmgt_protect_table_add(info, gfn)
         mutex_unlock(info.gfn_lock)
-        return r
+        return ret
 
     def intel_gvt_page_track_remove(self, info: IntelVgpu, gfn: int) -> int:
-        """intel_gvt_page_track_remove() with the table under gfn_lock."""
+        """intel_gvt_page_track_remove() (09/27, 24/27): as add; the entry is kfree'd under gfn_lock."""
+        if not info.attached:
+            return 0
         mutex_lock(info.gfn_lock)
-        r = super().intel_gvt_page_track_remove(info, gfn)
+        ret = 0
+        if self.kvmgt_gfn_is_write_protected(info, gfn):
+            ret = info.kvm.build.page_track.kvm_write_track_remove_gfn(info.kvm, gfn)
+            if not ret:
+                self.kvmgt_protect_table_del(info, gfn)
         mutex_unlock(info.gfn_lock)
-        return r
+        return ret
 
     def kvmgt_page_track_write_66(self, gpa: int, val: int, nbytes: int, node: Any) -> None:
-        """kvmgt_page_track_write() holding gfn_lock across the lookup and the handler."""
+        """kvmgt_page_track_write(): vgpu_lock (08/27), then gfn_lock (09/27), around lookup and handler."""
         info = node.owner
+        mutex_lock(info.vgpu_lock)
         mutex_lock(info.gfn_lock)
         if self.kvmgt_gfn_is_write_protected(info, gpa_to_gfn(gpa)):
             info.kvm.build.gvt_page_track.intel_vgpu_page_track_handler(info, gpa)
         mutex_unlock(info.gfn_lock)
+        mutex_unlock(info.vgpu_lock)
 
     def kvmgt_page_track_remove_region(self, gfn: int, nr_pages: int, node: Any) -> None:
-        """kvmgt_page_track_remove_region() under gfn_lock."""
+        """kvmgt_page_track_remove_region() (v1 16/27): the table entries go under gfn_lock alone."""
         info = node.owner
         mutex_lock(info.gfn_lock)
         for g in range(gfn, gfn + nr_pages):

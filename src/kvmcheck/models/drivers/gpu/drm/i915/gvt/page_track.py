@@ -88,10 +88,19 @@ class GvtPageTrack(Subsystem):
         return 0
 
     def ppgtt_write_protection_handler(self, vgpu: Any, pt: IntelVgpuPageTrack, gpa: int) -> int:
-        """The shadow-PPGTT write handler: may take vgpu->cache_lock deep down; shadows the write."""
+        """The shadow-PPGTT write handler: may take vgpu->cache_lock deep down; shadows the write.
+
+        The old entry's removal reaches cache_lock (ppgtt_handle_guest_entry_removal ->
+        ppgtt_invalidate_pte -> intel_gvt_dma_unmap_guest_page); a new present entry that
+        points at a page table not yet shadowed is populated and write-protected
+        (ppgtt_handle_guest_entry_add -> ppgtt_populate_spt_by_guest_entry ->
+        intel_vgpu_enable_page_track: the chain of Yan's report on v1 09/27).
+        """
         mutex_lock(vgpu.cache_lock)  # intel_gvt_dma_unmap_guest_page()
         vgpu.shadow_writes = vgpu.shadow_writes + 1
         mutex_unlock(vgpu.cache_lock)
+        if vgpu.populate_gfn is not None:
+            return self.intel_vgpu_enable_page_track(vgpu, vgpu.populate_gfn)
         return 0
 
     def handle(self, vgpu: Any, gpa: int) -> int:
