@@ -306,3 +306,13 @@ def test_root_reload_and_vm_destroy_docstrings_name_their_bugs() -> None:
     doc = " ".join((tm.root_reload.fn.__doc__ or "").split())
     assert "plain get never meets a zero count here" not in doc
     assert "a lost decrement" in doc
+
+
+def test_the_list_add_claim_is_no_longer_made() -> None:
+    """No property tells list_add from list_add_tail, so the page must not say one was checked."""
+    import pathlib
+
+    page = (pathlib.Path(__file__).parents[2] / "docs/models/seed002-tdp-mmu.md").read_text()
+    text = " ".join(page.split())
+    assert 'no property fails either way ("never problematic")' not in text
+    assert 'Sean\'s "never problematic" is *not* checked' in text

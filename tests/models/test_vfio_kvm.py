@@ -401,3 +401,9 @@ def test_close_last_ref_says_exit_does_not_reach_it() -> None:
     assert "only through explicit close() calls in this order" in doc
     assert "A VMM that merely exits does *not* get here" in doc
     assert "its fds are closed in fd order, the device's last" not in doc
+
+
+def test_open_vs_release_does_not_claim_process_exit_races_an_open() -> None:
+    doc = " ".join((vk.open_vs_release.fn.__doc__ or "").split())
+    assert "QEMU exiting" not in doc
+    assert "Not by the VMM exiting" in doc

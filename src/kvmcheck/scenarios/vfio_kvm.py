@@ -154,8 +154,10 @@ def open_vs_release(variant: str) -> None:
     VM (2 references), the kvm-vfio device with the group added, the device closed.
     Property: no deadlock, no use of a freed VM, the VM destroyed exactly once,
     lockdep clean.  Paths the kernel can take: yes -- at every version, nothing
-    orders a device open against the VMM closing its kvm fds (QEMU exiting, or
-    hot-unplugging while the kvm-vfio device goes).
+    orders a device open against the VMM closing its kvm fds with close() from
+    another thread (a hot-plug racing the VM's teardown).  Not by the VMM
+    exiting: a process's files are closed only when its last thread exits, so
+    none of its own ioctls can be in flight then.
     v6.0: two bugs.  Reported first: ``release`` drops its references between the
       open and the close, so the driver's put in close_device is the VM's last and
       kvm_vfio_destroy's down_write(group_rwsem) meets the read hold close_device
