@@ -624,7 +624,8 @@ SOURCES: dict[str, Source] = {
         "c0e64238ac53, 6103bc074048, b7cccd397f31 + 4c6654bd160d as quoted in review mails (Paolo's "
         "'[PATCH v2 09/13]' review, search id 25917719300; b7cccd397f31 <20210401233736.638171-13-"
         "bgardon@google.com>) and a v5.13-era tdp_mmu.c copy in a transliterated fork (search id "
-        "15836801613: put = dec_and_test, list_del_rcu, zap, call_rcu; root load under the write lock).",
+        "15836801613, re-read for issue 23: put = dec_and_test, list_del_rcu, zap, call_rcu; root "
+        "load under the write lock).",
     ),
     "v6.9": Source(
         "reconstructed",
@@ -632,8 +633,8 @@ SOURCES: dict[str, Source] = {
         "From edbdb43fc96b ('KVM: x86: Preserve TDP MMU roots until they are explicitly invalidated', "
         "<20230421214946.2571580-1-seanjc@google.com>), 0df9dab891ff, 576a15de8d29 / dab285e4ec73 / "
         "f5238c2a60f1 (the kvm-x86-mmu-6.9 pull: root free/alloc under the read lock) as their mails "
-        "and pulls quote them, checked against torvalds/linux tdp_mmu.c @0089c055b560 (a later "
-        "per-file version; tdp_mmu_next_root(kvm, prev, only_valid)).",
+        "and pulls quote them, and torvalds/linux tdp_mmu.c @0089c055b560 (a later per-file "
+        "version; tdp_mmu_next_root(kvm, prev, only_valid)) -- as digest 02's corrections read them.",
     ),
     "v6.9-plain-get": Source(
         "mutant",
