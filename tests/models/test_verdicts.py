@@ -219,3 +219,21 @@ def test_verdict_matches_expectation(scn: Scenario, variant: str) -> None:
     assert r.verdict == scn.expect[variant], r.finding and str(r.finding)
     if r.verdict == "ok":
         assert r.complete  # exhaustive: "ok, complete" is a promise
+
+
+def test_readme_provenance_counts_are_the_bundled_ones() -> None:
+    """docs/models/README.md's per-seed provenance counts (the rows it has) are what the Sources say."""
+    readme = (HERE.parents[1] / "docs/models/README.md").read_text()
+    rows = re.findall(
+        r"^\| \d+ `(\w+)\.\*` \((\d+) pairs\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", readme, re.M
+    )
+    assert rows, "docs/models/README.md has no provenance table"
+    for seed, pairs, *counts in rows:
+        have = collections.Counter(
+            src.provenance
+            for s in seed_scenarios(seed)
+            for v in s.variants
+            if (src := s.source_of(v)) is not None
+        )
+        n = sum(len(s.variants) for s in seed_scenarios(seed))
+        assert (int(pairs), [int(c) for c in counts]) == (n, [have[p] for p in PROVENANCES]), seed

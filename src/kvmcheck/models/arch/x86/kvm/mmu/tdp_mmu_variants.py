@@ -604,12 +604,12 @@ SOURCES: dict[str, Source] = {
         "deleted entry'): ben-v1 with list_for_each_entry_safe; never posted.",
     ),
     "a889ea54b3da": Source(
-        "reconstructed",
-        "a889ea54b3da: arch/x86/kvm/mmu/tdp_mmu.c (KVM: x86/mmu: Ensure TDP MMU roots are freed after yield)",
-        "The v3 mail is not in the corpus; the iterator (tdp_mmu_next_root_valid takes the reference, "
-        "tdp_mmu_next_root reads the next entry before tdp_mmu_put_root) is read from a tdp_mmu.c copy "
-        "right after the fix (index file id 11369832; its version not pinned); the commit is in the "
-        "linux-next revlist above the gcc-plugins-v5.11-rc3 merge.",
+        "posted",
+        "[PATCH v3 1/2] KVM: x86/mmu: Ensure TDP MMU roots are freed after yield — 2021-01-06 — "
+        "<20210107001935.3732070-1-bgardon@google.com>",
+        "Read as quoted by Sean's Reviewed-by reply (2021-01-07, <X/dHpSoi5AkPIrfc@google.com>): "
+        "tdp_mmu_next_root_valid takes the reference, tdp_mmu_next_root reads list_next_entry before "
+        "tdp_mmu_put_root; merged as a889ea54b3da (linux-next, after gcc-plugins-v5.11-rc3).",
     ),
     "list-add-tail": Source(
         "mutant",
