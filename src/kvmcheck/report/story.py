@@ -165,6 +165,9 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
         # a freed object is wholly the story; otherwise the field alone (a race, a WARN's test)
         named.update(objs if f.kind in LIFETIME_KINDS else objs[:1])
     named.update(_tested_at_warning(f, steps))
+    race_story = f.kind in RACE_STORY_KINDS
+    if race_story:  # the report names no step: the threads' race that led to it is the story
+        named.update(shared_written([s for s in steps if s.thread != 0]))
     # pointer fields that ever held a named object (gpc->khva holding khva[pfn 1])
     for s in steps:
         v = values.get(s.index, "")
@@ -173,12 +176,16 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
             if objs and "->" in objs[0]:
                 named.add(objs[0])
     touching = [s for s in steps if _touches(s, named, values)]
+    if race_story:  # main's teardown after the join only finds what the threads left behind
+        touching = [s for s in touching if s.thread != 0]
     threads = {s.thread for s in touching}
     if fail is not None and fail.step is not None:
         threads.add(fail.step.thread)
     locks = _story_locks(touching, named, everyone=f.kind == "data-race")
     keep = {s.index for s in touching}
     for s in steps:
+        if race_story and s.thread == 0:
+            continue
         if s.thread in threads and is_lock_op(s.op) and set(objects_of(s.op)) & locks:
             keep.add(s.index)
     if fail is not None and fail.step is not None:
@@ -216,6 +223,38 @@ MAX_LINES = 21  # story lines (steps and context switches), headers not counted
 
 
 LIFETIME_KINDS = ("use-after-free", "use-after-unmap", "double-free", "invalid-free")
+# Reports made at the end of the run about what the threads left behind (kmemleak): nothing in
+# them names a step, so the story is the threads' racing steps -- see shared_written().
+RACE_STORY_KINDS = ("leak",)
+_READ_OPS = (
+    "read ",
+    "READ_ONCE",
+    "list_for_each",
+    "data_race",
+    "spin_until_cond",
+    "refcount_read",
+    "atomic_read",
+)
+
+
+def shared_written(steps: list[Step]) -> set[str]:
+    """Fields that two or more threads wrote: where the threads raced (a leak's story).
+
+    A leak is reported by main once every thread is done (kmemleak), about an object
+    the threads' interleaving left unfreed; its report names an allocation site, not a
+    step.  The steps that matter are the threads' writes to state they share -- the
+    root_count one thread puts while another holds it, say -- with the reads of it.
+    """
+    writers: dict[str, set[int]] = {}
+    for s in steps:
+        if s.op.startswith(_THREAD_OPS) or s.op.startswith(_READ_OPS) or is_lock_op(s.op):
+            continue
+        objs = objects_of(s.op)
+        if objs:  # a field (root0->root_count) or a counter (KvmMmuPage.tdp_mmu_root_count)
+            writers.setdefault(objs[0], set()).add(s.thread)
+    return {o for o, ts in writers.items() if len(ts) > 1}
+
+
 _WARN_AT = re.compile(r"\bat (\w+) \(([^()\s]+):(\d+)\)")
 
 

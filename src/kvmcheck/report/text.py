@@ -141,8 +141,16 @@ def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
         lines.header(),
     ]
     if first > 0:
-        span = f"0-{first - 1}" if first > 1 else "0"
-        out.append(_clip(f"{span:>6}  main sets up and starts the threads", width))
+        # only main's own setup is "setup": steps the threads took before the story starts
+        # are said to be left out, not folded into main's line
+        pre = [s for s in trace if s.index < first]
+        n = setup_prefix(pre) if any(s.thread != 0 for s in pre) else len(pre)
+        if n:
+            span = f"0-{n - 1}" if n > 1 else "0"
+            out.append(_clip(f"{span:>6}  main sets up and starts the threads", width))
+        if n < first:
+            span = f"{n}-{first - 1}" if first - 1 > n else str(n)
+            out.append(_clip(f"{span:>6}  (steps not in the story: --full shows them)", width))
     prev: int | None = None
     fail_idx = fail.step.index if fail is not None and fail.step is not None else None
     for s in steps:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck import join, scenario, spawn
+from kvmcheck import Source, join, scenario, spawn
 from kvmcheck.kernel import mutex_lock, mutex_unlock, spin_until_cond, struct_init
 from kvmcheck.models.arch.x86.kvm.mmu.mmu import (
     kvm_destroy_vm,
@@ -39,10 +39,28 @@ from kvmcheck.models.arch.x86.kvm.mmu.mmu import (
 )
 from kvmcheck.models.arch.x86.kvm.mmu.mmu_internal import N_SPTES, SPTE_PRESENT, SPTE_WRITABLE
 from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu import spte_field
-from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu_variants import build_for
+from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu_variants import SOURCES, build_for
 from kvmcheck.models.build import Build
 from kvmcheck.models.mm.mm import MmStruct
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmMemslots, KvmVcpu
+
+# Where the harness was read: the seed thread and the call paths its report and replies give.
+REPORT = Source(
+    "posted",
+    "Re: [PATCH 2/3] kvm: x86/mmu: Ensure TDP MMU roots are freed after yield — 2021-01-06 — "
+    "<CANgfPd-QPUwigK5um8DWQ5Y_M+JGRie_N_vkYtZdNE1WQbn3mA@mail.gmail.com>",
+    "Maciej Szmigiero's memslot_move_test (memslot MOVE vs a running vCPU) and his call traces "
+    "quoted there (kvm_set_memslot -> kvm_arch_flush_shadow_memslot -> kvm_page_track_flush_slot "
+    "-> kvm_mmu_zap_all_fast; kvm_mmu_load <- vcpu_enter_guest); the seed thread 'reproducible "
+    "BUG() in kvm_mmu_get_root() in TDP MMU' (2021-01-05) for the get/yield/put diagnosis.",
+)
+SEED_THREAD = Source(
+    "posted",
+    "Re: reproducible BUG() in kvm_mmu_get_root() in TDP MMU — 2021-01-05 (Ben Gardon)",
+    "Sean's 'next entry is deleted' case and Ben's predicted leak, as quoted in the seed mail; the "
+    "walkers (kvm_tdp_mmu_wrprot_slot, kvm_tdp_mmu_zap_gfn_range) and vCPU paths are those the "
+    "variants' sources give at each version.",
+)
 
 ALL = ("v5.11-rc2", "ben-v1", "list-safe", "a889ea54b3da", "list-add-tail", "v5.13", "v6.9", "v6.9-plain-get")
 
@@ -144,6 +162,8 @@ def vm_destroy_body(build: Build) -> None:
 
 @scenario(
     name="tdp_mmu.root_reload",
+    source=REPORT,
+    sources=SOURCES,
     expect={
         "v5.11-rc2": "bug",
         "ben-v1": "bug",
@@ -179,8 +199,11 @@ def root_reload(variant: str) -> Any:
       of kvm_mmu_get_root is his "general protection fault, probably for
       non-canonical address 0xdead000000000100".
     list-safe: ok -- with one root the cached next is the list head.
-    a889ea54b3da, list-add-tail, v5.13, v6.9 (and the v6.9 mutant, whose
-      plain get never meets a zero count here): ok.
+    a889ea54b3da, list-add-tail, v5.13, v6.9: ok.
+    v6.9-plain-get: bug -- the zapper's plain get reads the count (2), the
+      vCPU's put (read lock too) takes it to 1, the get stores 3: a lost
+      decrement, so R never reaches 0 and outlives the VM (kmemleak, after
+      the WARN_ON at uninit).
     Paths: every thread follows a path the kernel at that version takes.
     """
     root_reload_body(build_for(variant))
@@ -188,6 +211,8 @@ def root_reload(variant: str) -> Any:
 
 @scenario(
     name="tdp_mmu.next_root_freed",
+    source=SEED_THREAD,
+    sources=SOURCES,
     expect={
         "v5.11-rc2": "bug",
         "ben-v1": "bug",
@@ -221,6 +246,8 @@ def next_root_freed(variant: str) -> Any:
       period; the walker re-reads next under rcu_read_lock).  v6.9: ok --
       dropping a valid root only drops the vCPU's reference (the TDP MMU keeps
       its own until the root is invalidated), so nothing is freed.
+    v6.9-plain-get: bug -- the walk's plain get on R2 reads 2, vCPU 2's put
+      (read lock too) makes 1, the get stores 3: a lost decrement, R2 leaks.
     Paths: real at every version.
     """
     next_root_freed_body(build_for(variant))
@@ -228,6 +255,8 @@ def next_root_freed(variant: str) -> Any:
 
 @scenario(
     name="tdp_mmu.concurrent_put",
+    source=SEED_THREAD,
+    sources=SOURCES,
     expect={
         "v5.11-rc2": "bug",
         "ben-v1": "bug",
@@ -275,6 +304,8 @@ def concurrent_put(variant: str) -> Any:
 
 @scenario(
     name="tdp_mmu.vm_destroy",
+    source=SEED_THREAD,
+    sources=SOURCES,
     expect={
         "v5.11-rc2": "bug",
         "ben-v1": "bug",
@@ -297,9 +328,14 @@ def vm_destroy(variant: str) -> Any:
     v5.11-rc2: the walker's put takes R to 0 and leaves it on the list:
       "WARN_ON(!list_empty(&kvm->arch.tdp_mmu_roots))" at uninit, and once
       struct kvm is freed, kmemleak reports R.
-    ben-v1, list-safe: ok -- the put that reaches 0 frees R, and with one
-      root there is no next entry to walk through.
-    a889ea54b3da, list-add-tail, v5.13, v6.9, v6.9-plain-get: ok.
+    ben-v1: bug -- the walker's put that reaches 0 frees R inside
+      list_for_each_entry, which then reads R->link.next: KASAN
+      use-after-free (as in root_reload).
+    list-safe: ok -- the put that reaches 0 frees R, and with one root the
+      cached next is the list head.
+    a889ea54b3da, list-add-tail, v5.13, v6.9: ok.
+    v6.9-plain-get: bug -- the lost decrement of root_reload (the zapper's
+      plain get reads 2, the vCPU's put makes 1, the get stores 3): R leaks.
     Paths: real at every version.
     """
     vm_destroy_body(build_for(variant))

@@ -14,17 +14,18 @@ checked all along):
   * every symbol_get was paired with a symbol_put (kvm.ko and vfio.ko can be unloaded);
   * KVM dropped every reference it took on the group file (f_count back to the user's 1).
 
-Variants: see models/drivers/vfio/variants.py.  The v6.0-6.1 group_rwsem is modelled
-with the rwsem of kernel/locking.py on main, which has no writer fairness yet (a reader
-never waits for a *waiting* writer); nothing here depends on it: no scenario has a
-second reader that could queue behind the writer.
+Variants: see models/drivers/vfio/variants.py (SOURCES there says where each was read).
+The v6.0 group_rwsem is modelled with the rwsem of kernel/locking.py on main, which has
+no writer fairness yet (a reader never waits for a *waiting* writer); nothing here
+depends on it: no scenario has a second reader that could queue behind the writer.
+v6.1 has the mutex group_lock instead (c82e81ab2569), still inside dev_set->lock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvmcheck import join, scenario, spawn
+from kvmcheck import Source, join, scenario, spawn
 from kvmcheck.kernel import READ_ONCE, WARN_ON
 from kvmcheck.models.drivers.s390.crypto.vfio_ap_ops import (
     ApMatrixDev,
@@ -36,7 +37,7 @@ from kvmcheck.models.drivers.vfio.group import (
     vfio_group_ioctl_get_device_fd,
     vfio_module_init,
 )
-from kvmcheck.models.drivers.vfio.variants import VARIANTS, build_for
+from kvmcheck.models.drivers.vfio.variants import SOURCES, VARIANTS, build_for
 from kvmcheck.models.drivers.vfio.vfio import File, VfioDevice, VfioDeviceSet, VfioGroup
 from kvmcheck.models.drivers.vfio.vfio_main import vfio_device_fops_release
 from kvmcheck.models.kernel_module import KernelModule, module_refcount
@@ -50,6 +51,19 @@ from kvmcheck.models.virt.kvm.kvm_lifetime import (
     kvm_vm_release,
 )
 from kvmcheck.models.virt.kvm.vfio import kvm_vfio_set_attr_group_add, kvm_vfio_set_attr_group_del
+
+SEED_THREAD = (
+    "Re: [PATCH v3] vfio: fix deadlock between group lock and kvm lock — 2023-02-03 — "
+    "<20230203133503.4d8fb3e8.alex.williamson@redhat.com>"
+)
+HARNESS = Source(
+    "posted",
+    SEED_THREAD,
+    "The threads follow the call chains the commit messages give: 2b48f52f2bff's (vfio-ap "
+    "open_device under group_lock vs kvm_vfio_release under kvm->lock) and 51cdc8bc120e's "
+    "(<20230120150528.471752-1-yi.l.liu@intel.com>: the driver's last kvm_put_kvm -> "
+    "kvm_destroy_vm -> kvm_vfio_destroy -> vfio_file_set_kvm under the group lock).",
+)
 
 
 @dataclass
@@ -120,7 +134,10 @@ def check_everything_released(vm: Vm) -> None:
 @scenario(
     name="vfio_kvm.open_vs_release",
     keep_going=True,  # past lockdep and leak WARNs, to the hang or the KASAN report they precede
+    source=HARNESS,
+    sources=SOURCES,
     expect={
+        "v6.0": "bug",
         "v6.1": "bug",
         "51cdc8bc120e": "bug",
         "spinlock-no-ref": "bug",
@@ -137,15 +154,18 @@ def open_vs_release(variant: str) -> None:
     VM (2 references), the kvm-vfio device with the group added, the device closed.
     Property: no deadlock, no use of a freed VM, the VM destroyed exactly once,
     lockdep clean.  Paths the kernel can take: yes -- at every version, nothing
-    orders a device open against the VMM closing its kvm fds (QEMU exiting, or
-    hot-unplugging while the kvm-vfio device goes).
-    v6.1: two bugs.  Reported first: ``release`` drops its references between the
+    orders a device open against the VMM closing its kvm fds with close() from
+    another thread (a hot-plug racing the VM's teardown).  Not by the VMM
+    exiting: a process's files are closed only when its last thread exits, so
+    none of its own ioctls can be in flight then.
+    v6.0: two bugs.  Reported first: ``release`` drops its references between the
       open and the close, so the driver's put in close_device is the VM's last and
       kvm_vfio_destroy's down_write(group_rwsem) meets the read hold close_device
       runs under: the task deadlocks on itself (close_last_ref's bug, reached by a
       race).  Also there: when the last put comes while ``device`` is inside
       open_device, vfio-ap's kvm_get_kvm increments a dead VM's users_count
       ("refcount_t: addition on 0; use-after-free", see the tests).
+    v6.1: the same two bugs; the task now takes the group_lock mutex it holds.
     51cdc8bc120e: group_lock -> kvm->lock (open_device) against kvm->lock ->
       group_lock (kvm_vfio_release): the ABBA deadlock Krowiak reported.
     spinlock-no-ref: no deadlock any more.  Reported first: vfio-ap's close drops
@@ -163,7 +183,10 @@ def open_vs_release(variant: str) -> None:
 
 @scenario(
     name="vfio_kvm.open_then_release",
+    source=HARNESS,
+    sources=SOURCES,
     expect={
+        "v6.0": "ok",
         "v6.1": "ok",
         "51cdc8bc120e": "bug",
         "spinlock-no-ref": "ok",
@@ -184,8 +207,8 @@ def open_then_release(variant: str) -> None:
       open_device under group_lock), the release then takes group_lock under
       kvm->lock: "possible circular locking dependency detected" with both chains --
       the seed's deadlock, found by lockdep in a run that cannot deadlock.
-    every other variant: no cycle (v6.1's set_kvm runs from .destroy with no kvm->lock
-      held; spinlock-no-ref and the fixes take only the kvm_ref_lock spinlock under
+    every other variant: no cycle (v6.0's and v6.1's set_kvm runs from .destroy with no
+      kvm->lock held; spinlock-no-ref and the fixes take only the kvm_ref_lock spinlock under
       kvm->lock); the VM is destroyed once by the VM fd's put.
     """
     vm = setup_vm(variant)
@@ -197,7 +220,10 @@ def open_then_release(variant: str) -> None:
 @scenario(
     name="vfio_kvm.close_last_ref",
     keep_going=True,  # past lockdep and leak WARNs, to the hang or the KASAN report they precede
+    source=HARNESS,
+    sources=SOURCES,
     expect={
+        "v6.0": "bug",
         "v6.1": "bug",
         "51cdc8bc120e": "bug",
         "spinlock-no-ref": "bug",
@@ -211,13 +237,19 @@ def close_last_ref(variant: str) -> None:
 
     Threads, one after the other: ``open`` (GET_DEVICE_FD), ``exit`` (close the kvm-vfio
     fd and the VM fd), ``close`` (close the device fd).  The driver's kvm reference is
-    then the VM's last one unless vfio holds its own.  Paths the kernel can take: yes
-    (a VMM killed with the device open: its fds are closed in fd order, the device's
-    last).
-    v6.1: close_device runs under dev_set->lock and group_rwsem (read); vfio-ap's
+    then the VM's last one unless vfio holds its own.  Paths the kernel can take: yes,
+    but only through explicit close() calls in this order -- a VMM that tears the VM
+    down (close(kvm-vfio fd), close(VM fd)) while it keeps the device fd open.  A VMM
+    that merely exits does *not* get here: exit_files() drops the fds in ascending
+    order, but each final fput runs as task_work, newest first, so the device fd
+    (normally the highest: opened after the VM and kvm-vfio fds) is released before
+    them, and the VM's last reference is then the VM fd's, dropped with no vfio lock
+    held.
+    v6.0: close_device runs under dev_set->lock and group_rwsem (read); vfio-ap's
       kvm_put_kvm destroys the VM, kvm_vfio_destroy calls vfio_file_set_kvm, which
       takes group_rwsem for write: the task deadlocks on itself (the report that led
-      to 51cdc8bc120e).
+      to 51cdc8bc120e, whose message names "group->group_lock/group_rwsem").
+    v6.1: the same recursion on the group_lock mutex.
     51cdc8bc120e, spinlock-no-ref: the recursion is gone (``.release`` already ran),
       but vfio-ap drops that last reference with kvm->lock held
       (vfio_ap_mdev_unset_kvm), so struct kvm is freed with its lock held and
@@ -239,6 +271,14 @@ def close_last_ref(variant: str) -> None:
 @scenario(
     name="vfio_kvm.group_add_del",
     keep_going=True,  # past lockdep and leak WARNs, to the hang or the KASAN report they precede
+    source=Source(
+        "posted",
+        "kvm/vfio: ensure kvg instance stays around in kvm_vfio_group_add() — 2023-07-14 — "
+        "<20230714224538.404793-1-dmitry.torokhov@gmail.com>",
+        "The race its commit message describes (add drops kv->lock, then uses kvg->file; del "
+        "frees kvg), read in the 6.1 stable backport <20230911134643.899568279@linuxfoundation.org>.",
+    ),
+    sources=SOURCES,
     expect=dict.fromkeys(VARIANTS, "bug") | {"9e0f4f2918c2": "ok"},
 )
 def group_add_del(variant: str) -> None:
@@ -250,7 +290,7 @@ def group_add_del(variant: str) -> None:
     pointer cleared once the device is gone, references balanced.  Paths the kernel
     can take: yes (two threads of the VMM, or a buggy VMM, issuing the ioctls) -- the
     race syzbot-style fuzzing found, fixed by 9e0f4f2918c2.
-    v6.1 .. alex-incremental: kvm_vfio_group_add drops kv->lock and then reads
+    v6.0 .. alex-incremental: kvm_vfio_group_add drops kv->lock and then reads
       kvg->file for vfio_file_set_kvm; ``del`` can free kvg in between:
       use-after-free of the kvm_vfio_group.  (When ``del`` runs entirely between that
       read and the set_kvm, the group is left pointing at the VM after the device is

@@ -2,8 +2,10 @@
 closing it, and vfio_file_set_kvm(), the export KVM calls to publish its VM to the group.
 
 Versions: v6.2 (the tree 51cdc8bc120e is in: group_lock outer to dev_set->lock,
-vfio_file_set_kvm under group_lock), v6.1 (no group.c yet: the same functions in
-drivers/vfio/vfio_main.c, with group_rwsem), the seed thread's "spinlock-no-ref"
+vfio_file_set_kvm under group_lock), v6.0 (no group.c yet: the same functions in
+drivers/vfio/vfio_main.c, with the rwsem group_rwsem), v6.1 (still in vfio_main.c, with
+group_rwsem made the mutex group_lock by c82e81ab2569 -- but nested inside dev_set->lock,
+not outside it as from v6.2), the seed thread's "spinlock-no-ref"
 inference (set_kvm under a spinlock, no vfio reference), and 2b48f52f2bff (v6.3-rc1,
 read at v6.3.2: kvm_ref_lock and vfio_device_group_get_kvm_safe).
 
@@ -71,24 +73,43 @@ class VfioGroupC(Subsystem):
         mutex_unlock(group.group_lock)
 
 
-class VfioGroupV61(VfioGroupC):
-    """v6.1: the group's side lives in drivers/vfio/vfio_main.c; group->kvm is under group_rwsem."""
+class VfioGroupV60(VfioGroupC):
+    """v6.0: the group's side lives in drivers/vfio/vfio_main.c; group->kvm is under group_rwsem."""
 
-    version = "v6.1"
+    version = "v6.0"
 
     def vfio_group_ioctl_get_device_fd(self, device: VfioDevice) -> int:
-        """vfio_group_get_device_fd() (v6.1) -> vfio_device_open(): dev_set->lock, then the rwsem."""
+        """vfio_group_get_device_fd() (v6.0) -> vfio_device_open(): dev_set->lock, then the rwsem."""
         ret: int = _main(device).vfio_device_open(device)
         return ret
 
     def vfio_file_set_kvm(self, file: File, kvm: Any) -> None:
-        """vfio_file_set_kvm() (v6.1, vfio_main.c): group->kvm = kvm under down_write(group_rwsem)."""
+        """vfio_file_set_kvm() (v6.0, vfio_main.c): group->kvm = kvm under down_write(group_rwsem)."""
         group = file.private_data
         if not vfio_file_is_group(file):
             return
         down_write(group.group_rwsem)
         group.kvm = kvm
         up_write(group.group_rwsem)
+
+
+class VfioGroupV61(VfioGroupV60):
+    """v6.1: c82e81ab2569 "vfio: Change vfio_group->group_rwsem to a mutex" on v6.0.
+
+    Every down_read/down_write of group_rwsem became mutex_lock(group_lock), with the
+    nesting unchanged: vfio_device_open still takes dev_set->lock first.
+    """
+
+    version = "v6.1"
+
+    def vfio_file_set_kvm(self, file: File, kvm: Any) -> None:
+        """vfio_file_set_kvm() (v6.1, vfio_main.c): group->kvm = kvm under the group_lock mutex."""
+        group = file.private_data
+        if not vfio_file_is_group(file):
+            return
+        mutex_lock(group.group_lock)
+        group.kvm = kvm
+        mutex_unlock(group.group_lock)
 
 
 class VfioGroupSpinlockNoRef(VfioGroupC):

@@ -1,19 +1,21 @@
 """struct vfio_group (drivers/vfio/vfio.h), struct vfio_device and vfio_device_set
-(include/linux/vfio.h), and the struct file of a vfio group fd, v6.1 .. v6.3.
+(include/linux/vfio.h), and the struct file of a vfio group fd, v6.0 .. v6.3.
 
 Locking contract (which lock protects which field):
-  group->kvm          v6.0-v6.1: group->group_rwsem (written with down_write, read
-                      with down_read in vfio_device_open); v6.2: group->group_lock
-                      (mutex); from 2b48f52f2bff: group->kvm_ref_lock (spinlock).
+  group->kvm          v6.0: group->group_rwsem (written with down_write, read
+                      with down_read in vfio_device_open); v6.1 (c82e81ab2569), v6.2:
+                      group->group_lock (mutex); from 2b48f52f2bff: group->kvm_ref_lock
+                      (spinlock).
                       The contract accepts any of the three: each version uses one.
   device->open_count  device->dev_set->lock
   device->kvm         device->dev_set->lock (drivers read it in open_device/close_device,
   device->put_kvm     which vfio calls with dev_set->lock held)
-Lock order: v6.1: dev_set->lock -> group_rwsem (read) -> driver locks.
+Lock order: v6.0: dev_set->lock -> group_rwsem (read) -> driver locks.
+            v6.1: dev_set->lock -> group_lock -> driver locks.
             v6.2 on: group_lock -> dev_set->lock -> driver locks; kvm_ref_lock is a leaf.
 Lifetimes: the group, the device and the group fd live for the whole scenario (the
 user holds the group fd); a device's kvm pointer is only valid while someone holds a
-kvm reference -- the driver's own (v6.1, v6.2), or vfio's (from 2b48f52f2bff).
+kvm reference -- the driver's own (v6.0 .. v6.2), or vfio's (from 2b48f52f2bff).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class VfioGroup(Struct):
     def __init__(self, build: Build, **values: Any) -> None:
         super().__init__(**values)
         self.build = build  # the kernel this group runs on
-        self.group_rwsem = RwSem("group->group_rwsem")  # v6.0 .. v6.1
-        self.group_lock = Mutex("group->group_lock")  # v6.2 ..
+        self.group_rwsem = RwSem("group->group_rwsem")  # v6.0
+        self.group_lock = Mutex("group->group_lock")  # v6.1 (c82e81ab2569) ..
         self.kvm_ref_lock = SpinLock("group->kvm_ref_lock")  # 2b48f52f2bff ..
 
     def _kc_label(self) -> str:

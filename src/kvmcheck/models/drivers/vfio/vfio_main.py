@@ -1,9 +1,10 @@
 """drivers/vfio/vfio_main.c: opening and closing a vfio_device, and (from 2b48f52f2bff)
-vfio's own kvm reference.  Versions: v6.1, v6.2 (the 51cdc8bc120e tree), 2b48f52f2bff
+vfio's own kvm reference.  Versions: v6.0, v6.1, v6.2 (the 51cdc8bc120e tree), 2b48f52f2bff
 (v6.3-rc1, read at v6.3.2), and Alex Williamson's incremental diff from the seed thread.
 
 See vfio.py for the locking contract.  Lock order inside this file:
-  v6.1:  dev_set->lock -> group->group_rwsem (read) -> ops->open_device/close_device
+  v6.0:  dev_set->lock -> group->group_rwsem (read) -> ops->open_device/close_device
+  v6.1:  dev_set->lock -> group->group_lock (the mutex of c82e81ab2569) -> the same
   v6.2:  dev_set->lock -> ops->open_device/close_device  (group_lock is held outside, group.c)
   2b48f52f2bff: the caller (group.c) holds group_lock and dev_set->lock; vfio_device_open/
          close only assert dev_set->lock.
@@ -85,13 +86,20 @@ class VfioMain(Subsystem):
         _group_c(device).vfio_device_group_close(device)
 
 
-class VfioMainV61(VfioMain):
-    """drivers/vfio/vfio_main.c at v6.1: group_rwsem era; the group ioctl lands here directly."""
+class VfioMainV60(VfioMain):
+    """drivers/vfio/vfio_main.c at v6.0: group_rwsem era; the group ioctl lands here directly."""
 
-    version = "v6.1"
+    version = "v6.0"
+
+    def group_lock_read(self, group: Any) -> None:
+        """Take the group's lock around the driver's open/close: down_read(group_rwsem) in v6.0."""
+        down_read(group.group_rwsem)
+
+    def group_unlock_read(self, group: Any) -> None:
+        up_read(group.group_rwsem)
 
     def vfio_device_open(self, device: VfioDevice) -> int:  # type: ignore[override]
-        """vfio_device_open() (v6.1): dev_set->lock, then group_rwsem for read around open_device.
+        """vfio_device_open() (v6.0): dev_set->lock, then group_rwsem for read around open_device.
 
         "Here we pass the KVM pointer with the group under the read lock.  If the
         device driver will use it, it must obtain a reference and release it during
@@ -102,34 +110,52 @@ class VfioMainV61(VfioMain):
         mutex_lock(device.dev_set_lock)
         device.open_count = device.open_count + 1
         if device.open_count == 1:
-            down_read(group.group_rwsem)
+            self.group_lock_read(group)
             device.kvm = group.kvm
             ret = device.ops.open_device(device)
             if ret:  # err_undo_count
-                up_read(group.group_rwsem)
+                self.group_unlock_read(group)
                 device.open_count = device.open_count - 1
                 if device.open_count == 0 and device.kvm is not None:
                     device.kvm = None
                 mutex_unlock(device.dev_set_lock)
                 return int(ret)
-            up_read(group.group_rwsem)
+            self.group_unlock_read(group)
         mutex_unlock(device.dev_set_lock)
         return 0
 
     def vfio_device_fops_release(self, device: VfioDevice) -> None:
-        """vfio_device_fops_release() (v6.1): dev_set->lock, group_rwsem (read) around close_device."""
+        """vfio_device_fops_release() (v6.0): dev_set->lock, group_rwsem (read) around close_device."""
         group = device.group
         assert group is not None
         mutex_lock(device.dev_set_lock)
         WARN_ON_ONCE(not device.open_count)  # vfio_assert_device_open()
-        down_read(group.group_rwsem)
+        self.group_lock_read(group)
         if device.open_count == 1:
             device.ops.close_device(device)
-        up_read(group.group_rwsem)
+        self.group_unlock_read(group)
         device.open_count = device.open_count - 1
         if device.open_count == 0:
             device.kvm = None
         mutex_unlock(device.dev_set_lock)
+
+
+class VfioMainV61(VfioMainV60):
+    """drivers/vfio/vfio_main.c at v6.1: c82e81ab2569 made group_rwsem the mutex group_lock.
+
+    The same nesting as v6.0 (dev_set->lock outside), each down_read/up_read of the
+    rwsem a mutex_lock/mutex_unlock of group_lock ("[PATCH 2/2] vfio: Change
+    vfio_group->group_rwsem to a mutex", 2022-09-29).
+    """
+
+    version = "v6.1"
+
+    def group_lock_read(self, group: Any) -> None:
+        """mutex_lock(&device->group->group_lock) (v6.1)."""
+        mutex_lock(group.group_lock)
+
+    def group_unlock_read(self, group: Any) -> None:
+        mutex_unlock(group.group_lock)
 
 
 class VfioMain2b48(VfioMain):

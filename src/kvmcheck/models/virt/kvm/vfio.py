@@ -1,6 +1,6 @@
 """virt/kvm/vfio.c: the kvm-vfio pseudo device (KVM_DEV_TYPE_VFIO).
 
-Versions: v6.1 (``.destroy``: the groups are unlinked when the VM dies, i.e. from
+Versions: v6.0/v6.1 (``.destroy``: the groups are unlinked when the VM dies, i.e. from
 the last kvm_put_kvm, wherever that runs), 51cdc8bc120e "kvm/vfio: Fix potential
 deadlock on vfio group_lock" (v6.2: ``.release``, run when the device fd is closed,
 under kvm->lock), and 9e0f4f2918c2 "kvm/vfio: ensure kvg instance stays around in
@@ -167,17 +167,18 @@ class KvmVfioC(Subsystem):
         kfree(dev)  # "alloc by kvm_ioctl_create_device, free by .release"
 
 
-class KvmVfioV61(KvmVfioC):
-    """virt/kvm/vfio.c at v6.1: ``.destroy`` -- run by kvm_destroy_devices at the VM's last put."""
+class KvmVfioV60(KvmVfioC):
+    """virt/kvm/vfio.c at v6.0 and v6.1 (the same on this path): ``.destroy`` -- run by
+    kvm_destroy_devices at the VM's last put."""
 
-    version = "v6.1"
+    version = "v6.0"
 
     def ops(self) -> KvmDeviceOps:
-        """kvm_vfio_ops (v6.1): .create, .destroy."""
+        """kvm_vfio_ops (v6.0, v6.1): .create, .destroy."""
         return KvmDeviceOps("kvm-vfio", create=self.kvm_vfio_create, destroy=self.kvm_vfio_destroy)
 
     def kvm_vfio_destroy(self, dev: KvmDevice) -> None:
-        """kvm_vfio_destroy() (v6.1): from kvm_destroy_vm, in whatever context dropped the last ref.
+        """kvm_vfio_destroy() (v6.0, v6.1): from kvm_destroy_vm, in whatever context dropped the last ref.
 
         The body 51cdc8bc120e renamed to kvm_vfio_release, unchanged.
         """

@@ -114,7 +114,11 @@ def release_update_locks_for_kvm(matrix_dev: ApMatrixDev, kvm: Kvm | None) -> No
 
 
 class VfioAp(Subsystem):
-    """drivers/s390/crypto/vfio_ap_ops.c (v6.2; the functions modelled are the same in v6.1-v6.3)."""
+    """drivers/s390/crypto/vfio_ap_ops.c (v6.2; the functions modelled are the same in v6.1-v6.3).
+
+    The v6.0 build uses it too: the lock set it models (guests_lock -> kvm->lock ->
+    mdevs_lock) dates from 21195eb038bc (2022), before v6.0 -- assumed, not read at v6.0.
+    """
 
     subsystem = "vfio_ap"
     version = "v6.2"

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from kvmcheck import Source
 from kvmcheck.kernel import (
     KVM_BUG_ON,
     WARN_ON,
@@ -570,6 +571,77 @@ VARIANTS: dict[str, type[TdpMmu]] = {
     "v5.13": V5_13,
     "v6.9": V6_9,
     "v6.9-plain-get": V6_9PlainGet,
+}
+
+# Where each variant's code was read (issue 23).  No tree at v5.11-rc2, v5.13 or v6.9 could be
+# pinned with the code index (/work/shared/kernel/SOURCES.md), so the versions are rebuilt from
+# posted diffs and file copies; digest 02's corrections list the search ids.
+_BEN_V1 = (
+    "[PATCH 2/3] kvm: x86/mmu: Ensure TDP MMU roots are freed after yield — 2021-01-05 — "
+    "<20210105233136.2140335-2-bgardon@google.com>"
+)
+_SEED = "Re: reproducible BUG() in kvm_mmu_get_root() in TDP MMU — 2021-01-05 (Ben Gardon)"
+SOURCES: dict[str, Source] = {
+    "v5.11-rc2": Source(
+        "reconstructed",
+        "v5.11-rc2: arch/x86/kvm/mmu/tdp_mmu.c, mmu_internal.h, mmu.c",
+        "The walkers are the '-' lines and context of " + _BEN_V1 + " (tdp_mmu.c blob 75db27fda8f3: "
+        "get / yield / kvm_mmu_put_root with its result ignored); kvm_mmu_get_root's BUG_ON and the "
+        "call path from Maciej Szmigiero's report (mmu_internal.h:100, kvm_mmu_load <- vcpu_enter_guest) "
+        "and Ben's 2021-01-06 reply <CANgfPd-QPUwigK5um8DWQ5Y_M+JGRie_N_vkYtZdNE1WQbn3mA@mail.gmail.com> "
+        "(the page-track hop). Not Rtoax/linux-5.10.13: it already has the fix.",
+    ),
+    "ben-v1": Source(
+        "posted",
+        _BEN_V1,
+        "tdp_mmu_put_root() (put, free at zero) in every walker's unchanged list_for_each_entry loop, "
+        "as posted; Maciej's GPF at LIST_POISON1 with it is in the same 2021-01-06 reply.",
+    ),
+    "list-safe": Source(
+        "mutant",
+        _SEED,
+        "Sean's hypothetical in the seed mail ('using the \"safe\" variant would dereference a "
+        "deleted entry'): ben-v1 with list_for_each_entry_safe; never posted.",
+    ),
+    "a889ea54b3da": Source(
+        "posted",
+        "[PATCH v3 1/2] KVM: x86/mmu: Ensure TDP MMU roots are freed after yield — 2021-01-06 — "
+        "<20210107001935.3732070-1-bgardon@google.com>",
+        "Read as quoted by Sean's Reviewed-by reply (2021-01-07, <X/dHpSoi5AkPIrfc@google.com>): "
+        "tdp_mmu_next_root_valid takes the reference, tdp_mmu_next_root reads list_next_entry before "
+        "tdp_mmu_put_root; merged as a889ea54b3da (linux-next, after gcc-plugins-v5.11-rc3).",
+    ),
+    "list-add-tail": Source(
+        "mutant",
+        _SEED,
+        "Sean's other hypothetical in the seed mail: a889ea54b3da with list_add_tail() in "
+        "get_tdp_mmu_vcpu_root(); never posted.",
+    ),
+    "v5.13": Source(
+        "reconstructed",
+        "v5.13: arch/x86/kvm/mmu/tdp_mmu.c, mmu.c",
+        "From 531810caa9f4 (rwlock), 2bdb3d84cebc, cfc109979b3c, 11cccf5c0472, fb10129335ca, "
+        "c0e64238ac53, 6103bc074048, b7cccd397f31 + 4c6654bd160d as quoted in review mails (Paolo's "
+        "'[PATCH v2 09/13]' review, search id 25917719300; b7cccd397f31 <20210401233736.638171-13-"
+        "bgardon@google.com>) and a v5.13-era tdp_mmu.c copy in a transliterated fork (search id "
+        "15836801613, re-read for issue 23: put = dec_and_test, list_del_rcu, zap, call_rcu; root "
+        "load under the write lock).",
+    ),
+    "v6.9": Source(
+        "reconstructed",
+        "v6.9: arch/x86/kvm/mmu/tdp_mmu.c, mmu.c",
+        "From edbdb43fc96b ('KVM: x86: Preserve TDP MMU roots until they are explicitly invalidated', "
+        "<20230421214946.2571580-1-seanjc@google.com>), 0df9dab891ff, 576a15de8d29 / dab285e4ec73 / "
+        "f5238c2a60f1 (the kvm-x86-mmu-6.9 pull: root free/alloc under the read lock) as their mails "
+        "and pulls quote them, and torvalds/linux tdp_mmu.c @0089c055b560 (a later per-file "
+        "version; tdp_mmu_next_root(kvm, prev, only_valid)) -- as digest 02's corrections read them.",
+    ),
+    "v6.9-plain-get": Source(
+        "mutant",
+        "v6.9 with kvm_tdp_mmu_get_root() a plain read / BUG_ON(0) / set (digest 02, V3-mutant)",
+        "Our counterfactual: v6.9 with v5.11's kvm_mmu_get_root() shape under the read lock, to show "
+        "why refcount_inc_not_zero() is required.",
+    ),
 }
 
 
