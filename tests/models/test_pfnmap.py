@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
 from kvmcheck import Result, check, join, replay, scenario, spawn
+from kvmcheck.cli import main as cli_main
 from kvmcheck.kernel import write_lock, write_unlock
 from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
     RET_PF_FIXED,
@@ -347,3 +356,39 @@ def test_bad_page_state_names_who_set_the_flag():
         "mark_page_accessed: PG_referenced set on a FREE page (in the buddy allocator) "
         "by task vcpu in kvm_set_page_accessed <- out_unlock <- kvm_mmu_page_fault"
     ) in story
+
+
+# -- the v11 finding, written up: every command the page quotes prints what it quotes ----------------
+FINDING = (
+    Path(__file__).resolve().parents[2] / "docs" / "findings" / "stevens-v11-accessed-after-stale-fault.md"
+)
+
+
+def _quoted_runs() -> list[tuple[str, list[str]]]:
+    runs: list[tuple[str, list[str]]] = []
+    in_console = False
+    for line in FINDING.read_text().splitlines():
+        if line.startswith("```"):
+            in_console = line.strip() == "```console"
+        elif in_console and line.startswith("$ "):
+            runs.append((line[2:], []))
+        elif in_console and line.strip():
+            runs[-1][1].append(line)
+    return runs
+
+
+def _untimed(line: str) -> str:
+    return re.sub(r"\d+\.\d+s, (dpor|replay)", r"<t>, \1", line.strip())
+
+
+@pytest.mark.parametrize(("cmd", "quoted"), _quoted_runs(), ids=[c for c, _ in _quoted_runs()])
+def test_v11_finding_page_commands_print_what_the_page_quotes(cmd, quoted):
+    args = shlex.split(cmd)
+    assert args[0] == "kvmcheck"
+    db = tempfile.mkdtemp(prefix="kvmcheck-db-")  # what the search prints, not a saved replay
+    out = [
+        _untimed(x) for x in CliRunner(env={"KVMCHECK_DB": db}).invoke(cli_main, args[1:]).output.splitlines()
+    ]
+    for line in quoted:
+        assert _untimed(line) in out, (line, out[:3])
+    assert len(_quoted_runs()) == 6
