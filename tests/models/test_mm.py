@@ -24,12 +24,20 @@ from kvmcheck.models.mm.memory import (
 )
 from kvmcheck.models.mm.mm import MmStruct, get_user_pages
 from kvmcheck.models.mm.page import (
+    SetPageDirty,
     get_page,
     get_page_unless_zero,
     phys_access,
     put_page,
 )
-from kvmcheck.models.mm.page_alloc import __GFP_COMP, Zone, __free_pages, alloc_pages, boot_alloc
+from kvmcheck.models.mm.page_alloc import (
+    __GFP_COMP,
+    Zone,
+    __free_pages,
+    alloc_pages,
+    boot_alloc,
+    check_pages_returned,
+)
 
 
 def run(body: Callable[..., Any]) -> Result:
@@ -94,7 +102,10 @@ def test_get_and_put_on_a_tail_page_frees_it_while_its_owner_still_has_the_block
     assert "page dumped because: nonzero _refcount" in bad[0].details
 
 
-def test_a_page_freed_twice_is_a_bad_page_double_free() -> None:
+def test_a_page_freed_twice_is_reported_and_its_block_taken_out_of_circulation() -> None:
+    """free_pages_prepare(): bad_page() reports the second free and the block is not freed (it leaks)."""
+    state: dict[str, object] = {}
+
     def body() -> None:
         zone = Zone([1, 2])
         boot_alloc(zone, 1, 1, "ttm")
@@ -102,10 +113,64 @@ def test_a_page_freed_twice_is_a_bad_page_double_free() -> None:
         get_page(tail)
         put_page(tail)  # the tail is free now
         __free_pages(zone.pfn_to_page(1), 1)  # and the owner frees it again
+        state["free_area"] = zone.free_area
+        state["head_free"] = zone.pfn_to_page(1).free
+        state["head_leaked"] = zone.pfn_to_page(1).leaked_as_bad
 
     r = run(body)
-    assert r.finding is not None and r.finding.kind == "double-free"
-    assert "already free" in r.finding.message
+    bad = [f for f in [r.finding, *r.warnings] if f is not None and "Bad page state" in f.headline]
+    assert bad, r.finding
+    assert bad[0].kind == "refcount"  # a report, not an oops: the task carried on (state was recorded)
+    assert bad[0].headline == "BUG: Bad page state in process main  pfn:2"
+    assert bad[0].message == (
+        "Bad page state: pfn 2: nonzero mapcount (PageBuddy: the page is already free, this is a second free)"
+    )
+    # the tail stays on the free list once; the head is not freed with it: the block leaks
+    assert state == {"free_area": ((2, 0),), "head_free": False, "head_leaked": True}
+
+
+def test_a_flag_set_on_a_free_page_is_reported_at_its_next_allocation_with_who_set_it() -> None:
+    def body() -> None:
+        zone = Zone([1], free=[(1, 0)])
+        page = alloc_pages(zone, 0, "first owner")
+        assert page is not None
+        put_page(page)
+        SetPageDirty(page)  # on a page in the buddy allocator
+        alloc_pages(zone, 0, "second owner")
+
+    r = run(body)
+    bad = [f for f in [r.finding, *r.warnings] if f is not None and "Bad page state" in f.headline]
+    assert bad and bad[0].message == "Bad page state: pfn 1: PAGE_FLAGS_CHECK_AT_PREP set"
+    assert "SetPageDirty: PG_dirty set on a FREE page (in the buddy allocator) by task main" in "\n".join(
+        bad[0].details
+    )
+
+
+def test_check_pages_returned_reports_a_reference_never_dropped() -> None:
+    def leaky() -> None:
+        zone = Zone([1, 2])
+        head = boot_alloc(zone, 1, 1, "ttm bo")
+        owned = [(zone.pfn_to_page(1), head.gen), (zone.pfn_to_page(2), zone.pfn_to_page(2).gen)]
+        get_page(head)  # someone takes a reference and never drops it
+        __free_pages(head, 1)  # the owner frees its block: only the tail goes back
+        check_pages_returned(owned, "ttm bo")
+
+    r = run(leaky)
+    assert r.finding is not None and r.finding.kind == "leak"
+    assert r.finding.headline == "BUG: page leak: pfn 1 never returned to the buddy allocator (page_owner)"
+    assert "pfn 1 is still allocated (refcount 1) after ttm bo freed it" in r.finding.message
+
+    def clean() -> None:
+        zone = Zone([1, 2])
+        head = boot_alloc(zone, 1, 1, "ttm bo")
+        owned = [(zone.pfn_to_page(1), head.gen), (zone.pfn_to_page(2), zone.pfn_to_page(2).gen)]
+        __free_pages(head, 1)
+        again = alloc_pages(zone, 0, "someone else")  # freed, then reallocated: not a leak
+        assert again is not None
+        check_pages_returned(owned, "ttm bo")
+
+    r = run(clean)
+    assert r.verdict == "ok" and r.complete, r.finding
 
 
 def test_free_pages_of_a_non_compound_block_with_a_held_head_frees_only_the_tails() -> None:

@@ -5,20 +5,24 @@ memslot covers a userspace VMA, on a kernel build of ``kvm_main`` + the x86
 ``mmu`` (+ the v6.8 pfncache, whose notifier hook runs with no caches):
 
   v5.11, v5.12, f8be156be163      -- kvm_main at that version, x86 fault of v5.11..v5.15
-  stevens-v9                      -- David Stevens' v9 (kvm_main + x86 refcounted SPTE bit)
+  stevens-v9                      -- David Stevens' v9 as posted (3/6 + 6/6 of 2023-09-11)
+  stevens-v9-resend               -- v9 with the 6/6 resent on 2023-09-19 (the folding fix)
+  stevens-v11                     -- v11 (2024-02-29): 1/8, 4/8, 5/8, 8/8
   v6.13                           -- "KVM: Stop grabbing references to PFNMAP'd pages"
   v6.13-no-stale-check            -- mutant: no recheck of mmu_invalidate_seq under mmu_lock
   release-adjusted-pfn            -- mutant: release the huge-page-adjusted pfn (pre-8dd861cc07e2)
 
 The state is tiny on purpose: one 2-page block (or one VRAM page), 2-3 threads.
 KCSAN stays on: every access the guest or KVM makes to page memory is marked.
+Where each variant and scenario was read: ``SOURCES`` and ``HARNESS`` below
+(``kvmcheck list`` shows them); docs/models/seed004-pfnmap.md tells the story.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvmcheck import join, scenario, spawn
+from kvmcheck import Source, join, scenario, spawn
 from kvmcheck.kernel import READ_ONCE, WRITE_ONCE, Struct, spin_until_cond, struct_init
 from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
     RET_PF_FIXED,
@@ -26,6 +30,8 @@ from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
     X86MmuNoStaleCheck,
     X86MmuReleaseAdjustedPfn,
     X86MmuStevensV9,
+    X86MmuStevensV9Resend,
+    X86MmuStevensV11,
     X86MmuV613,
     guest_access,
     kvm_mmu_init_vm,
@@ -44,7 +50,7 @@ from kvmcheck.models.drivers.gpu.drm.ttm.ttm_bo import (
 from kvmcheck.models.mm.memory import mmap_region, unmap_mapping_range
 from kvmcheck.models.mm.mm import MmStruct
 from kvmcheck.models.mm.page import Page, phys_access, put_page
-from kvmcheck.models.mm.page_alloc import Zone, alloc_pages, boot_alloc
+from kvmcheck.models.mm.page_alloc import Zone, alloc_pages, boot_alloc, check_pages_returned
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmMemslots, KvmVcpu
 from kvmcheck.models.virt.kvm.kvm_main import KvmMain, kvm_init_mmu_notifier, kvm_vcpu_map, kvm_vcpu_unmap
 from kvmcheck.models.virt.kvm.kvm_main_variants import VARIANTS as KVM_MAIN
@@ -60,11 +66,100 @@ MMU: dict[str, type[X86Mmu]] = {
     "v5.12": X86Mmu,
     "f8be156be163": X86Mmu,
     "stevens-v9": X86MmuStevensV9,
+    "stevens-v9-resend": X86MmuStevensV9Resend,
+    "stevens-v11": X86MmuStevensV11,
     "v6.13": X86MmuV613,
     "v6.13-no-stale-check": X86MmuNoStaleCheck,
     "release-adjusted-pfn": X86MmuReleaseAdjustedPfn,
 }
 ALL = tuple(MMU)
+
+_V9_3 = (
+    "[PATCH v9 3/6] KVM: mmu: Improve handling of non-refcounted pfns -- 2023-09-11 -- "
+    "<20230911021637.1941096-4-stevensd@google.com>"
+)
+_V11 = (
+    "[PATCH v11 1/8] KVM: Assert that a page's refcount is elevated when marking accessed/dirty "
+    "<20240229025759.1187910-2-stevensd@google.com>; [PATCH v11 4/8] KVM: mmu: Improve handling of "
+    "non-refcounted pfns <20240229025759.1187910-5-stevensd@google.com>; [PATCH v11 5/8] KVM: Migrate "
+    "kvm_vcpu_map() to kvm_follow_pfn() <20240229025759.1187910-6-stevensd@google.com>; [PATCH v11 8/8] "
+    "KVM: x86/mmu: Handle non-refcounted pages <20240229025759.1187910-9-stevensd@google.com> -- 2024-02-29"
+)
+_V613 = (
+    "v6.13: virt/kvm/kvm_main.c, include/linux/kvm_host.h, arch/x86/kvm/mmu/mmu.c -- "
+    "[PATCH v13 00/85] KVM: Stop grabbing references to PFNMAP'd pages -- 2024-10-10 -- "
+    "<20241010182427.1434605-1-seanjc@google.com>"
+)
+SOURCES: dict[str, Source] = {
+    "v5.11": Source(
+        "reconstructed",
+        "v5.11: virt/kvm/kvm_main.c hva_to_pfn_remapped (follow_pfn, kvm_get_pfn after the PTE lock)",
+        "rebuilt from the pre-image of bd2fae8da794 'KVM: do not assume PTE is writable after "
+        "follow_pfn' (v5.12-rc) as the seed-004 digest read it; no tree at v5.11 could be proven "
+        "(shared/kernel/SOURCES.md); the x86 fault is the v5.11..v5.15 direct_page_fault shape",
+    ),
+    "v5.12": Source(
+        "reconstructed",
+        "v5.12: virt/kvm/kvm_main.c hva_to_pfn_remapped (follow_pte, kvm_get_pfn under the PTE lock)",
+        "rebuilt from the context lines of the 5.12-stable backport of f8be156be163 ([PATCH 5.12 "
+        "073/110] KVM: do not allow mapping valid but non-reference-counted pages, 2021-06-28, "
+        "<20210628141828.31757-74-sashal@kernel.org>: kvm_get_pfn(pfn) right before out: "
+        "pte_unmap_unlock) and bd2fae8da794; no v5.12 tree proven",
+    ),
+    "f8be156be163": Source(
+        "posted",
+        "KVM: do not allow mapping valid but non-reference-counted pages (f8be156be163, N. Piggin) -- "
+        "as backported: [PATCH 5.12 073/110] -- 2021-06-28 -- <20210628141828.31757-74-sashal@kernel.org>",
+        "the patch text read (kvm_try_get_pfn: reserved -> 1, else get_page_unless_zero; failure -> "
+        "-EFAULT); the surrounding v6.8 model stands in for v5.13's hva_to_pfn",
+    ),
+    "stevens-v9": Source(
+        "posted",
+        f"{_V9_3}; [PATCH v9 6/6] KVM: x86/mmu: Handle non-refcounted pages -- 2023-09-11 -- "
+        "<20230911021637.1941096-7-stevensd@google.com>",
+        "6/6 read as quoted in full by Maxim Levitsky's review "
+        "<ca9dde6a5c8d8ff9eb1945fd6c846ed5184d45ee.camel@redhat.com> (2023-10-03) and Dmitry "
+        "Osipenko's (2023-09-18); the mail itself is not in the index. TDP fault only",
+    ),
+    "stevens-v9-resend": Source(
+        "posted",
+        f"{_V9_3}; [PATCH v9 6/6] KVM: x86/mmu: Handle non-refcounted pages (resent) -- 2023-09-19 -- "
+        "<20230919022504.3153043-1-stevensd@chromium.org>",
+        "the corrected 6/6 its author posted after 'a mistake when folding the v8->v9 delta'",
+    ),
+    "stevens-v11": Source("posted", _V11),
+    "v6.13": Source(
+        "reconstructed",
+        _V613,
+        "from the seed-004 digest's reading of the v13 patch mails, the merged shas in kvm.git "
+        "(kvm-no-struct-page, 5cb1659f4120) and a post-series kvm_main.c whose version was not proven",
+    ),
+    "v6.13-no-stale-check": Source(
+        "mutant",
+        _V613,
+        "v6.13 with is_page_fault_stale() always false: no recheck of mmu_invalidate_seq under mmu_lock",
+    ),
+    "release-adjusted-pfn": Source(
+        "mutant",
+        _V613,
+        "v6.13 releasing pfn_to_page(fault->pfn) after kvm_mmu_hugepage_adjust(), as v5.16..v6.12 did "
+        "before 8dd861cc07e2 'KVM: x86/mmu: Put refcounted pages instead of blindly releasing pfns'",
+    ),
+}
+"""Where each variant's code was read (``kvmcheck list`` shows it)."""
+
+_SEED = (
+    "seed 004: Re: [PATCH v9 3/6] KVM: mmu: Improve handling of non-refcounted pfns -- Sean "
+    "Christopherson -- 2024-02-05 -- <ZcGfVRhp2WmCsyhi@google.com>"
+)
+HARNESS = Source(
+    "reconstructed",
+    f"{_SEED}; call paths of the x86 TDP fault, mm/memory.c and drivers/gpu/drm/ttm",
+    "the threads follow the seed thread's TTM story (ttm_pool.c's 'Don't set the __GFP_COMP flag' "
+    "as quoted in patches, vmf_insert_pfn_prot, unmap_mapping_range before the free) and the "
+    "kernel call paths the variants' own sources show; no tree at a proven tag was read for them",
+)
+"""Where the scenarios' harness (threads, setup, properties) was read."""
 
 
 def build_for(variant: str, allow_unsafe_mappings: bool = False) -> Build:
@@ -144,10 +239,14 @@ def unrelated_allocation(zone: Zone) -> None:
         "v5.12": "bug",
         "f8be156be163": "ok",
         "stevens-v9": "ok",
+        "stevens-v9-resend": "ok",
+        "stevens-v11": "ok",
         "v6.13": "ok",
         "v6.13-no-stale-check": "bug",
         "release-adjusted-pfn": "ok",
     },
+    source=HARNESS,
+    sources=SOURCES,
 )
 def ttm_fault(variant: str) -> None:
     """A vCPU faults on a TTM tail page; an unrelated allocator; the guest writes; TTM tears down.
@@ -171,8 +270,9 @@ def ttm_fault(variant: str) -> None:
     f8be156be163: ok -- get_page_unless_zero(T) fails, the fault fails with -EFAULT
       (KVM_RUN returns -EFAULT: TTM-backed guest memory cannot be mapped at all; that
       cost is the finding of pfnmap.ttm_fault_maps).
-    stevens-v9, v6.13: ok, complete -- T is mapped without a reference, under the
-      notifier's protection.
+    stevens-v9, stevens-v9-resend, stevens-v11, v6.13: ok, complete -- T is mapped
+      without a reference (get_page_unless_zero fails: not refcounted, no SPTE
+      refcounted bit, nothing marked or put), under the notifier's protection.
     v6.13-no-stale-check: bug -- an SPTE installed after the teardown's notifier maps
       a page the driver freed.  release-adjusted-pfn: ok (no huge page here).
     Paths: every thread's path exists in the kernel of each version (x86 TDP fault on a
@@ -197,10 +297,14 @@ def ttm_fault(variant: str) -> None:
         "v5.12": "bug",
         "f8be156be163": "bug",
         "stevens-v9": "ok",
+        "stevens-v9-resend": "ok",
+        "stevens-v11": "ok",
         "v6.13": "ok",
         "v6.13-no-stale-check": "ok",
         "release-adjusted-pfn": "ok",
     },
+    source=HARNESS,
+    sources=SOURCES,
 )
 def ttm_fault_maps(variant: str) -> None:
     """The functional property: a vCPU's fault on TTM-backed guest memory maps it (one thread).
@@ -211,7 +315,8 @@ def ttm_fault_maps(variant: str) -> None:
       VM_BUG_ON_PAGE report (and the release frees T: the CVE of pfnmap.ttm_fault).
     f8be156be163: bug, by design -- "KVM_RUN fails with -EFAULT": the price of the
       CVE fix, which is what motivated Stevens' series (virtio-gpu blobs).
-    stevens-v9, v6.13 (and the v6.13 mutants): ok.
+    stevens-v9, stevens-v9-resend, stevens-v11, v6.13 (and the v6.13 mutants): ok --
+      allow_non_refcounted_struct_page on x86-64 TDP (v9 6/6, v11 8/8).
     Paths: the same fault path as pfnmap.ttm_fault.
     """
     host = setup_ttm_system(variant, prefault=(0,))
@@ -256,10 +361,14 @@ def _vcpu_map(variant: str, unsafe: bool) -> None:
         "v5.12": "bug",
         "f8be156be163": "bug",
         "stevens-v9": "ok",
+        "stevens-v9-resend": "ok",
+        "stevens-v11": "ok",
         "v6.13": "ok",
         "v6.13-no-stale-check": "ok",
         "release-adjusted-pfn": "ok",
     },
+    source=HARNESS,
+    sources=SOURCES,
 )
 def vcpu_map(variant: str) -> None:
     """A kvm_vcpu_map() user of a VRAM page while TTM moves the object (allow_unsafe_mappings=0).
@@ -276,7 +385,9 @@ def vcpu_map(variant: str) -> None:
     v5.11, v5.12, f8be156be163: bug -- the parameter does not exist; the pfn has no
       struct page, so kvm_get_pfn/kvm_try_get_pfn succeed without a reference and
       memremap() maps it with no protection at all (digest correction 2).
-    stevens-v9: ok -- no reference and not guarded by the notifier: -EFAULT.
+    stevens-v9, stevens-v9-resend, stevens-v11: ok -- no struct page, so no reference,
+      and kvm_vcpu_map is not guarded by the notifier: hva_to_pfn_remapped returns
+      -EFAULT unless allow_unsafe_mappings (v9 3/6; v11 4/8 + 5/8).
     v6.13 (and its two mutants, whose kvm_main is v6.13's): ok -- a remapped pfn
       cannot be pinned: -EINVAL.
     Paths: kvm_vcpu_map on PFNMAP memory is a real path (nested state in VRAM or a BAR,
@@ -285,17 +396,23 @@ def vcpu_map(variant: str) -> None:
     _vcpu_map(variant, unsafe=False)
 
 
-@scenario(name="pfnmap.vcpu_map_unsafe", expect=dict.fromkeys(ALL, "bug"))
+@scenario(name="pfnmap.vcpu_map_unsafe", expect=dict.fromkeys(ALL, "bug"), source=HARNESS, sources=SOURCES)
 def vcpu_map_unsafe(variant: str) -> None:
     """pfnmap.vcpu_map with the module parameter allow_unsafe_mappings=1 (the admin's opt-in).
 
     Threads, initial state and property as in pfnmap.vcpu_map.
     Every variant: bug.  v5.11 .. f8be156be163 ignore the parameter (they map
-    unprotected anyway); stevens-v9 and v6.13 map the VRAM page with memremap() and
-    no protection, as the opt-in documents: the write lands in another buffer object.
+    unprotected anyway); the three Stevens variants and v6.13 map the VRAM page with
+    memremap() and no protection, as the opt-in documents: the write lands in another
+    buffer object.
     Paths: real at every version (the parameter exists from v6.13; Stevens' series had it).
     """
     _vcpu_map(variant, unsafe=True)
+
+
+def owned_pages(bo: TtmBufferObject) -> list[tuple[Page, int]]:
+    """The buffer object's pages with their generation now: what must come back after teardown."""
+    return [(page, page.gen) for page in bo.mem]
 
 
 @scenario(
@@ -304,11 +421,15 @@ def vcpu_map_unsafe(variant: str) -> None:
         "v5.11": "bug",
         "v5.12": "ok",
         "f8be156be163": "ok",
-        "stevens-v9": "ok",
+        "stevens-v9": "bug",
+        "stevens-v9-resend": "ok",
+        "stevens-v11": "bug",
         "v6.13": "ok",
         "v6.13-no-stale-check": "bug",
         "release-adjusted-pfn": "ok",
     },
+    source=HARNESS,
+    sources=SOURCES,
 )
 def notifier_race(variant: str) -> None:
     """The stage-2 fault on TTM's head page races with the teardown's unmap_mapping_range.
@@ -316,14 +437,20 @@ def notifier_race(variant: str) -> None:
     Initial state: TTM's order-1 block (H count 1, T count 0), both PTEs present; gfn 0 -> H.
     Threads: vcpu (fault on gfn 0, then the guest writes gfn 0); ttm (teardown:
     unmap_mapping_range, __free_pages(H, 1)).
-    Property: no SPTE (or access through one) to a page the driver freed; no
-    get_page on a zero count, no Bad page state.
+    Properties: no SPTE (or access through one) to a page the driver freed; no
+    get_page on a zero count, no Bad page state, no WARN; at the end, both pages of
+    the block are back in the buddy allocator (a reference KVM took and never put
+    keeps H allocated for ever: the page leak CONFIG_PAGE_OWNER would list).
     v6.13: ok, complete -- KVM holds no reference, so the recheck of
       mmu_invalidate_seq under mmu_lock is what keeps the SPTE out.
     v6.13-no-stale-check: bug -- the pfn resolved before the unmap is installed after
       the free: the guest writes a page the driver freed.
-    f8be156be163, v5.12, stevens-v9: ok -- the recheck works, and the reference on H
-      (taken under the PTE lock) keeps H alive until the release.
+    f8be156be163, v5.12, stevens-v9-resend: ok -- the recheck works, and the reference
+      on H (taken under the PTE lock) keeps H alive until the release puts it.
+    stevens-v9 (as posted): bug -- 3/6 keeps the reference get_page_unless_zero took
+      and 6/6 dropped the release: H never goes back to the buddy allocator.
+    stevens-v11: bug -- when the fault is stale, out_unlock marks fault->accessed_page
+      (no reference held) after the driver freed it: v11 1/8's WARN_ON_ONCE fires.
     v5.11: bug -- follow_pfn() drops the PTE lock before kvm_get_pfn(): the teardown
       frees the block in between, get_page(H) hits a zero count, and the release frees
       H a second time (Bad page state).
@@ -332,6 +459,7 @@ def notifier_race(variant: str) -> None:
     host = setup_ttm_system(variant, prefault=(0, 1))
     bo = host.bo
     assert bo is not None
+    owned = owned_pages(bo)
 
     def vcpu() -> None:
         if vcpu_fault(host, 0) == RET_PF_FIXED:
@@ -340,6 +468,7 @@ def notifier_race(variant: str) -> None:
     v = spawn(vcpu, name="vcpu")
     t = spawn(ttm_bo_release_backing, bo, name="ttm")
     join(v, t)
+    check_pages_returned(owned, bo.name)
 
 
 @scenario(
@@ -349,26 +478,38 @@ def notifier_race(variant: str) -> None:
         "v5.12": "ok",
         "f8be156be163": "ok",
         "stevens-v9": "bug",
+        "stevens-v9-resend": "ok",
+        "stevens-v11": "bug",
         "v6.13": "ok",
         "v6.13-no-stale-check": "ok",
         "release-adjusted-pfn": "ok",
     },
+    source=HARNESS,
+    sources=SOURCES,
 )
 def stale_fault_accessed(variant: str) -> None:
-    """A fault that turns out stale must not touch the page it no longer holds (found while modelling).
+    """A fault that turns out stale must not touch a page it holds no reference to.
 
     Initial state as in pfnmap.notifier_race (TTM's head page H, count 1, is
     refcounted; both PTEs present; gfn 0 -> H).
     Threads: vcpu (fault on gfn 0); ttm (teardown: unmap_mapping_range, free the
-    block).  After both, an unrelated allocation takes the freed memory:
+    block).  After both: the block's pages must all be back in the buddy allocator
+    (check_pages_returned), then an unrelated allocation takes the freed memory:
     check_new_page() reports any flag KVM set on a free page ("Bad page state:
     PAGE_FLAGS_CHECK_AT_PREP flag(s) set", a CONFIG_DEBUG_VM check).
-    stevens-v9: bug -- the x86 fault no longer passes FOLL_GET (the reference on H is
-      dropped inside the lookup) yet, at out_unlock, marks H accessed
-      (kvm_set_page_accessed(pfn_to_page(fault->pfn))) -- also when the fault was
-      stale: the teardown has freed H by then, and PG_referenced lands on a free
-      page.  v6.13 holds the GUP reference until kvm_release_faultin_page, which
-      does not mark an unused page (8eaa98004b23), and remapped pfns are never touched.
+    stevens-v11: bug -- 8/8's out_unlock does kvm_set_page_accessed(fault->accessed_page),
+      a page that "Does NOT have an elevated refcount" (4/8 put the lookup's
+      reference at once), also when the fault was found stale; by then the teardown
+      may have freed H, and 1/8's WARN_ON_ONCE(!page_count(page)) in
+      kvm_is_ad_tracked_page fires ("KVM marks pfn 1 accessed/dirty, but nobody
+      holds a reference to it").
+    stevens-v9 (as posted): bug -- not the v11 shape: 3/6 keeps the lookup's
+      reference and the posted 6/6 marks H accessed under mmu_lock while holding it,
+      but never puts it: H is never freed (page leak).
+    stevens-v9-resend: ok, complete -- kvm_release_page_clean() after the unlock marks
+      and puts the page it still holds.  v6.13 holds the GUP reference until
+      kvm_release_faultin_page, which does not mark an unused page (8eaa98004b23),
+      and remapped pfns are never touched.
     v5.12, f8be156be163: ok -- the reference taken under the PTE lock is held until
       the release.  v5.11: bug -- the unlocked follow_pfn race of pfnmap.notifier_race.
     v6.13-no-stale-check, release-adjusted-pfn: ok here -- the stale SPTE the first one
@@ -380,9 +521,11 @@ def stale_fault_accessed(variant: str) -> None:
     host = setup_ttm_system(variant, prefault=(0, 1))
     bo = host.bo
     assert bo is not None
+    owned = owned_pages(bo)
     v = spawn(vcpu_fault, host, 0, name="vcpu")
     t = spawn(ttm_bo_release_backing, bo, name="ttm")
     join(v, t)
+    check_pages_returned(owned, bo.name)
     unrelated_allocation(host.zone)
 
 
@@ -395,7 +538,16 @@ def truncate(host: Host, pages: list[Page]) -> None:
 
 @scenario(
     name="pfnmap.hugepage_release",
-    expect={"f8be156be163": "ok", "v6.13": "ok", "release-adjusted-pfn": "bug"},
+    expect={
+        "f8be156be163": "ok",
+        "stevens-v9": "bug",
+        "stevens-v9-resend": "bug",
+        "stevens-v11": "bug",
+        "v6.13": "ok",
+        "release-adjusted-pfn": "bug",
+    },
+    source=HARNESS,
+    sources=SOURCES,
 )
 def hugepage_release(variant: str) -> None:
     """A 2M stage-2 mapping of two separately refcounted pages: get and put must hit the same page.
@@ -406,10 +558,17 @@ def hugepage_release(variant: str) -> None:
     Threads: vcpu (fault on gfn 1: GUP takes a reference on pfn 3, the huge-page
     adjustment maps gfn 0-1 -> pfn 2-3 at 2M; then the guest writes gfn 0);
     host (truncate: unmap_mapping_range, then put_page on both pages).
-    Final check: both pages are free (nobody leaked a reference).
+    Final check: both pages are back in the buddy allocator (check_pages_returned:
+    nobody leaked a reference).
     v6.13: ok -- kvm_release_faultin_page puts fault->refcounted_page (pfn 3).
     release-adjusted-pfn: bug -- the release puts pfn 2 (fault->pfn after the adjustment):
       pfn 2 is freed while mapped and pfn 3 keeps KVM's reference for ever.
+    stevens-v9-resend: bug, the same defect -- its kvm_release_page_clean(pfn_to_page(
+      fault->pfn)) runs after kvm_mmu_hugepage_adjust() aligned fault->pfn (the kvm/next
+      base of 2023-09; mainline kept this until 8dd861cc07e2).
+    stevens-v9 (as posted): bug -- nothing puts pfn 3's GUP reference: a page leak.
+    stevens-v11: bug -- a fault made stale by the truncate marks fault->accessed_page
+      (pfn 3, no reference held) after the truncate freed it: 1/8's WARN_ON_ONCE.
     f8be156be163 (v5.13): ok -- before the kvm_page_fault refactor (v5.16) the
       adjusted pfn was a local of __direct_map and the release used the original.
     Paths: real for fsdax pages before they were folios (v5.16 .. v6.12); the
@@ -427,8 +586,8 @@ def hugepage_release(variant: str) -> None:
         if vcpu_fault(host, 1) == RET_PF_FIXED:
             guest_access(host.vcpu, 0)
 
+    owned = [(page, page.gen) for page in pages]
     v = spawn(vcpu, name="vcpu")
     t = spawn(truncate, host, pages, name="truncate")
     join(v, t)
-    leaked = [p.pfn for p in pages if not p.free]
-    assert not leaked, f"page(s) {leaked} never freed: a reference taken on one page was dropped on another"
+    check_pages_returned(owned, "the truncate")

@@ -80,6 +80,7 @@ class Page(Struct):
         self.zero_page = False  # ZERO_PAGE(0): reserved, but refcounted (is_zero_pfn)
         # ghosts (see the module docstring)
         self.free = False
+        self.leaked_as_bad = False  # its block was refused by free_pages_prepare (bad_page): never freed
         self.owner = "boot"
         self.gen = 0
         self.history: list[str] = []
@@ -109,6 +110,9 @@ _HELPERS = frozenset(
         "__free_pages_ok",
         "_prep_new_page",
         "bad_page",
+        "SetPageDirty",
+        "mark_page_accessed",
+        "_on_free",
     }
 )
 
@@ -237,13 +241,20 @@ def __put_page(page: Page) -> None:
 
 
 def SetPageDirty(page: Page) -> None:
-    """SetPageDirty(): set PG_dirty (an atomic bit operation)."""
+    """SetPageDirty(): set PG_dirty (an atomic bit operation); noted, so a later report names who."""
     rmw(page, "flags", lambda v: v | PG_dirty, f"SetPageDirty(pfn {page.pfn})")
+    note(page, f"SetPageDirty: PG_dirty set{_on_free(page)}")
 
 
 def mark_page_accessed(page: Page) -> None:
-    """mark_page_accessed() (mm/swap.c), reduced to setting PG_referenced."""
+    """mark_page_accessed() (mm/swap.c), reduced to setting PG_referenced; noted like SetPageDirty."""
     rmw(page, "flags", lambda v: v | PG_referenced, f"mark_page_accessed(pfn {page.pfn})")
+    note(page, f"mark_page_accessed: PG_referenced set{_on_free(page)}")
+
+
+def _on_free(page: Page) -> str:
+    """What the flag landed on, when that is already wrong: a page in the buddy allocator."""
+    return " on a FREE page (in the buddy allocator)" if page.free else ""
 
 
 def phys_access(page: Page, gen: int, how: str, write: bool = True) -> None:

@@ -8,8 +8,11 @@ tails point to the head; __free_pages(page, order) (e320d3012d25, v5.10: if the
 head's count does not drop to 0 and the block is not compound, the tail pages are
 freed anyway); free_the_page / free_pages_prepare with bad_page()'s checks
 ("nonzero _refcount"; a page already free is "nonzero mapcount", as PageBuddy
-lives in _mapcount); freeing clears the flags.  Not modelled: merging buddies,
-per-cpu lists, migratetypes, watermarks.
+lives in _mapcount); a block with a bad page is reported and never freed (it
+leaks, as in the kernel); freeing clears the flags.  At teardown a scenario can
+check that an owner's pages all went back (check_pages_returned: the page leak
+CONFIG_PAGE_OWNER would show).  Not modelled: merging buddies, per-cpu lists,
+migratetypes, watermarks.
 
 Each allocation and free also makes one marked step on the page's ``data`` (KASAN
 unpoisons/poisons the memory), so the checker orders it against accesses through
@@ -118,19 +121,29 @@ def __free_pages(page: Page, order: int) -> None:
 def __free_pages_ok(zone: Zone, page: Page, order: int) -> None:
     """free_pages_prepare() + __free_one_page(): bad_page() checks, poison, back to the free list.
 
-    As in the kernel, a block with a bad page is not freed at all (it leaks).
+    As in the kernel, a block with a bad page is not freed at all: free_pages_prepare()
+    reports each bad page and returns false, and the whole block leaks -- also when the
+    bad page is one already in the buddy allocator (a second free): it is reported
+    ("nonzero mapcount": PageBuddy lives in _mapcount) and not put on the free list
+    again.  The task goes on (bad_page() taints, it does not oops).
     """
     bad = False
     for i in range(1 << order):
         p = zone.pfn_to_page(page.pfn + i)
         rmw(p, "data", lambda v: v, f"kasan_poison_pages(pfn {p.pfn})")
-        if p.free:
-            bad_page(p, "nonzero mapcount (PageBuddy: the page is already free)", "double-free")
         count = rmw(p, "refcount", lambda v: v, f"free_pages_check(pfn {p.pfn})")[0]
-        if count:
+        if p.free:
+            bad_page(p, "nonzero mapcount (PageBuddy: the page is already free, this is a second free)")
+            bad = True
+        elif count:
             bad_page(p, "nonzero _refcount")
             bad = True
     if bad:
+        for i in range(1 << order):
+            p = zone.pfn_to_page(page.pfn + i)
+            if not p.free:  # a page already in the buddy allocator stays where it is
+                p.leaked_as_bad = True
+                note(p, f"not freed: free_pages_prepare() refused the order-{order} block at pfn {page.pfn}")
         return
     for i in range(1 << order):
         p = zone.pfn_to_page(page.pfn + i)
@@ -144,19 +157,42 @@ def __free_pages_ok(zone: Zone, page: Page, order: int) -> None:
     spin_unlock(zone.lock)
 
 
-def bad_page(page: Page, reason: str, kind: str = "refcount") -> None:
+def bad_page(page: Page, reason: str) -> None:
     """bad_page() (mm/page_alloc.c): "BUG: Bad page state in process ..." -- a report, not an oops.
 
-    The kernel prints, taints and goes on without freeing the page: a WARN-class
-    finding here.  A page that is already free (``kind="double-free"``) is an oops in
-    this model: the buddy allocator's lists would be corrupted from then on.
+    The kernel prints, dumps the page, taints (TAINT_BAD_PAGE) and goes on; the
+    caller does not free the page.  A WARN-class finding here, for every bad page
+    (a page freed twice included: the kernel reports it the same way).
     """
     from kvmcheck.kernel._core import current_thread
 
-    report = bug if kind == "double-free" else warn
-    report(
-        kind,
+    warn(
+        "refcount",
         f"Bad page state: pfn {page.pfn}: {reason}",
         f"BUG: Bad page state in process {current_thread().name}  pfn:{page.pfn}",
         dump_page(page, reason),
     )
+
+
+def check_pages_returned(pages: list[tuple[Page, int]], owner: str) -> None:
+    """Teardown check: every page ``owner`` allocated went back to the buddy allocator.
+
+    ``pages`` pairs each page with its generation when ``owner`` got it.  A page still
+    allocated under that generation (never freed, never reallocated) and not refused
+    by bad_page() holds a reference nobody will drop: it never returns to the buddy
+    allocator.  The kernel has no detector that fires for this; it is what
+    CONFIG_PAGE_OWNER's /sys/kernel/debug/page_owner shows after the owner is gone
+    (the page still listed as allocated, with who allocated it) -- reported here as a
+    leak, with the page's history naming who took the reference that was never put.
+    """
+    for page, gen in pages:
+        if page.free or page.gen != gen or page.leaked_as_bad:
+            continue
+        count = page.__dict__["refcount"]
+        bug(
+            "leak",
+            f"page leak: pfn {page.pfn} is still allocated (refcount {count}) after {owner} freed it: "
+            "a reference taken on it was never dropped",
+            f"BUG: page leak: pfn {page.pfn} never returned to the buddy allocator (page_owner)",
+            dump_page(page, f"still allocated (refcount {count}) after {owner} freed it"),
+        )

@@ -13,11 +13,23 @@ f8be156be163   -- "KVM: do not allow mapping valid but non-reference-counted pag
                   get_page_unless_zero(); failure -> -EFAULT.  This is the v6.8 base's
                   behaviour; the release keeps v5.13's form (no accessed marking).
 stevens-v9     -- David Stevens, "[PATCH v9 3/6] KVM: mmu: Improve handling of
-                  non-refcounted pfns" (2023-09): the lookup reports
-                  ``is_refcounted_page``; a pfn KVM could not take a reference to is
-                  still returned to callers plugged into the mmu notifier
+                  non-refcounted pfns" (2023-09-11,
+                  <20230911021637.1941096-4-stevensd@google.com>), as posted: the lookup
+                  reports ``is_refcounted_page``; a pfn KVM could not take a reference
+                  to is still returned to callers plugged into the mmu notifier
                   (``guarded_by_mmu_notifier``: the x86 fault), and refused to others
                   unless the module parameter ``allow_unsafe_mappings`` is set.
+                  kvm_follow_refcounted_pfn() keeps the reference it was handed (no
+                  put when the caller passed no FOLL_GET: what Sean asked about on
+                  2024-02-13, <ZcrkhTn1Da5-vND2@google.com>).  The x86 half is in
+                  stage2_fault.py (6/6 as posted, and as resent: stevens-v9-resend
+                  runs this same kvm_main).
+stevens-v11    -- "[PATCH v11 4/8] KVM: mmu: Improve handling of non-refcounted pfns"
+                  (2024-02-29, <20240229025759.1187910-5-stevensd@google.com>): FOLL_GET
+                  is honoured -- without it kvm_follow_refcounted_pfn() puts the page
+                  and still outputs it as ``refcounted_page``; with Sean's "[PATCH v11
+                  1/8] KVM: Assert that a page's refcount is elevated when marking
+                  accessed/dirty" (<20240229025759.1187910-2-stevensd@google.com>).
 v6.13          -- "KVM: Stop grabbing references to PFNMAP'd pages" (Sean
                   Christopherson, v13, merged for v6.13): kvm_follow_pfn() outputs the
                   ``refcounted_page`` KVM holds (GUP'd pages only); remapped pfns get no
@@ -47,9 +59,11 @@ from kvmcheck.models.mm.memory import (
 from kvmcheck.models.mm.page import (
     Page,
     SetPageDirty,
+    dump_page,
     get_page,
     get_page_unless_zero,
     mark_page_accessed,
+    page_ref_count,
     put_page,
     unpin_user_page,
 )
@@ -151,21 +165,43 @@ class KvmMainF8be156be163(KvmMainV512):
 
 
 class KvmMainStevensV9(KvmMain):
-    """Stevens v9: is_refcounted_page; non-refcounted pfns only under mmu-notifier protection."""
+    """Stevens v9 3/6: is_refcounted_page; non-refcounted pfns only under mmu-notifier protection.
+
+    As posted, kvm_follow_refcounted_pfn() only records that the page is refcounted:
+    the reference GUP (or get_page_unless_zero) took stays with the caller, whatever
+    its FOLL_GET -- "v9 instead returns pfns with a refcount" (the author, 2023-09-19).
+    """
 
     version = "stevens-v9"
 
     def kvm_resolve_pfn(self, kvm: Kvm, kfp: KvmFollowPfn, pfn: int, gup: bool) -> int:
-        """kvm_follow_refcounted_pfn() for a GUP'd page: refcounted; no FOLL_GET -> put it now."""
+        """hva_to_pfn_fast/_slow (v9): the GUP'd page goes through kvm_follow_refcounted_pfn()."""
         if gup:
             self.kvm_follow_refcounted_pfn(kfp, kvm.mm.pages[pfn])
         return pfn
 
     def kvm_follow_refcounted_pfn(self, kfp: KvmFollowPfn, page: Page) -> None:
-        """kvm_follow_refcounted_pfn() (v9 as Sean suggested it): the put_page() "hack" when !FOLL_GET."""
+        """kvm_follow_refcounted_pfn() (v9 3/6): set is_refcounted_page; the reference is kept."""
         kfp.is_refcounted_page = True
-        if not kfp.get:
-            put_page(page)
+
+    def kvm_is_ad_tracked_page(self, page: Page) -> bool:
+        """kvm_is_ad_tracked_page() (v6.6): not PageReserved."""
+        return not page.reserved
+
+    def kvm_set_page_accessed(self, page: Page | None) -> None:
+        """kvm_set_page_accessed() (exported by v9 6/6): mark_page_accessed if A/D-tracked."""
+        if page is not None and self.kvm_is_ad_tracked_page(page):
+            mark_page_accessed(page)
+
+    def kvm_set_page_dirty(self, page: Page | None) -> None:
+        """kvm_set_page_dirty() (exported by v9 6/6): SetPageDirty if A/D-tracked."""
+        if page is not None and self.kvm_is_ad_tracked_page(page):
+            SetPageDirty(page)
+
+    def kvm_release_page_clean(self, page: Page) -> None:
+        """kvm_release_page_clean() (v6.6): mark accessed, then put_page()."""
+        self.kvm_set_page_accessed(page)
+        put_page(page)
 
     def hva_to_pfn_remapped(self, kvm: Kvm, vma: VmArea, kfp: KvmFollowPfn) -> tuple[int, int]:
         """hva_to_pfn_remapped() (v9): try a reference; without one, only guarded callers get the pfn."""
@@ -215,6 +251,40 @@ class KvmMainStevensV9(KvmMain):
                 self.kvm_release_pfn_dirty(kvm, kmap_.pfn)
             else:
                 self.kvm_release_pfn_clean(kvm, kmap_.pfn)
+
+
+class KvmMainStevensV11(KvmMainStevensV9):
+    """Stevens v11 1/8 + 4/8 + 5/8: FOLL_GET honoured; refcounted_page; A/D marking asserts a count.
+
+    4/8: kvm_follow_refcounted_pfn() drops the GUP reference when the caller did not
+    pass FOLL_GET (the put_page Sean asked back for on 2024-02-13) and outputs the
+    page as ``refcounted_page`` anyway ("will not have an elevated refcount").
+    1/8 (Sean's): kvm_is_ad_tracked_page() does WARN_ON_ONCE(!page_count(page)) and
+    then declines to mark the page.  5/8: kvm_vcpu_map keeps the reference (FOLL_GET)
+    and kvm_vcpu_unmap releases it only if the page was refcounted (as v9's).
+    """
+
+    version = "stevens-v11"
+
+    def kvm_follow_refcounted_pfn(self, kfp: KvmFollowPfn, page: Page) -> None:
+        """kvm_follow_refcounted_pfn() (v11 4/8): put_page() unless FOLL_GET; refcounted_page = page."""
+        if not kfp.get:
+            put_page(page)
+        kfp.refcounted_page = page
+        kfp.is_refcounted_page = True
+
+    def kvm_is_ad_tracked_page(self, page: Page) -> bool:
+        """kvm_is_ad_tracked_page() (v11 1/8): a page nobody holds must not be marked (WARN_ON_ONCE)."""
+        if page_ref_count(page) == 0:  # page_count(): the head's count; these pages are not compound
+            warn(
+                "warn",
+                f"WARN_ON_ONCE(!page_count(page)) in kvm_is_ad_tracked_page: KVM marks pfn {page.pfn} "
+                "accessed/dirty, but nobody holds a reference to it: the page was freed",
+                "WARNING: at virt/kvm/kvm_main.c kvm_is_ad_tracked_page (WARN_ON_ONCE(!page_count(page)))",
+                dump_page(page, "KVM marks it accessed/dirty with a zero refcount"),
+            )
+            return False
+        return not page.reserved
 
 
 class KvmMainV613(KvmMain):
@@ -299,5 +369,7 @@ VARIANTS: dict[str, type[KvmMain]] = {
     "v5.12": KvmMainV512,
     "f8be156be163": KvmMainF8be156be163,
     "stevens-v9": KvmMainStevensV9,
+    "stevens-v9-resend": KvmMainStevensV9,  # the resent 6/6 changed only the x86 mmu
+    "stevens-v11": KvmMainStevensV11,
     "v6.13": KvmMainV613,
 }

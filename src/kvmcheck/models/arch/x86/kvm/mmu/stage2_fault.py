@@ -14,9 +14,15 @@ Zapping an SPTE (kvm_unmap_gfn_range, from the mmu notifier, under mmu_lock)
 passes the old SPTE's accessed/dirty bits on with kvm_set_pfn_accessed/_dirty --
 struct page updates on pages KVM holds no reference to.
 
-``X86MmuStevensV9``: the fault is ``guarded_by_mmu_notifier``; the SPTE
-carries a software "refcounted" bit (SPTE_MMU_PAGE_REFCOUNTED) and zap touches
-the struct page only when it is set; only refcounted pages are released.
+``X86MmuStevensV9`` (v9 6/6 as posted), ``X86MmuStevensV9Resend`` (the 6/6
+resent on 2023-09-19) and ``X86MmuStevensV11`` (v11 8/8): the fault is
+``guarded_by_mmu_notifier`` and passes no FOLL_GET; the SPTE carries a software
+"refcounted" bit (SPTE_MMU_PAGE_REFCOUNTED; v11: shadow_refcounted_mask) and zap
+touches the struct page only when it is set.  They differ at out_unlock: v9 marks
+the page accessed under mmu_lock and never puts the reference 3/6 kept (a leak);
+the resend releases it after the unlock (kvm_release_page_clean); v11 marks
+``fault->accessed_page``, which it holds no reference to, under mmu_lock -- also
+after a stale fault.
 
 ``X86MmuV613``: kvm_mmu_faultin_pfn() stores fault->refcounted_page;
 ``is_page_fault_stale()`` (mmu_invalidate_retry_gfn) under mmu_lock; install;
@@ -55,7 +61,7 @@ from kvmcheck.kernel import (
 )
 from kvmcheck.models.build import Subsystem
 from kvmcheck.models.mm.memory import EFAULT, find_vma
-from kvmcheck.models.mm.page import Page, mark_page_accessed, note, report_stale_access, stale_access
+from kvmcheck.models.mm.page import Page, note, report_stale_access, stale_access
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmVcpu
 from kvmcheck.models.virt.kvm.kvm_main import KvmFollowPfn, is_error_pfn
 
@@ -73,7 +79,7 @@ class Spte(Struct):
     }
 
     pfn: int = 0
-    refcounted: bool = False  # stevens-v9: SPTE_MMU_PAGE_REFCOUNTED
+    refcounted: bool = False  # Stevens' series: SPTE_MMU_PAGE_REFCOUNTED
     accessed: bool = False  # set by the CPU's walker
     dirty: bool = False  # set by the CPU's walker
 
@@ -208,13 +214,18 @@ class X86Mmu(Subsystem):
 
 
 class X86MmuStevensV9(X86Mmu):
-    """Stevens v9 ("KVM: x86/mmu: Don't pass FOLL_GET to __kvm_follow_pfn"), TDP fault.
+    """Stevens "[PATCH v9 6/6] KVM: x86/mmu: Handle non-refcounted pages" as posted (2023-09-11).
 
-    The lookup is guarded_by_mmu_notifier, passes no FOLL_GET (a refcounted page's
-    reference is dropped inside it) and allows non-refcounted struct pages (x86-64
-    TDP has the SPTE bit); under mmu_lock a refcounted page is marked accessed; there
-    is nothing to release.  (v9's shadow-paging FNAME(page_fault) marked it after
-    write_unlock, a v8->v9 folding mistake its author acknowledged; not modelled.)
+    Read from the posted hunks (quoted whole in Maxim Levitsky's review of
+    <20230911021637.1941096-7-stevensd@google.com>): __kvm_faultin_pfn() passes no
+    FOLL_GET, is guarded_by_mmu_notifier and allows non-refcounted struct pages on
+    x86-64 TDP (the SPTE bit SPTE_MMU_PAGE_REFCOUNTED); at out_unlock, still under
+    mmu_lock, kvm_tdp_mmu_page_fault() marks a refcounted page accessed and the
+    kvm_release_pfn_clean() that used to follow write_unlock is gone.  With 3/6
+    keeping the lookup's reference, nothing ever drops it: every fault on a
+    refcounted page leaks one.  (Shadow paging's FNAME(page_fault) marks the page
+    after write_unlock; not modelled.)  The guest's fault->pfn is the kvm/next base
+    of 2023-09: kvm_mmu_hugepage_adjust() aligns it in place.
     """
 
     version = "stevens-v9"
@@ -225,7 +236,7 @@ class X86MmuStevensV9(X86Mmu):
         return kfp
 
     def kvm_mmu_page_fault(self, vcpu: KvmVcpu, gfn: int, write: bool) -> int:
-        """kvm_tdp_mmu_page_fault() (v9): fault in, lock, stale check, map, mark accessed, unlock."""
+        """kvm_tdp_mmu_page_fault() (Stevens): fault in, lock, stale check, map, out_unlock."""
         kvm = vcpu.kvm
         mmu_seq = data_race(kvm, "mmu_invalidate_seq")
         smp_rmb()
@@ -235,21 +246,75 @@ class X86MmuStevensV9(X86Mmu):
         r = RET_PF_RETRY
         write_lock(kvm.mmu_lock)
         if not self.is_page_fault_stale(kvm, mmu_seq, gfn):
-            pfn, level = self.kvm_mmu_hugepage_adjust(kvm, gfn, kfp.pfn)
-            r = self.install_spte(kvm, gfn, pfn, level, kfp, kfp.pfn)
-        if kfp.is_refcounted_page:  # out_unlock, still under mmu_lock
-            mark_page_accessed(kvm.mm.pages[kfp.pfn])  # kvm_set_page_accessed(pfn_to_page(fault->pfn))
+            orig = kfp.pfn
+            kfp.pfn, level = self.kvm_mmu_hugepage_adjust(kvm, gfn, kfp.pfn)  # fault->pfn &= ~mask
+            r = self.install_spte(kvm, gfn, kfp.pfn, level, kfp, orig)
+        self.out_unlock(kvm, kfp)
         write_unlock(kvm.mmu_lock)
+        self.after_read_unlock(kvm, kfp)
         return r
 
+    def out_unlock(self, kvm: Kvm, kfp: KvmFollowPfn) -> None:
+        """out_unlock (v9 6/6 as posted), before read_unlock: mark pfn_to_page(fault->pfn) accessed."""
+        if kfp.is_refcounted_page:
+            kvm.build.kvm_main.kvm_set_page_accessed(kvm.mm.pages[kfp.pfn])
+
+    def after_read_unlock(self, kvm: Kvm, kfp: KvmFollowPfn) -> None:
+        """After read_unlock (v9 6/6 as posted): nothing -- the release is gone."""
+
     def spte_refcounted(self, kfp: KvmFollowPfn) -> bool:
-        """SPTE_MMU_PAGE_REFCOUNTED = fault->is_refcounted_page (4K SPTEs)."""
+        """SPTE_MMU_PAGE_REFCOUNTED = fault->is_refcounted_page."""
         return kfp.is_refcounted_page
 
     def handle_changed_spte(self, kvm: Kvm, spte: Spte, old_pfn: int) -> None:
-        """A/D go to the struct page only if the SPTE's refcounted bit is set."""
-        if spte.refcounted:
-            X86Mmu.handle_changed_spte(self, kvm, spte, old_pfn)
+        """handle_changed_spte (Stevens): A/D go to pfn_to_page() only if the refcounted bit is set."""
+        if not spte.refcounted:
+            return
+        kvm_main = kvm.build.kvm_main
+        if READ_ONCE(spte, "accessed"):
+            kvm_main.kvm_set_page_accessed(kvm.mm.pages[old_pfn])
+        if READ_ONCE(spte, "dirty"):
+            kvm_main.kvm_set_page_dirty(kvm.mm.pages[old_pfn])
+
+
+class X86MmuStevensV9Resend(X86MmuStevensV9):
+    """The corrected v9 6/6 resent on 2023-09-19 (<20230919022504.3153043-1-stevensd@chromium.org>).
+
+    "I made a mistake when folding the v8->v9 delta": the fault releases the page
+    after the unlock instead -- kvm_release_page_clean(pfn_to_page(fault->pfn)) if
+    fault->is_refcounted_page -- which marks it accessed while KVM still holds it.
+    """
+
+    version = "stevens-v9-resend"
+
+    def out_unlock(self, kvm: Kvm, kfp: KvmFollowPfn) -> None:
+        """(nothing under the lock in the resent 6/6)."""
+
+    def after_read_unlock(self, kvm: Kvm, kfp: KvmFollowPfn) -> None:
+        """After read_unlock: kvm_release_page_clean(pfn_to_page(fault->pfn)) for a refcounted page."""
+        if kfp.is_refcounted_page:
+            kvm.build.kvm_main.kvm_release_page_clean(kvm.mm.pages[kfp.pfn])
+
+
+class X86MmuStevensV11(X86MmuStevensV9):
+    """ "[PATCH v11 8/8] KVM: x86/mmu: Handle non-refcounted pages" (2024-02-29).
+
+    <20240229025759.1187910-9-stevensd@google.com>: no FOLL_GET, so 4/8 drops the
+    lookup's reference at once; ``fault->accessed_page`` = kfp.refcounted_page ("Does
+    NOT have an elevated refcount"); out_unlock does
+    kvm_set_page_accessed(fault->accessed_page) before read_unlock -- also when the
+    fault was found stale, i.e. when an invalidation may have let the page go.
+    """
+
+    version = "stevens-v11"
+
+    def out_unlock(self, kvm: Kvm, kfp: KvmFollowPfn) -> None:
+        """out_unlock (v11 8/8): kvm_set_page_accessed(fault->accessed_page), a NULL page is skipped."""
+        kvm.build.kvm_main.kvm_set_page_accessed(kfp.refcounted_page)
+
+    def spte_refcounted(self, kfp: KvmFollowPfn) -> bool:
+        """make_spte(..., !!fault->accessed_page, ...): the shadow_refcounted_mask bit."""
+        return kfp.refcounted_page is not None
 
 
 class X86MmuV613(X86Mmu):
