@@ -46,9 +46,9 @@ def test_vfio_builds_patch_only_the_files_their_patches_touch() -> None:
     .destroy; 9e0f4f2918c2 touches only virt/kvm/vfio.c."""
     from kvmcheck.models.drivers.vfio import variants as vv
 
-    v60, v61 = vv.build_for("v6.0").versions, vv.build_for("v6.1").versions
+    v60, v61 = vv.BUILDS["v6.0"].versions, vv.BUILDS["v6.1"].versions
     assert v60 == {"vfio_group": "v6.0", "vfio_main": "v6.0", "kvm_vfio": "v6.0", "vfio_ap": "v6.2"}
     assert v61 == {**v60, "vfio_group": "v6.1", "vfio_main": "v6.1"}
-    fixed, fix_9e0f = vv.build_for("2b48f52f2bff").versions, vv.build_for("9e0f4f2918c2").versions
+    fixed, fix_9e0f = vv.BUILDS["2b48f52f2bff"].versions, vv.BUILDS["9e0f4f2918c2"].versions
     assert {k for k in fixed if fixed[k] != fix_9e0f[k]} == {"kvm_vfio"}
     assert set(vv.SOURCES) == set(vv.VARIANTS)

@@ -24,7 +24,7 @@ from kvmcheck.models.arch.x86.kvm.mmu.page_track import (
     kvm_page_track_unregister_notifier,
     write_track_count,
 )
-from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, PageTrack66, build_for
+from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, BUILDS, PageTrack66
 from kvmcheck.models.drivers.gpu.drm.i915.gvt.kvmgt import ptable_gfns
 from kvmcheck.models.virt.kvm.kvm_set_memslot import kvm_set_memory_region
 from kvmcheck.scenarios import page_track as pt
@@ -62,15 +62,15 @@ def test_every_variant_and_scenario_says_where_it_was_read() -> None:
 
 
 def test_builds_patch_the_files_their_patches_touch() -> None:
-    assert build_for("v6.1").versions == dict.fromkeys(
+    assert BUILDS["v6.1"].versions == dict.fromkeys(
         ("gvt_page_track", "kvmgt", "mmu", "page_track", "spte", "x86"), "v6.1"
     )
-    yan = build_for("yan-v2").versions
+    yan = BUILDS["yan-v2"].versions
     assert {k for k, v in yan.items() if v == "yan-v2"} == {"page_track", "x86", "kvmgt"}
-    gfn = build_for("gfn-lock").versions
+    gfn = BUILDS["gfn-lock"].versions
     assert {k for k, v in gfn.items() if v != "v6.6"} == {"kvmgt"}  # v1 08/27 + 09/27 on v6.6
-    assert build_for("no-make-spte-recheck").versions["spte"] == "no-make-spte-recheck"
-    assert build_for("no-mmu-writable-clear").versions["mmu"] == "no-mmu-writable-clear"
+    assert BUILDS["no-make-spte-recheck"].versions["spte"] == "no-make-spte-recheck"
+    assert BUILDS["no-mmu-writable-clear"].versions["mmu"] == "no-mmu-writable-clear"
 
 
 # -- kvmgt_hash: the use-after-free, and the naive fix -------------------------------------------
@@ -194,7 +194,7 @@ def test_gfn_lock_self_deadlocks_through_the_reentrant_remove() -> None:
 
 def test_gfn_lock_handler_takes_no_lock_of_its_own() -> None:
     # v1 08/27 hoisted vgpu_lock out of intel_vgpu_page_track_handler(): the v6.6 handler
-    assert build_for("gfn-lock").versions["gvt_page_track"] == "v6.6"
+    assert BUILDS["gfn-lock"].versions["gvt_page_track"] == "v6.6"
     r = check(pt.reentrant_remove, variant="gfn-lock")
     assert r.finding is not None
     takes = [s for s in r.finding.trace if s.op == "mutex_lock(vgpu->vgpu_lock)" and s.thread_name != "main"]

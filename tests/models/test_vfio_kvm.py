@@ -391,8 +391,8 @@ def test_v61_takes_the_group_lock_mutex_and_v60_the_rwsem() -> None:
     assert "group->group_rwsem" in names["v6.0"] and "group->group_lock" not in names["v6.0"]
     assert "group->group_lock" in names["v6.1"] and "group->group_rwsem" not in names["v6.1"]
     assert variants.VfioGroupV61.version == "v6.1"  # the class the v6.1 build uses
-    assert type(variants.build_for("v6.1").vfio_group).__name__ == "VfioGroupV61"
-    assert type(variants.build_for("v6.0").vfio_main).__name__ == "VfioMainV60"
+    assert type(variants.BUILDS["v6.1"].vfio_group).__name__ == "VfioGroupV61"
+    assert type(variants.BUILDS["v6.0"].vfio_main).__name__ == "VfioMainV60"
 
 
 def test_close_last_ref_says_exit_does_not_reach_it() -> None:

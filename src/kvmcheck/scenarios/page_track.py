@@ -51,7 +51,7 @@ from kvmcheck.models.arch.x86.kvm.mmu.page_track import (
     KvmArchMemorySlot,
     write_track_count,
 )
-from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, SOURCES, build_for
+from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import ALL, BUILDS, SOURCES
 from kvmcheck.models.arch.x86.kvm.mmu.spte import (
     MMU_WRITABLE,
     SPTE_MMU_PRESENT,
@@ -60,6 +60,7 @@ from kvmcheck.models.arch.x86.kvm.mmu.spte import (
     is_writable_pte,
     spte_read,
 )
+from kvmcheck.models.build import build_for
 from kvmcheck.models.drivers.gpu.drm.i915.gvt.kvmgt import IntelVgpu, ptable_gfns
 from kvmcheck.models.drivers.gpu.drm.i915.gvt.page_track import IntelVgpuPageTrack
 from kvmcheck.models.mm.mm import MmStruct
@@ -85,7 +86,7 @@ class Vm:
     def __init__(
         self, variant: str, spte: int, tracked: bool, failsafe: bool = False, npages: int = 1
     ) -> None:
-        build = build_for(variant)
+        build = build_for(BUILDS, variant)
         self.slot = KvmMemorySlot(SLOT_ID, G, npages)
         self.kvm = Kvm(MmStruct(), build, KvmMemslots({}, 0, (self.slot,)))
         self.slot.arch = KvmArchMemorySlot(G, npages, self.kvm.mmu_lock)

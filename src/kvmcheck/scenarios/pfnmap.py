@@ -1,8 +1,8 @@
 """Seed 004: KVM and pfns it cannot tell are refcounted (VM_PFNMAP, TTM), per version.
 
 Every scenario builds a host with a one-zone buddy allocator and a VM whose
-memslot covers a userspace VMA, on a kernel build of ``kvm_main`` + the x86
-``mmu`` (+ the v6.8 pfncache, whose notifier hook runs with no caches):
+memslot covers a userspace VMA, on a kernel build (models/virt/kvm/pfnmap_variants.py)
+of ``kvm_main`` + the x86 ``mmu`` (+ the v6.8 pfncache, whose notifier hook runs with no caches):
 
   v5.11, v5.12, f8be156be163      -- kvm_main at that version, x86 fault of v5.11..v5.15
   stevens-v9                      -- David Stevens' v9 as posted (3/6 + 6/6 of 2023-09-11)
@@ -26,18 +26,11 @@ from kvmcheck import Source, join, scenario, spawn
 from kvmcheck.kernel import READ_ONCE, WRITE_ONCE, Struct, spin_until_cond, struct_init
 from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
     RET_PF_FIXED,
-    X86Mmu,
-    X86MmuNoStaleCheck,
-    X86MmuReleaseAdjustedPfn,
-    X86MmuStevensV9,
-    X86MmuStevensV9Resend,
-    X86MmuStevensV11,
-    X86MmuV613,
     guest_access,
     kvm_mmu_init_vm,
     kvm_mmu_page_fault,
 )
-from kvmcheck.models.build import Build, Subsystem
+from kvmcheck.models.build import build_for
 from kvmcheck.models.drivers.gpu.drm.ttm.ttm_bo import (
     TtmBufferObject,
     ttm_bo_create_system,
@@ -52,27 +45,14 @@ from kvmcheck.models.mm.mm import MmStruct
 from kvmcheck.models.mm.page import Page, phys_access, put_page
 from kvmcheck.models.mm.page_alloc import Zone, alloc_pages, boot_alloc, check_pages_returned
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmMemslots, KvmVcpu
-from kvmcheck.models.virt.kvm.kvm_main import KvmMain, kvm_init_mmu_notifier, kvm_vcpu_map, kvm_vcpu_unmap
-from kvmcheck.models.virt.kvm.kvm_main_variants import VARIANTS as KVM_MAIN
-from kvmcheck.models.virt.kvm.pfncache import Pfncache
+from kvmcheck.models.virt.kvm.kvm_main import kvm_init_mmu_notifier, kvm_vcpu_map, kvm_vcpu_unmap
+from kvmcheck.models.virt.kvm.pfnmap_variants import ALL, BUILDS
 
 HVA = 0x7F000  # userspace page number of the VMA (hvas are page numbers here)
 BLOCK_PFN = 1  # the TTM block: head pfn 1, tail pfn 2
 VRAM_PFN = 100  # a VRAM page: no struct page
 HUGE_PFN = 2  # hugepage_release: a 2-page-aligned pair, pfn 2 and 3
 
-MMU: dict[str, type[X86Mmu]] = {
-    "v5.11": X86Mmu,
-    "v5.12": X86Mmu,
-    "f8be156be163": X86Mmu,
-    "stevens-v9": X86MmuStevensV9,
-    "stevens-v9-resend": X86MmuStevensV9Resend,
-    "stevens-v11": X86MmuStevensV11,
-    "v6.13": X86MmuV613,
-    "v6.13-no-stale-check": X86MmuNoStaleCheck,
-    "release-adjusted-pfn": X86MmuReleaseAdjustedPfn,
-}
-ALL = tuple(MMU)
 
 _V9_3 = (
     "[PATCH v9 3/6] KVM: mmu: Improve handling of non-refcounted pfns -- 2023-09-11 -- "
@@ -162,13 +142,6 @@ HARNESS = Source(
 """Where the scenarios' harness (threads, setup, properties) was read."""
 
 
-def build_for(variant: str, allow_unsafe_mappings: bool = False) -> Build:
-    """The kernel of ``variant``: kvm_main and the x86 mmu at that version, pfncache v6.8."""
-    kvm_main: type[KvmMain] = KVM_MAIN.get(variant, KVM_MAIN["v6.13"])  # the mutants are v6.13's
-    parts: list[Subsystem] = [kvm_main(allow_unsafe_mappings), MMU[variant](), Pfncache()]
-    return Build(*parts)
-
-
 @dataclass
 class Host:
     """What a scenario set up: the VM, its vCPU, the zone and the TTM buffer object."""
@@ -183,7 +156,10 @@ def setup_vm(variant: str, mm: MmStruct, zone: Zone, npages: int, unsafe: bool =
     """A VM on ``variant`` whose memslot maps gfn i to HVA + i; its mmu notifier and stage-2 table."""
     for page in zone.mem_map.values():
         mm.add_page(page)
-    kvm = Kvm(mm, build_for(variant, unsafe), KvmMemslots({i: HVA + i for i in range(npages)}))
+    build = build_for(BUILDS, variant)
+    if unsafe:
+        build = build.configured("kvm_main", allow_unsafe_mappings=True)
+    kvm = Kvm(mm, build, KvmMemslots({i: HVA + i for i in range(npages)}))
     kvm_init_mmu_notifier(kvm)
     kvm_mmu_init_vm(kvm)
     return Host(kvm, KvmVcpu(kvm, 0), zone)

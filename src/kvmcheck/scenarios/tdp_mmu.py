@@ -39,8 +39,8 @@ from kvmcheck.models.arch.x86.kvm.mmu.mmu import (
 )
 from kvmcheck.models.arch.x86.kvm.mmu.mmu_internal import N_SPTES, SPTE_PRESENT, SPTE_WRITABLE
 from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu import spte_field
-from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu_variants import SOURCES, build_for
-from kvmcheck.models.build import Build
+from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu_variants import BUILDS, SOURCES
+from kvmcheck.models.build import Build, build_for
 from kvmcheck.models.mm.mm import MmStruct
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmMemslots, KvmVcpu
 
@@ -206,7 +206,7 @@ def root_reload(variant: str) -> Any:
       the WARN_ON at uninit).
     Paths: every thread follows a path the kernel at that version takes.
     """
-    root_reload_body(build_for(variant))
+    root_reload_body(build_for(BUILDS, variant))
 
 
 @scenario(
@@ -250,7 +250,7 @@ def next_root_freed(variant: str) -> Any:
       (read lock too) makes 1, the get stores 3: a lost decrement, R2 leaks.
     Paths: real at every version.
     """
-    next_root_freed_body(build_for(variant))
+    next_root_freed_body(build_for(BUILDS, variant))
 
 
 @scenario(
@@ -299,7 +299,7 @@ def concurrent_put(variant: str) -> Any:
     Paths: real at every version (a second memslot update before vCPU 0 runs
     again is what a VMM moving two slots does; vCPU 1 may start meanwhile).
     """
-    concurrent_put_body(build_for(variant))
+    concurrent_put_body(build_for(BUILDS, variant))
 
 
 @scenario(
@@ -338,4 +338,4 @@ def vm_destroy(variant: str) -> Any:
       plain get reads 2, the vCPU's put makes 1, the get stores 3): R leaks.
     Paths: real at every version.
     """
-    vm_destroy_body(build_for(variant))
+    vm_destroy_body(build_for(BUILDS, variant))

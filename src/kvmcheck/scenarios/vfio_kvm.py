@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from kvmcheck import Source, join, scenario, spawn
 from kvmcheck.kernel import READ_ONCE, WARN_ON
+from kvmcheck.models.build import build_for
 from kvmcheck.models.drivers.s390.crypto.vfio_ap_ops import (
     ApMatrixDev,
     kvm_s390_crypto_init,
@@ -37,7 +38,7 @@ from kvmcheck.models.drivers.vfio.group import (
     vfio_group_ioctl_get_device_fd,
     vfio_module_init,
 )
-from kvmcheck.models.drivers.vfio.variants import SOURCES, VARIANTS, build_for
+from kvmcheck.models.drivers.vfio.variants import BUILDS, SOURCES, VARIANTS
 from kvmcheck.models.drivers.vfio.vfio import File, VfioDevice, VfioDeviceSet, VfioGroup
 from kvmcheck.models.drivers.vfio.vfio_main import vfio_device_fops_release
 from kvmcheck.models.kernel_module import KernelModule, module_refcount
@@ -80,7 +81,7 @@ class Vm:
 
 def setup_vm(variant: str, add_group: bool = True) -> Vm:
     """Single-threaded setup: load kvm.ko and vfio.ko, create the VM, the kvm-vfio device, the mdev."""
-    build = build_for(variant)
+    build = build_for(BUILDS, variant)
     modules = (kvm_module_init(), vfio_module_init())
     kvm = kvm_create_vm(build)
     matrix_dev = ApMatrixDev()

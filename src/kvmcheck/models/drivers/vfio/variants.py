@@ -64,11 +64,6 @@ BUILDS: dict[str, Build] = {
 VARIANTS = tuple(BUILDS)
 
 
-def build_for(variant: str) -> Build:
-    """The kernel build named ``variant``."""
-    return BUILDS[variant]
-
-
 # Where each variant's code was read (issue 23): a posted mail, or what it was rebuilt from.
 _V4 = (
     "[PATCH v4 1/2] vfio: fix deadlock between group lock and kvm lock — 2023-02-03 — "

@@ -15,7 +15,7 @@ page_track.c:
               notifier user; c70934e0ab2d: kvm_page_track_has_external_user().
               (torvalds/linux arch/x86/kvm/mmu/page_track.c @03c11eb3b16d.)
 
-``VARIANTS`` names the build of each variant of issue 11: which version of
+``BUILDS`` names the build of each variant of issue 11: which version of
 page_track.c, mmu.c (mmu_fault.py), spte.c, x86.c's memslot hooks and KVMGT.
 """
 
@@ -39,7 +39,7 @@ from kvmcheck.kernel import (
 from kvmcheck.models.arch.x86.kvm.mmu.mmu_fault import Mmu, Mmu66, NoMmuWritableClear
 from kvmcheck.models.arch.x86.kvm.mmu.page_track import PageTrack, head_of
 from kvmcheck.models.arch.x86.kvm.mmu.spte import NoMakeSpteRecheck, Spte, Spte66
-from kvmcheck.models.build import Build, Subsystem
+from kvmcheck.models.build import Build
 from kvmcheck.models.drivers.gpu.drm.i915.gvt.kvmgt import (
     Kvmgt,
     Kvmgt66,
@@ -167,19 +167,19 @@ class PageTrack66(PageTrack):
 
 
 # -- the builds of issue 11 ----------------------------------------------------------------
-V61: tuple[Subsystem, ...] = (PageTrack(), Mmu(), Spte(), X86(), Kvmgt(), GvtPageTrack())
-V66: tuple[Subsystem, ...] = (PageTrack66(), Mmu66(), Spte66(), X86V66(), Kvmgt66(), GvtPageTrack66())
+V61 = Build(PageTrack(), Mmu(), Spte(), X86(), Kvmgt(), GvtPageTrack())
+V66 = Build(PageTrack66(), Mmu66(), Spte66(), X86V66(), Kvmgt66(), GvtPageTrack66())
 
-VARIANTS: dict[str, tuple[Subsystem, ...]] = {
+BUILDS: dict[str, Build] = {
     "v6.1": V61,
-    "v6.1-lock-in-track-write": (*V61, KvmgtLockInTrackWrite()),
-    "no-make-spte-recheck": (*V61, NoMakeSpteRecheck()),
-    "no-mmu-writable-clear": (*V61, NoMmuWritableClear()),
-    "yan-v2": (*V61, PageTrackYanV2(), X86YanV2(), KvmgtYanV2()),
+    "v6.1-lock-in-track-write": V61.patched(KvmgtLockInTrackWrite()),
+    "no-make-spte-recheck": V61.patched(NoMakeSpteRecheck()),
+    "no-mmu-writable-clear": V61.patched(NoMmuWritableClear()),
+    "yan-v2": V61.patched(PageTrackYanV2(), X86YanV2(), KvmgtYanV2()),
     "v6.6": V66,
-    "gfn-lock": (*V66, KvmgtGfnLock()),  # v1 08/27 + 09/27: the v6.6 handler, vgpu_lock -> gfn_lock
+    "gfn-lock": V66.patched(KvmgtGfnLock()),  # v1 08/27 + 09/27: the v6.6 handler, vgpu_lock -> gfn_lock
 }
-ALL = tuple(VARIANTS)
+ALL = tuple(BUILDS)
 
 # -- where each build was read (issue 23 item 3) -------------------------------------------------
 V1 = "2022-12-23"  # Sean's v1 series, "[PATCH 00/27] drm/i915/gvt: KVM: KVMGT fixes and page-track cleanups"
@@ -273,10 +273,3 @@ SOURCES: dict[str, Source] = {
         " vgpu_lock in the handler (gfn_lock -> vgpu_lock: a cycle the posted patch does not have)",
     ),
 }
-
-
-def build_for(variant: str) -> Build:
-    """The kernel of ``variant``: its base release, with the variant's patches on top."""
-    parts = VARIANTS[variant]
-    base = V66 if parts[: len(V66)] == V66 else V61
-    return Build(*base).patched(*parts[len(base) :])

@@ -572,6 +572,8 @@ VARIANTS: dict[str, type[TdpMmu]] = {
     "v6.9": V6_9,
     "v6.9-plain-get": V6_9PlainGet,
 }
+BUILDS: dict[str, Build] = {name: Build(impl()) for name, impl in VARIANTS.items()}
+"""Each variant's kernel: its TDP MMU root code (the only subsystem seed 002's scenarios run)."""
 
 # Where each variant's code was read (issue 23).  No tree at v5.11-rc2, v5.13 or v6.9 could be
 # pinned with the code index (/work/shared/kernel/SOURCES.md), so the versions are rebuilt from
@@ -643,8 +645,3 @@ SOURCES: dict[str, Source] = {
         "why refcount_inc_not_zero() is required.",
     ),
 }
-
-
-def build_for(variant: str) -> Build:
-    """A kernel whose TDP MMU root code is at ``variant``."""
-    return Build(VARIANTS[variant]())
