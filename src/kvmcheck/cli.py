@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -20,6 +21,7 @@ from kvmcheck._engine.check import STRATEGIES, Result, replay
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
+from kvmcheck.patching import Patch, PatchedPair, load_patch, patched_pairs, replay_command, replay_pair
 from kvmcheck.report import database as db
 from kvmcheck.report.json_report import result_json
 from kvmcheck.report.session import Checked, Options, run_one
@@ -52,6 +54,8 @@ Examples:
   kvmcheck check my_model.py                  compare each scenario x variant with expect=
   kvmcheck check my_model.py::racy --strategy pct --max-executions 5000
   kvmcheck check --all --json > results.json
+  kvmcheck check pfncache.seed_race --patch mypatch.py:MyFix   a patch class on its base variant
+  kvmcheck check --all --patch mypatch.py:MyFix   every bundled scenario x variant it applies to
 
 {EXIT_CODES}"""
 
@@ -231,6 +235,14 @@ def _replay_target(target: str, s: Scenario) -> str:
 @click.option(
     "--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report to this file."
 )
+@click.option(
+    "--patch",
+    "patch_spec",
+    metavar="FILE.py:CLASS",
+    help="Run your patch -- a subclass of the variant class it applies to -- on every scenario x "
+    "variant whose build holds that class, beside the base variant's verdict (exit 1 if a patched "
+    "run has a bug).",
+)
 def check_cmd(
     target: str | None,
     variant: str | None,
@@ -245,6 +257,7 @@ def check_cmd(
     checkpoint_every: float,
     resume: str | None,
     step_timeout: float,
+    patch_spec: str | None,
     **opts: Any,
 ) -> None:
     """Check FILE.py[::SCENARIO], a bundled SCENARIO, or --all bundled ones.
@@ -279,21 +292,31 @@ def check_cmd(
     )
     whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=
     pairs = _pairs(scns, variant)
+    patch = load_patch(patch_spec) if patch_spec else None
+    twins = patched_pairs(patch, pairs) if patch is not None else []
+    if twins:  # run each patched pair (no failure database: its variant is not a bundled one)
+        if opts["backend"] != "local":
+            raise UsageError("--patch runs on the local backend only (the patch class is not sent to Ray)")
+        pairs = [(t.patched, t.patched_variant) for t in twins]
     if (checkpoint or resume) and len(pairs) != 1:
         raise UsageError(
             f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
         )
-    table = _Table(pairs) if run_all and not as_json else None
+    table = _Table(pairs, base=bool(twins)) if run_all and not as_json else None
     done: list[Checked] = []
+    bases: list[Checked] = []
     anns: list[Any] = []
     width = terminal_width()
-    for s, v in pairs:
+    for i, (s, v) in enumerate(pairs):
         if _cliguard.interrupted():
             break
+        if twins:
+            bases.append(_run_base(twins[i], target, origin, options))
         prog = Progress(s.name + (f" [{v}]" if v else ""))
         options.on_progress = prog
         try:
-            c = run_one(s, v, _replay_target(target or s.name, s), origin, options)
+            run_opts = replace(options, use_db=False) if twins else options
+            c = run_one(s, v, _replay_target(target or s.name, s), origin, run_opts)
         finally:
             prog.done()
         done.append(c)
@@ -304,16 +327,23 @@ def check_cmd(
         )
         anns.append(ann)
         if table is not None:
-            table.row(c)
+            table.row(c, bases[i].result.verdict if twins else None)
         elif not as_json:
-            _print_text(c, full, width, ann)
+            _print_text(c, full, width, ann, patch)
+            if twins:
+                click.echo(f"base {bases[i].variant}: {bases[i].result.verdict}")
     if html_path:
         from kvmcheck.report.html import write_html
 
         roots = [os.path.dirname(os.path.abspath(origin))] if origin else []
         _cliguard.write_atomic(write_html, html_path, [c.result for c in done], anns, roots)
     if as_json:
-        click.echo(json.dumps([result_json(c) for c in done], indent=2), file=_cliguard.stdout())
+        rows = [result_json(c) for c in done]
+        for row, b in zip(rows, bases, strict=False):
+            row["base_variant"], row["base_verdict"] = b.variant, b.result.verdict
+        click.echo(json.dumps(rows, indent=2), file=_cliguard.stdout())
+    if twins:
+        sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
     if whole:
         differ = [c for c in done if not c.as_expected]
         if not as_json:
@@ -326,6 +356,21 @@ def check_cmd(
                 click.echo(_paint("all verdicts as expected", "ok"))
         sys.exit(_cliguard.exit_code(1 if differ else 0))
     sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
+
+
+def _run_base(t: PatchedPair, target: str | None, origin: str, options: Options) -> Checked:
+    """The bundled pair a patched one stands beside (its verdict goes in the 'base verdict' column)."""
+    prog = Progress(f"{t.scenario.name} [{t.variant}]")
+    try:
+        return run_one(
+            t.scenario,
+            t.variant,
+            _replay_target(target or t.scenario.name, t.scenario),
+            origin,
+            replace(options, on_progress=prog),
+        )
+    finally:
+        prog.done()
 
 
 def _engine_options(
@@ -348,12 +393,12 @@ def _annotate(c: Checked, kcsan: bool | None, step_timeout_s: float | None = Non
     return annotate(c.scenario, c.result, kcsan, step_timeout_s)
 
 
-def _print_text(c: Checked, full: bool, width: int, ann: Any) -> None:
+def _print_text(c: Checked, full: bool, width: int, ann: Any, patch: Patch | None = None) -> None:
     r = c.result
     text = render_result(r, ann, full=full, width=width, shrunk=c.shrunk)
     first, _, rest = text.partition("\n")
     click.echo(_paint(first, r.verdict) + ("\n" + rest if rest else ""))
-    cmd = c.replay_command()
+    cmd = c.replay_command() if patch is None else replay_command(c.replay_command(), patch)
     if cmd:
         click.echo(_wrap_command(f"replay: {cmd}", width))
     if c.expected is not None and not c.as_expected:
@@ -379,7 +424,7 @@ class _Table:
 
     HEAD = ("scenario", "variant", "expected", "verdict", "executions", "time")
 
-    def __init__(self, pairs: list[tuple[Scenario, str | None]]) -> None:
+    def __init__(self, pairs: list[tuple[Scenario, str | None]], base: bool = False) -> None:
         names = [s.name for s, _ in pairs]
         vs = [v or "-" for _, v in pairs]
         self.w = [
@@ -390,16 +435,20 @@ class _Table:
             len("123456 (complete)"),
             7,
         ]
-        click.echo(self._line(self.HEAD))
+        self.head: tuple[str, ...] = self.HEAD
+        if base:  # --patch: the bundled variant's verdict beside the patched one's
+            self.head = (*self.HEAD[:3], "base verdict", *self.HEAD[3:])
+            self.w.insert(3, len("base verdict"))
+        click.echo(self._line(self.head))
         click.echo(self._line(tuple("-" * w for w in self.w)))
 
     def _line(self, cells: tuple[str, ...]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, self.w, strict=True)).rstrip()
 
-    def row(self, c: Checked) -> None:
+    def row(self, c: Checked, base_verdict: str | None = None) -> None:
         r = c.result
         verdict = r.verdict + ("" if c.as_expected else "  <-- UNEXPECTED")
-        cells = (
+        cells: tuple[str, ...] = (
             c.scenario.name,
             c.variant or "-",
             c.expected or "-",
@@ -407,6 +456,8 @@ class _Table:
             str(r.executions) + (" (complete)" if r.complete else ""),
             f"{r.elapsed_s:.2f}s",
         )
+        if base_verdict is not None:
+            cells = (*cells[:3], base_verdict, *cells[3:])
         line = self._line(cells)
         if _color_on():
             line = line.replace(verdict, _paint(verdict, r.verdict if c.as_expected else "bug"), 1)
@@ -420,8 +471,15 @@ class _Table:
 @click.option("--last", is_flag=True, help="Replay the last counterexample saved in .kvmcheck/.")
 @click.option("--full", is_flag=True, help="Show every step, not only the story.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of one result.")
+@click.option("--patch", "patch_spec", metavar="FILE.py:CLASS", help="The patch the run was checked with.")
 def replay_cmd(
-    target: str | None, schedule: str | None, variant: str | None, last: bool, full: bool, as_json: bool
+    target: str | None,
+    schedule: str | None,
+    variant: str | None,
+    last: bool,
+    full: bool,
+    as_json: bool,
+    patch_spec: str | None,
 ) -> None:
     """Re-run one SCHEDULE of TARGET exactly and print its finding (or the last saved one: --last)."""
     if last:
@@ -436,13 +494,15 @@ def replay_cmd(
     scns = resolve(target)
     if len(scns) != 1:
         raise UsageError(f"{target} holds {len(scns)} scenarios; name one with FILE.py::SCENARIO")
+    patch = load_patch(patch_spec) if patch_spec else None
+    scn = replay_pair(patch, scns[0], variant).patched if patch is not None else scns[0]
     _cliguard.begin(as_json, {})
-    r = replay(scns[0], schedule, variant=variant)
-    c = Checked(scns[0], variant, r, target if _is_file(target) else scns[0].name)
+    r = replay(scn, schedule, variant=variant)
+    c = Checked(scn, variant, r, target if _is_file(target) else scn.name)
     if as_json:
         click.echo(json.dumps([result_json(c)], indent=2), file=_cliguard.stdout())
     else:
-        _print_text(c, full, terminal_width(), _annotate(c, None))
+        _print_text(c, full, terminal_width(), _annotate(c, None), patch)
     sys.exit(1 if r.verdict == "bug" else 0)
 
 
