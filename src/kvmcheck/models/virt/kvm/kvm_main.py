@@ -236,7 +236,12 @@ class KvmMain(Subsystem):
         return pfn
 
     def hva_to_pfn_remapped(self, kvm: Kvm, vma: VmArea, kfp: KvmFollowPfn) -> tuple[int, int]:
-        """hva_to_pfn_remapped() (v5.13 .. v6.8): follow_pte, kvm_try_get_pfn under the PTE lock."""
+        """hva_to_pfn_remapped() (v5.12 .. v6.8): follow_pte; the pfn is resolved under the PTE lock.
+
+        The versions differ only in what they do with the pfn under the lock
+        (:meth:`hva_to_pfn_remapped_get`) and, in Stevens' series, after it
+        (:meth:`hva_to_pfn_remapped_out`): a variant overrides those, not this.
+        """
         mm = kvm.mm
         pte = follow_pte(mm, kfp.hva)
         if pte is None:
@@ -253,9 +258,18 @@ class KvmMain(Subsystem):
             pfn = KVM_PFN_ERR_RO_FAULT
         else:
             kfp.map_writable, pfn, kfp.gen = pte.write, pte.pfn, pte.gen
-            if not self.kvm_try_get_pfn(kvm, pfn):
-                r = EFAULT  # f8be156be163: a valid page KVM cannot take a reference to
+            r = self.hva_to_pfn_remapped_get(kvm, kfp, pfn)
         pte_unmap_unlock(mm)
+        return self.hva_to_pfn_remapped_out(kvm, kfp, r, pfn)
+
+    def hva_to_pfn_remapped_get(self, kvm: Kvm, kfp: KvmFollowPfn, pfn: int) -> int:
+        """Under the PTE lock (v5.13 .. v6.8): kvm_try_get_pfn(); 0 or -EFAULT."""
+        if not self.kvm_try_get_pfn(kvm, pfn):
+            return EFAULT  # f8be156be163: a valid page KVM cannot take a reference to
+        return 0
+
+    def hva_to_pfn_remapped_out(self, kvm: Kvm, kfp: KvmFollowPfn, r: int, pfn: int) -> tuple[int, int]:
+        """After pte_unmap_unlock(): the result as it stands (v5.12 .. v6.8)."""
         return r, pfn
 
     def kvm_pfn_to_refcounted_page(self, kvm: Kvm, pfn: int) -> Page | None:

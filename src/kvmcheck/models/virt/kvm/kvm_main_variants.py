@@ -53,8 +53,6 @@ from kvmcheck.models.mm.memory import (
     follow_pfn,
     follow_pfnmap_end,
     follow_pfnmap_start,
-    follow_pte,
-    pte_unmap_unlock,
 )
 from kvmcheck.models.mm.page import (
     Page,
@@ -83,26 +81,10 @@ class KvmMainV512(KvmMain):
 
     version = "v5.12"
 
-    def hva_to_pfn_remapped(self, kvm: Kvm, vma: VmArea, kfp: KvmFollowPfn) -> tuple[int, int]:
-        """hva_to_pfn_remapped() (v5.12): the get is a plain get_page (0 -> 1 on a TTM tail page)."""
-        mm = kvm.mm
-        pte = follow_pte(mm, kfp.hva)
-        if pte is None:
-            r, unlocked = fixup_user_fault(mm, kfp.hva, kfp.write)
-            if unlocked:
-                return EAGAIN, 0
-            if r:
-                return r, 0
-            pte = follow_pte(mm, kfp.hva)
-            if pte is None:
-                return EINVAL, 0
-        if kfp.write and not pte.write:
-            pfn = KVM_PFN_ERR_RO_FAULT
-        else:
-            kfp.map_writable, pfn, kfp.gen = pte.write, pte.pfn, pte.gen
-            self.kvm_get_pfn(kvm, pfn)
-        pte_unmap_unlock(mm)
-        return 0, pfn
+    def hva_to_pfn_remapped_get(self, kvm: Kvm, kfp: KvmFollowPfn, pfn: int) -> int:
+        """Under the PTE lock (v5.12): kvm_get_pfn(), a plain get_page (0 -> 1 on a TTM tail page)."""
+        self.kvm_get_pfn(kvm, pfn)
+        return 0
 
     def kvm_is_reserved_pfn(self, kvm: Kvm, pfn: int) -> bool:
         """kvm_is_reserved_pfn() (v5.11 .. v5.19): !pfn_valid, or PageReserved and not the zero page."""
@@ -153,9 +135,9 @@ class KvmMainF8be156be163(KvmMainV512):
 
     version = "f8be156be163"
 
-    def hva_to_pfn_remapped(self, kvm: Kvm, vma: VmArea, kfp: KvmFollowPfn) -> tuple[int, int]:
-        """hva_to_pfn_remapped() (v5.13): the v6.8 body (kvm_main.py) -- the patch itself."""
-        return KvmMain.hva_to_pfn_remapped(self, kvm, vma, kfp)
+    def hva_to_pfn_remapped_get(self, kvm: Kvm, kfp: KvmFollowPfn, pfn: int) -> int:
+        """Under the PTE lock (v5.13): kvm_try_get_pfn(), -EFAULT if it fails -- the patch itself."""
+        return KvmMain.hva_to_pfn_remapped_get(self, kvm, kfp, pfn)
 
     def kvm_try_get_pfn(self, kvm: Kvm, pfn: int) -> bool:
         """kvm_try_get_pfn() (f8be156be163): reserved -> 1 (no ref); else get_page_unless_zero()."""
@@ -203,31 +185,19 @@ class KvmMainStevensV9(KvmMain):
         self.kvm_set_page_accessed(page)
         put_page(page)
 
-    def hva_to_pfn_remapped(self, kvm: Kvm, vma: VmArea, kfp: KvmFollowPfn) -> tuple[int, int]:
-        """hva_to_pfn_remapped() (v9): try a reference; without one, only guarded callers get the pfn."""
-        mm = kvm.mm
-        pte = follow_pte(mm, kfp.hva)
-        if pte is None:
-            r, unlocked = fixup_user_fault(mm, kfp.hva, kfp.write)
-            if unlocked:
-                return EAGAIN, 0
-            if r:
-                return r, 0
-            pte = follow_pte(mm, kfp.hva)
-            if pte is None:
-                return EINVAL, 0
-        r, page = 0, None
-        if kfp.write and not pte.write:
-            pfn = KVM_PFN_ERR_RO_FAULT
-        else:
-            kfp.map_writable, pfn, kfp.gen = pte.write, pte.pfn, pte.gen
-            page = self.kvm_pfn_to_refcounted_page(kvm, pfn)
-            if page is not None and get_page_unless_zero(page):
-                self.kvm_follow_refcounted_pfn(kfp, page)  # the result says who may use the pfn
-        pte_unmap_unlock(mm)
+    def hva_to_pfn_remapped_get(self, kvm: Kvm, kfp: KvmFollowPfn, pfn: int) -> int:
+        """Under the PTE lock (v9): try a reference; the result says who may use the pfn."""
+        page = self.kvm_pfn_to_refcounted_page(kvm, pfn)
+        if page is not None and get_page_unless_zero(page):
+            self.kvm_follow_refcounted_pfn(kfp, page)
+        return 0
+
+    def hva_to_pfn_remapped_out(self, kvm: Kvm, kfp: KvmFollowPfn, r: int, pfn: int) -> tuple[int, int]:
+        """After the unlock (v9): without a reference, only guarded callers get the pfn."""
         if is_error_pfn(pfn) or kfp.is_refcounted_page:
             return r, pfn
-        if page is not None and not kfp.allow_non_refcounted_struct_page:
+        # the same struct page as under the lock: the memory map (pfn_to_page) never changes
+        if self.kvm_pfn_to_refcounted_page(kvm, pfn) is not None and not kfp.allow_non_refcounted_struct_page:
             r = EFAULT  # "TODO: remove once all callers play nice with non-refcounted struct pages"
         elif not kfp.guarded_by_mmu_notifier and not self.allow_unsafe_mappings:
             r = EFAULT
