@@ -52,3 +52,29 @@ def test_vfio_builds_patch_only_the_files_their_patches_touch() -> None:
     fixed, fix_9e0f = vv.BUILDS["2b48f52f2bff"].versions, vv.BUILDS["9e0f4f2918c2"].versions
     assert {k for k in fixed if fixed[k] != fix_9e0f[k]} == {"kvm_vfio"}
     assert set(vv.SOURCES) == set(vv.VARIANTS)
+
+
+def test_one_mmu_slot_the_page_track_and_pfnmap_builds_hold_the_same_mmu_c() -> None:
+    """mmu.c is one subsystem (issue 24 item 4): seed 001's v6.1 mmu runs seed 004's stage-2 fault.
+
+    The v5.11 label overrides nothing, so v5.12 with page tracking's v6.1 ``Mmu`` in the slot
+    has v5.12's verdict and execution count.
+    """
+    from kvmcheck import check
+    from kvmcheck.models.arch.x86.kvm.mmu.mmu import Mmu
+    from kvmcheck.models.arch.x86.kvm.mmu.page_track_variants import BUILDS as PT
+    from kvmcheck.models.build import Patched
+    from kvmcheck.models.virt.kvm.pfnmap_variants import BUILDS as PFNMAP
+    from kvmcheck.scenarios import pfnmap
+
+    assert all(isinstance(b.mmu, Mmu) for b in [*PT.values(), *PFNMAP.values()])
+    assert type(PT["v6.1"].mmu) is Mmu
+    both = PFNMAP["v5.12"].patched(*(PT["v6.1"].part(s) for s in PT["v6.1"].versions if s != "mmu"))
+    assert set(both.versions) == set(PT["v6.1"].versions) | set(PFNMAP["v5.12"].versions)
+    bundled = check(pfnmap.ttm_fault, variant="v5.12")
+    on_v61 = check(pfnmap.ttm_fault, variant=Patched("v5.12", Mmu))
+    assert (
+        (on_v61.verdict, on_v61.executions)
+        == (bundled.verdict, bundled.executions)
+        == ("bug", bundled.executions)
+    )

@@ -13,12 +13,8 @@ from click.testing import CliRunner
 from kvmcheck import Result, check, join, replay, scenario, spawn
 from kvmcheck.cli import main as cli_main
 from kvmcheck.kernel import write_lock, write_unlock
-from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
-    RET_PF_FIXED,
-    X86MmuV613,
-    guest_access,
-    kvm_mmu_page_fault,
-)
+from kvmcheck.models.arch.x86.kvm.mmu.mmu_variants import X86MmuV613
+from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import RET_PF_FIXED, guest_access, kvm_mmu_page_fault
 from kvmcheck.models.build import Build
 from kvmcheck.models.mm.page import Page
 from kvmcheck.models.virt.kvm.kvm_host import Kvm, KvmVcpu

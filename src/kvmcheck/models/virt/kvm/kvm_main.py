@@ -18,7 +18,7 @@ The invalidation protocol (what the pfn cache relies on):
                mmu_invalidate_begin under mmu_lock: in_progress++.
   range_end:   (range overlaps a memslot) under mmu_lock: mmu_invalidate_seq++,
                smp_wmb, in_progress--; then mn_active_invalidate_count--.
-When the build has an x86 ``mmu`` subsystem (stage2_fault.py), range_start also
+When the build has an x86 ``mmu`` subsystem (mmu.py; stage2_fault.py), range_start also
 zaps the SPTEs of the range under mmu_lock (kvm_mmu_unmap_gfn_range, the
 handler __kvm_handle_hva_range runs after on_lock = kvm_mmu_invalidate_begin).
 

@@ -22,7 +22,7 @@ stevens-v9     -- David Stevens, "[PATCH v9 3/6] KVM: mmu: Improve handling of
                   kvm_follow_refcounted_pfn() keeps the reference it was handed (no
                   put when the caller passed no FOLL_GET: what Sean asked about on
                   2024-02-13, <ZcrkhTn1Da5-vND2@google.com>).  The x86 half is in
-                  stage2_fault.py (6/6 as posted, and as resent: stevens-v9-resend
+                  mmu_variants.py (6/6 as posted, and as resent: stevens-v9-resend
                   runs this same kvm_main).
 stevens-v11    -- "[PATCH v11 4/8] KVM: mmu: Improve handling of non-refcounted pfns"
                   (2024-02-29, <20240229025759.1187910-5-stevensd@google.com>): FOLL_GET

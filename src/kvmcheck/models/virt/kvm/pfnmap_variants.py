@@ -1,8 +1,9 @@
 """Every kernel seed 004 weighs, as a build of kvm_main.c + the x86 mmu.c (+ pfncache.c).
 
 Each variant is the version (or posted patch) of virt/kvm/kvm_main.c
-(kvm_main_variants.py) with the x86 fault of its time (arch/x86/kvm/mmu:
-stage2_fault.py) and the v6.8 pfncache, whose notifier hook runs with no caches:
+(kvm_main_variants.py) with the x86 mmu.c of its time (arch/x86/kvm/mmu: mmu.py,
+mmu_variants.py; the stage-2 fault of stage2_fault.py) and the v6.8 pfncache,
+whose notifier hook runs with no caches:
 
   v5.11, v5.12, f8be156be163  -- kvm_main at that version, the x86 fault of v5.11..v5.15
   stevens-v9                  -- David Stevens' v9 as posted (3/6 + 6/6 of 2023-09-11)
@@ -19,8 +20,8 @@ the ``allow_unsafe_mappings`` module parameter asks for
 
 from __future__ import annotations
 
-from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import (
-    X86Mmu,
+from kvmcheck.models.arch.x86.kvm.mmu.mmu_variants import (
+    MmuV511,
     X86MmuNoStaleCheck,
     X86MmuReleaseAdjustedPfn,
     X86MmuStevensV9,
@@ -39,7 +40,7 @@ from kvmcheck.models.virt.kvm.kvm_main_variants import (
 )
 from kvmcheck.models.virt.kvm.pfncache import Pfncache
 
-V5_11 = Build(KvmMainV511(), X86Mmu(), Pfncache())
+V5_11 = Build(KvmMainV511(), MmuV511(), Pfncache())
 V6_13 = Build(KvmMainV613(), X86MmuV613(), Pfncache())
 STEVENS_V9 = Build(KvmMainStevensV9(), X86MmuStevensV9(), Pfncache())
 

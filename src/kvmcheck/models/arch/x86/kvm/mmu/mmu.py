@@ -1,4 +1,19 @@
-"""The C-style entry points of the TDP MMU root code: x86.c, mmu.c, page_track.c, kvm_main.c.
+"""arch/x86/kvm/mmu/mmu.c: the one ``mmu`` subsystem, and the C entry points of the TDP MMU roots.
+
+``Mmu`` is mmu.c in a kernel build (the ``mmu`` slot).  The seeds read two
+different parts of it, each in its own file and each a mixin of ``Mmu``:
+mmu_fault.py -- the write-fault path with page tracking (seed 001, v6.1:
+direct_page_fault, fast_page_fault, mmu_try_to_unsync_pages, write-protection),
+and stage2_fault.py -- the stage-2 fault's pfn refcounting and the notifier's
+SPTE zap (seed 004, v5.11 .. v6.12: kvm_mmu_page_fault, kvm_unmap_gfn_range).
+They share no function; each keeps its own reduction of the SPTE table
+(``kvm->arch.sptes`` of spte.py, ``kvm->arch_mmu`` of stage2_fault.py) as its
+scenarios set it up.  Every version of mmu.c is a subclass of ``Mmu`` that
+overrides just what its patch changed (mmu_variants.py), so a build of either
+seed holds one mmu.c, and builds of the two seeds compose.
+
+The rest of this file: the C-style entry points of the TDP MMU root code (x86.c,
+mmu.c, page_track.c, kvm_main.c).
 
 Each is a thin function named after its kernel function that dispatches to
 the build's ``tdp_mmu`` implementation (tdp_mmu.py / tdp_mmu_variants.py)
@@ -20,7 +35,17 @@ from typing import Any
 
 from kvmcheck.kernel import kfree, kmalloc, mutex_lock, mutex_unlock
 from kvmcheck.kernel.struct import READ_ONCE, rmw
+from kvmcheck.models.arch.x86.kvm.mmu.mmu_fault import WriteFault
+from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import Stage2Fault
 from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu import KvmArch, TdpMmu, VcpuArch
+from kvmcheck.models.build import Subsystem
+
+
+class Mmu(WriteFault, Stage2Fault, Subsystem):
+    """arch/x86/kvm/mmu/mmu.c at v6.1: the write-fault path and the stage-2 fault (see above)."""
+
+    subsystem = "mmu"
+    version = "v6.1"
 
 
 def _tdp(kvm: Any) -> TdpMmu:

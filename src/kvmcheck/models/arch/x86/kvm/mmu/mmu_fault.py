@@ -1,4 +1,7 @@
-"""arch/x86/kvm/mmu/mmu.c (and tdp_mmu.c) on the write-fault path (Linux v6.1; v6.6).
+"""arch/x86/kvm/mmu/mmu.c (and tdp_mmu.c) on the write-fault path (Linux v6.1), as seed 001 needs it.
+
+One half of the one ``mmu`` subsystem (``Mmu`` in mmu.py); the v6.6 version and
+the no-mmu-writable-clear mutant are in mmu_variants.py.
 
 Modelled, for a direct (TDP) MMU, as in v6.1:
   direct_page_fault():   page_fault_handle_page_track() -- lockless read of the
@@ -63,7 +66,6 @@ from kvmcheck.models.arch.x86.kvm.mmu.spte import (
     spte_xchg,
     try_cmpxchg64,
 )
-from kvmcheck.models.build import Subsystem
 from kvmcheck.models.virt.kvm.kvm_host import Kvm
 from kvmcheck.models.virt.kvm.kvm_set_memslot import KVM_MEMSLOT_INVALID, gfn_to_memslot
 
@@ -83,11 +85,12 @@ class KvmPageFault:
         self.slot_invalid = False  # the retry was for an INVALID memslot (scenario's spin hint)
 
 
-class Mmu(Subsystem):
-    """arch/x86/kvm/mmu/mmu.c (+ tdp_mmu.c) at v6.1, on the write-fault path."""
+class WriteFault:
+    """mmu.c (+ tdp_mmu.c) at v6.1 on the write-fault path: one half of the ``mmu`` subsystem.
 
-    subsystem = "mmu"
-    version = "v6.1"
+    Not a subsystem by itself: ``Mmu`` (mmu.py) is mmu.c, this path and the
+    stage-2 one (stage2_fault.py) together; its variants are in mmu_variants.py.
+    """
 
     # -- KVM as a page-track user (v6.1) ---------------------------------------------------
     def kvm_mmu_init_vm(self, kvm: Kvm) -> None:
@@ -251,35 +254,6 @@ class Mmu(Subsystem):
 
     def kvm_mmu_track_write(self, vcpu: Any, gpa: int, new: int, nbytes: int) -> None:
         """Not in v6.1: KVM gets emulated writes through its own page-track node."""
-
-
-class Mmu66(Mmu):
-    """mmu.c at v6.6: KVM is no longer a page-track notifier user; the count is read by its new name."""
-
-    version = "v6.6"
-
-    def kvm_mmu_init_vm(self, kvm: Kvm) -> None:
-        """kvm_mmu_init_vm() (v6.6): no page-track node (932844462ae3, eeb87272a364)."""
-
-    def write_tracked(self, kvm: Kvm, slot: Any, gfn: int) -> bool:
-        """kvm_gfn_is_write_tracked() (7b574863e718)."""
-        r: bool = kvm.build.page_track.kvm_gfn_is_write_tracked(kvm, slot, gfn)
-        return r
-
-    def kvm_mmu_track_write(self, vcpu: Any, gpa: int, new: int, nbytes: int) -> None:
-        """kvm_mmu_track_write() (932844462ae3): nothing to do without indirect shadow pages."""
-        if not vcpu.kvm.arch.indirect_shadow_pages:
-            return
-
-
-class NoMmuWritableClear(Mmu):
-    """Mutant: write-protection for tracking clears PT_WRITABLE_MASK but leaves the MMU-writable bit."""
-
-    version = "no-mmu-writable-clear"
-
-    def wrprot_mask(self) -> int:
-        """The mutant's write_protect_gfn() clears only the hardware writable bit."""
-        return PT_WRITABLE_MASK
 
 
 def emulator_write_phys(vcpu: Any, gpa: int, val: int, nbytes: int) -> bool:

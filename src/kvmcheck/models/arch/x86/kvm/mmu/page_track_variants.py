@@ -16,7 +16,7 @@ page_track.c:
               (torvalds/linux arch/x86/kvm/mmu/page_track.c @03c11eb3b16d.)
 
 ``BUILDS`` names the build of each variant of issue 11: which version of
-page_track.c, mmu.c (mmu_fault.py), spte.c, x86.c's memslot hooks and KVMGT.
+page_track.c, mmu.c (mmu.py, mmu_variants.py), spte.c, x86.c's memslot hooks and KVMGT.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from kvmcheck.kernel import (
     write_lock,
     write_unlock,
 )
-from kvmcheck.models.arch.x86.kvm.mmu.mmu_fault import Mmu, Mmu66, NoMmuWritableClear
+from kvmcheck.models.arch.x86.kvm.mmu.mmu import Mmu
+from kvmcheck.models.arch.x86.kvm.mmu.mmu_variants import Mmu66, NoMmuWritableClear
 from kvmcheck.models.arch.x86.kvm.mmu.page_track import PageTrack, head_of
 from kvmcheck.models.arch.x86.kvm.mmu.spte import NoMakeSpteRecheck, Spte, Spte66
 from kvmcheck.models.build import Build
