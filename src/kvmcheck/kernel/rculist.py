@@ -215,5 +215,4 @@ def list_empty_rcu(obj: Any, name: str | None = None) -> bool:
 
     if name is None and _heads(obj):
         return lh.list_empty(obj)
-
-    return not READ_ONCE(obj, name)
+    return not READ_ONCE(obj, _name(name, "list_empty_rcu"))
