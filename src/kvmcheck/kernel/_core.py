@@ -46,6 +46,10 @@ class KThread:
     srcu: dict[int, int] = field(default_factory=dict)  # srcu number -> nesting
     task: Any = None  # the task's scheduler state (sched.py), made at its first use
     wq_worker: Any = None  # a kworker: the workqueue of the work it is executing (workqueue.py)
+    # KCSAN: accesses KCSAN treats as atomic (marked) -- a seqcount writer's section
+    # (kcsan_nestable_atomic_begin, nests) and a reader's region (kcsan_atomic_next).
+    kcsan_atomic: int = 0
+    kcsan_next: int = 0
 
     def held_names(self) -> list[str]:
         return [h.lock.name + ("(r)" if h.shared else "") for h in self.held]
