@@ -171,7 +171,8 @@ class Work(Primitive):
         self.seq = 0  # instances queued so far
         self.arms = 0  # timers armed so far
         self.wq: Workqueue | None = None  # the workqueue it was last queued on
-        self.numbers: dict[int, int] = {}  # instance -> its number on that workqueue
+        # Invariant: these two change only in steps on the workqueue's key.
+        self.numbers: dict[int, int] = {}  # instance -> its number on that workqueue (0: dropped)
         self.gone: set[int] = set()  # instances cancelled before their workqueue numbered them
         self.clock: Clock = []  # the clock at the end of its last execution
         self.map = _LockdepMap(f"(work_completion){self.name}")
@@ -303,10 +304,10 @@ def _queue(wq: Workqueue, work: Work) -> None:
             f"queue_work() on {what} workqueue {wq.name} (PENDING stays set, the work never runs)",
             f"WARNING: at __queue_work ({wq.name})",
         )
+        work.numbers[seq] = 0  # on no worklist: a cancel has nothing to take off one
         work.step(True, f"__queue_work({wq.name}, {work.name}) dropped")
-        if work.queued == seq:  # not on any worklist: flush_work() finds it "already gone"
+        if work.queued == seq:  # flush_work() finds it "already gone"
             work.queued = 0
-        work.gone.discard(seq)
         return
     wq.queued += 1
     wq.outstanding.append(wq.queued)
@@ -338,7 +339,7 @@ def _start_worker(wq: Workqueue, work: Work, seq: int) -> None:
         work.running, work.runner = 0, -1
         work.clock = vc_join(work.clock, t2.vc)
         vc_tick(t2.vc, t2.tid)
-        _dec_nr_in_flight(wq, work.numbers.pop(seq), "process_one_work")
+        _dec_nr_in_flight(wq, work, seq, "process_one_work")
 
     worker.__name__ = f"kworker/{wq.name}"
     ex.spawn(worker, (), f"kworker/{wq.name}")
@@ -379,10 +380,13 @@ def _run(wq: Workqueue, work: Work, t: Any) -> None:
                 kt.held.remove(h)
 
 
-def _dec_nr_in_flight(wq: Workqueue, number: int, fn: str) -> None:
-    """pwq_dec_nr_in_flight(): the instance left the workqueue (finished or cancelled)."""
+def _dec_nr_in_flight(wq: Workqueue, work: Work, seq: int, fn: str) -> None:
+    """pwq_dec_nr_in_flight(): instance ``seq`` of ``work`` left ``wq`` (finished or cancelled)."""
     t = wq.step(True, f"{fn}({wq.name}) pwq_dec_nr_in_flight")
-    if number in wq.outstanding:
+    number = work.numbers.pop(seq, None)
+    if number is None:  # cancelled before __queue_work() numbered it: it will drop it
+        work.gone.add(seq)
+    elif number in wq.outstanding:
         wq.outstanding.remove(number)
     if t is not None:
         wq.clock = vc_join(wq.clock, t.vc)
@@ -479,30 +483,29 @@ def destroy_workqueue(wq: Workqueue) -> None:
 
 
 # -- cancelling ----------------------------------------------------------------------------------------
-def _grab_pending(work: Work, fn: str, blocking: bool) -> tuple[bool, bool]:
+def _grab_pending(
+    work: Work, fn: str, blocking: bool, sync: bool = False, keep: bool = True
+) -> tuple[bool, bool]:
     """try_to_grab_pending(): (was it pending, do we own PENDING now).
 
     One step under pool->lock: steal the timer or take a queued instance off
-    the worklist (which then never runs), or claim PENDING of an idle work.
+    the worklist (which then never runs), or claim PENDING of an idle work;
+    ``sync``: also mark the work CANCELING (other grabbers back off).  Then,
+    for a taken instance, pwq_dec_nr_in_flight() on its workqueue.  ``keep``:
+    PENDING stays ours (cancel_work() clears it at once).
     """
     work.step(True, f"{fn}({work.name})", CANCEL if blocking else None)
     if work.canceling:  # -ENOENT: someone else is canceling (only the non-blocking form gets here)
         return False, False
-    was = False
+    was, taken, wq = work.pending, 0, work.wq
     if work.armed:  # del_timer() won: the timer will not queue it
         work.armed = 0
-        was = True
     elif work.queued:
-        seq, work.queued = work.queued, 0
-        number = work.numbers.pop(seq, None)
-        if number is None:  # __queue_work() has not numbered it yet: it will drop it
-            work.gone.add(seq)
-        elif work.wq is not None:
-            _dec_nr_in_flight(work.wq, number, fn)
-        was = True
-    elif work.pending:  # PENDING stuck (queued on a dying workqueue): the kernel spins; so do we not
-        was = True
-    work.pending = True
+        taken, work.queued = work.queued, 0
+    work.pending = keep
+    work.canceling = sync  # mark_work_canceling()
+    if taken and wq is not None:
+        _dec_nr_in_flight(wq, work, taken, fn)
     return was, True
 
 
@@ -510,8 +513,7 @@ def _cancel_sync(work: Work, fn: str) -> bool:
     from kvmcheck.kernel.context import might_sleep_check
 
     might_sleep_check(f"{fn}({work.name})")
-    was, _ = _grab_pending(work, fn, blocking=True)
-    work.canceling = True  # mark_work_canceling(): other grabbers back off
+    was, _ = _grab_pending(work, fn, blocking=True, sync=True)
     _wait_idle(work, fn, from_cancel=True)
     # clear_work_data(): neither PENDING nor CANCELING; the work is idle
     t = work.step(True, f"{fn}({work.name}) clear_work_data")
@@ -539,9 +541,7 @@ def cancel_delayed_work_sync(dwork: DelayedWork) -> bool:
 
 
 def _cancel(work: Work, fn: str) -> bool:
-    was, owned = _grab_pending(work, fn, blocking=False)
-    if owned:
-        work.pending = False  # set_work_pool_and_clear_pending()
+    was, _ = _grab_pending(work, fn, blocking=False, keep=False)  # and clear PENDING
     return was
 
 
@@ -606,6 +606,7 @@ def mod_delayed_work(wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
     _check_work(dwork, "mod_delayed_work", DelayedWork)
     was, owned = _grab_pending(dwork, "mod_delayed_work", blocking=False)
     if owned:
+        dwork.step(True, f"mod_delayed_work({wq.name}, {dwork.name}) __queue_delayed_work")
         _arm(wq, dwork, delay)
     return was or not owned  # -ENOENT (being cancelled) counts as pending
 
