@@ -395,8 +395,23 @@ def _dec_nr_in_flight(wq: Workqueue, work: Work, seq: int, fn: str) -> None:
 
 # -- flushing ------------------------------------------------------------------------------------------
 def _touch(m: _LockdepMap) -> None:
-    """lock_map_acquire(m); lock_map_release(m): the dependency, without holding anything."""
-    lockdep.on_acquire(kthread(), Held(m, False, False))
+    """lock_map_acquire(m); lock_map_release(m): the dependency, without holding anything.
+
+    Acquiring a map this task holds already (a kworker flushing its own ordered
+    workqueue) is lockdep's recursive locking, as for a copy of the same class.
+    """
+    kt = kthread()
+    new = Held(m, False, False)
+    for h in kt.held:
+        if h.lock is m:
+            warn(
+                "lock-order",
+                f"possible recursive locking: {m.name} while holding it",
+                headline="WARNING: possible recursive locking detected",
+                details=lockdep.recursive_details(kt, new, h),
+            )
+            return
+    lockdep.on_acquire(kt, new)
 
 
 def _wait_idle(work: Work, fn: str, from_cancel: bool) -> bool:
