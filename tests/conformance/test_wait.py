@@ -25,7 +25,9 @@ from kvmcheck.kernel import (
     Struct,
     WaitQueueHead,
     __set_current_state,
+    finish_wait,
     get_current,
+    prepare_to_wait,
     schedule,
     schedule_timeout,
     set_current_state,
@@ -210,6 +212,23 @@ def schedule_timeout_woken_early() -> None:
     join(w)
 
 
+def prepare_to_wait_then_test() -> None:
+    e = Ev()
+
+    def worker() -> None:
+        while True:
+            prepare_to_wait(e.wq, TASK_UNINTERRUPTIBLE)
+            if READ_ONCE(e, "cond"):
+                break
+            schedule()
+        finish_wait(e.wq)
+
+    w = spawn(worker)
+    WRITE_ONCE(e, "cond", 1)
+    wake_up(e.wq)
+    join(w)
+
+
 def schedule_while_atomic() -> None:
     lock = SpinLock()
     spin_lock(lock)
@@ -290,6 +309,15 @@ CASES: tuple[KernelCase, ...] = (
         why="not applicable under sequential consistency: \"without the explicit smp_mb() it's possible "
         'for the waitqueue_active() load to get hoisted over the @cond store" is a store-buffering '
         "reordering only a weak memory model shows",
+    ),
+    KernelCase(
+        WAIT_C,
+        "prepare_to_wait:queue-then-state",
+        "ok",
+        prepare_to_wait_then_test,
+        why='prepare_to_wait(): "any wake-function that tests for the wait-queue being active will be '
+        "guaranteed to see waitqueue addition _or_ subsequent tests in this thread will see the wakeup "
+        'having taken place."',
     ),
     KernelCase(
         SCHED_H,

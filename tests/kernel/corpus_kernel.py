@@ -47,6 +47,7 @@ from kvmcheck.kernel import (
     down_read,
     down_read_trylock,
     down_write,
+    finish_wait,
     flush_work,
     flush_workqueue,
     get_current,
@@ -59,6 +60,7 @@ from kvmcheck.kernel import (
     list_for_each_entry_rcu,
     mutex_lock,
     mutex_unlock,
+    prepare_to_wait,
     queue_delayed_work,
     queue_work,
     rcu_assign_pointer,
@@ -987,3 +989,23 @@ def sched_schedule_timeout_races_the_wakeup() -> Any:
     left = schedule_timeout(7)
     join(w)
     return left
+
+
+@corpus({None})
+def waitqueue_prepare_to_wait_schedule() -> Any:
+    h = Holder()
+    k = K()
+
+    def worker() -> None:
+        while True:
+            prepare_to_wait(h.wq, TASK_UNINTERRUPTIBLE)
+            if READ_ONCE(k, "flag"):
+                break
+            schedule()
+        finish_wait(h.wq)
+
+    w = spawn(worker)
+    WRITE_ONCE(k, "flag", 1)
+    wake_up(h.wq)
+    join(w)
+    return None

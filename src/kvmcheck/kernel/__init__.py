@@ -258,7 +258,9 @@ from kvmcheck.kernel.timer import (
 )
 from kvmcheck.kernel.wait import (
     WaitQueueHead,
+    finish_wait,
     init_waitqueue_head,
+    prepare_to_wait,
     wait_event,
     waitqueue_active,
     wake_up,
@@ -411,6 +413,7 @@ __all__ = [
     "down_write",
     "down_write_trylock",
     "drain_workqueue",
+    "finish_wait",
     "flush_delayed_work",
     "flush_work",
     "flush_workqueue",
@@ -471,6 +474,7 @@ __all__ = [
     "mutex_lock_nested",
     "mutex_trylock",
     "mutex_unlock",
+    "prepare_to_wait",
     "queue_delayed_work",
     "queue_work",
     "raw_read_seqcount_begin",
