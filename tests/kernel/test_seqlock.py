@@ -173,3 +173,32 @@ def test_sleeping_inside_a_write_section_is_sleep_in_atomic() -> None:
         write_sequnlock(t.seq)
 
     found(run(body), "sleep-in-atomic")
+
+
+def test_raw_write_section_skips_lockdep_but_readers_still_retry() -> None:
+    from kvmcheck.kernel import raw_write_seqcount_begin, raw_write_seqcount_end
+
+    seen: set[tuple[int, int]] = set()
+
+    def body() -> None:
+        t = Time()
+        s = SeqCount()  # raw writer: no preemption assertion, no lockdep map
+
+        def reader() -> None:
+            while True:
+                start = read_seqcount_begin(s)
+                pair = (t.sec, t.nsec)
+                if not read_seqcount_retry(s, start):
+                    seen.add(pair)
+                    return
+
+        def writer() -> None:
+            raw_write_seqcount_begin(s)
+            t.sec = 1
+            t.nsec = 1
+            raw_write_seqcount_end(s)
+
+        join(spawn(reader), spawn(writer))
+
+    ok(run(body))
+    assert seen == {(0, 0), (1, 1)}

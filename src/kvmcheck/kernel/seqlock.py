@@ -8,7 +8,8 @@ What the header promises, and how it is modelled:
   data, and asks ``read_seqcount_retry(s, start)`` whether a writer came in between (the
   sequence changed); if so it must retry.  Here the begin is one visible step that *waits*
   (is not runnable) while the sequence is odd, so the search never unrolls the spin; the retry
-  is one shared read.  ``raw_read_seqcount_begin`` is the begin without the lockdep annotation.
+  is one shared read.  ``raw_read_seqcount_begin`` is the begin without the lockdep annotation,
+  ``raw_write_seqcount_begin``/``_end`` the write side without lockdep's map and assertions.
 * A *writer* brackets its stores with ``write_seqcount_begin()``/``write_seqcount_end()``
   (sequence odd, then even again, each with smp_wmb).  "Write side critical sections must be
   serialized and non-preemptible": for a plain ``seqcount_t`` the begin asserts it
@@ -146,6 +147,30 @@ def read_seqcount_retry(s: SeqCount, start: int) -> bool:
         k = t.k if t.k is not None else kthread(t)
         k.kcsan_next = 0  # kcsan_atomic_next(0): the reader's region is over
     return s.sequence != start
+
+
+def raw_write_seqcount_begin(s: SeqCount) -> None:
+    """``raw_write_seqcount_begin(s)``: open a write section without the lockdep checks."""
+    _check(s, "raw_write_seqcount_begin")
+    t = s.step(True, f"raw_write_seqcount_begin({s.name})")
+    kt = kthread()
+    kt.kcsan_atomic += 1
+    s.sequence += 1
+    if t is not None:
+        s.writer = t.tid
+
+
+def raw_write_seqcount_end(s: SeqCount) -> None:
+    """``raw_write_seqcount_end(s)``: close a raw write section."""
+    _check(s, "raw_write_seqcount_end")
+    t = s.step(True, f"raw_write_seqcount_end({s.name})")
+    kt = kthread()
+    kt.kcsan_atomic = max(0, kt.kcsan_atomic - 1)
+    s.sequence += 1
+    s.writer = -1
+    if t is not None:
+        s.clock = vc_join(s.clock, t.vc)
+        vc_tick(t.vc, t.tid)
 
 
 def write_seqcount_begin(s: SeqCount) -> None:
