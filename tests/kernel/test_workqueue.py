@@ -410,3 +410,32 @@ def test_container_of_a_pointer_that_is_not_the_member_is_a_usage_error() -> Non
 
     with pytest.raises(UsageError, match="container_of"):
         check(scenario(body))
+
+
+@pytest.mark.parametrize("settle", ["flush_work", "flush_workqueue", "destroy_workqueue"])
+def test_kfree_after_the_work_is_settled_is_clean(settle: str) -> None:
+    """Once flushed (or the workqueue drained), the kworker touches the work no more."""
+
+    def body() -> None:
+        o = kmalloc(Obj)
+        wq = alloc_workqueue("wq")
+        queue_work(wq, o.work)
+        if settle == "flush_work":
+            flush_work(o.work)
+        elif settle == "flush_workqueue":
+            flush_workqueue(wq)
+        else:
+            destroy_workqueue(wq)
+        assert o.n == 1
+        kfree(o)
+
+    ok(run(body))
+
+
+def test_cancel_after_kfree_is_a_use_after_free() -> None:
+    def body() -> None:
+        o = kmalloc(Obj)
+        kfree(o)
+        cancel_work_sync(o.work)
+
+    found(run(body), "use-after-free")
