@@ -28,6 +28,7 @@ from kvmcheck.kernel import (
     spin_unlock,
     try_wait_for_completion,
     wait_for_completion,
+    wait_for_completion_timeout,
 )
 from tests.conformance.case import KernelCase
 from tests.conformance.test_workqueue import check_case
@@ -160,6 +161,21 @@ def waiter_frees_after_wait() -> None:
     join(t)
 
 
+def wait_timeout_returns_zero_or_positive() -> None:
+    r = Req()
+
+    def worker() -> None:
+        r.result = 1
+        complete(r.done)
+
+    t = spawn(worker)
+    left = wait_for_completion_timeout(r.done, 10)
+    assert left == 0 or (left >= 1 and r.result == 1)  # completed: its stores are seen
+    join(t)
+    if left == 0:  # timed out: the completion is still there to consume
+        assert try_wait_for_completion(r.done)
+
+
 CASES: tuple[KernelCase, ...] = (
     KernelCase(
         COMPLETION_C,
@@ -274,8 +290,16 @@ CASES: tuple[KernelCase, ...] = (
         COMPLETION_C,
         "wait_for_completion_timeout",
         "ok",
+        wait_timeout_returns_zero_or_positive,
+        why='wait_for_completion_timeout(): "Return: 0 if timed out, and positive (at least 1, or number '
+        'of jiffies left till timeout) if completed."',
+    ),
+    KernelCase(
+        COMPLETION_C,
+        "wait_for_completion_interruptible/killable",
+        "ok",
         None,
-        why="not applicable: the _timeout/_interruptible/_killable waits are not modelled",
+        why="not applicable: signals are not modelled (the _interruptible/_killable waits)",
     ),
 )
 

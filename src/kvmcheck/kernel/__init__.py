@@ -51,6 +51,7 @@ from kvmcheck.kernel.completion import (
     reinit_completion,
     try_wait_for_completion,
     wait_for_completion,
+    wait_for_completion_timeout,
 )
 from kvmcheck.kernel.context import (
     cond_resched,
@@ -563,6 +564,7 @@ __all__ = [
     "up_write",
     "wait_event",
     "wait_for_completion",
+    "wait_for_completion_timeout",
     "waitqueue_active",
     "wake_up",
     "wake_up_all",
