@@ -94,6 +94,7 @@ from kvmcheck.kernel import (
     up_write,
     wait_event,
     wait_for_completion,
+    wait_for_completion_timeout,
     wake_up,
     wake_up_all,
     wake_up_process,
@@ -1009,3 +1010,12 @@ def waitqueue_prepare_to_wait_schedule() -> Any:
     wake_up(h.wq)
     join(w)
     return None
+
+
+@corpus({(0, True), (5, False)})
+def completion_wait_timeout_races_complete() -> Any:
+    h = Holder()
+    t = spawn(lambda: complete(h.done))
+    left = wait_for_completion_timeout(h.done, 5)
+    join(t)
+    return (left, try_wait_for_completion(h.done))
