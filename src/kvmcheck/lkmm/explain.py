@@ -1,0 +1,156 @@
+"""Counterexamples in LKMM terms.
+
+* An outcome that is allowed: the witnessing execution -- which write each read
+  read from (``rf``), the coherence order of every location written more than
+  once (``co``), and the po-ordered access pairs the LKMM leaves unordered (no
+  ``ppo`` edge: no fence, dependency, acquire or release between them), which is
+  usually why the outcome is possible.
+* An outcome that is forbidden: a candidate execution producing it, the axiom of
+  linux-kernel.cat it breaks, and the cycle (each edge named by the relation that
+  makes it: ``ppo``, ``rfe``, ``prop``, ``po-loc``, ``rf``, ``co``, ``fr`` ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from .events import Event
+from .explore import Result, Witness
+from .rel import Rel
+
+AXIOM_TEXT = {
+    "coherence": "coherence (acyclic po-loc | rf | co | fr)",
+    "atomic": "atomic (empty rmw & (fre ; coe))",
+    "happens-before": "happens-before (acyclic hb)",
+    "propagation": "propagation (acyclic pb)",
+    "rcu": "rcu (irreflexive rb)",
+    "plain-coherence": "plain-coherence (empty wr-incoh | rw-incoh | ww-incoh)",
+}
+EDGE_ORDER = {
+    "coherence": ("po-loc", "rf", "co", "fr"),
+    "happens-before": ("rfe", "ppo", "prop"),
+    "propagation": ("pb",),
+}
+
+
+def describe(e: Event) -> str:
+    if e.is_init:
+        return f"init {e.loc}={e.value}"
+    where = f" (line {e.line} {e.text})" if e.line else ""
+    return f"P{e.thread}:{e.label()}{where}"
+
+
+def explain(res: Result) -> dict[str, Any]:
+    """The explanation as data: for the outcome the condition asks about."""
+    if res.allowed is not None:
+        return {"outcome": "allowed", **_execution(res.allowed), "unordered": _unordered(res.allowed)}
+    if res.denied is not None:
+        return {"outcome": "forbidden", **_execution(res.denied), **_failure(res.denied)}
+    return {"outcome": "impossible", "why": "no candidate execution (even ignoring the LKMM) reaches it"}
+
+
+def _execution(w: Witness) -> dict[str, Any]:
+    ev = w.events
+    rf = [{"read": describe(ev[r]), "from": describe(ev[s])} for s, r in sorted(w.rf, key=lambda p: p[1])]
+    co = {
+        loc: [describe(ev[i]) for i in ws]
+        for loc, ws in sorted(w.co.items())
+        if sum(not ev[i].is_init for i in ws) > 1
+    }
+    return {"rf": rf, "co": co, "state": {str(k): v for k, v in w.state.items()}}
+
+
+def _unordered(w: Witness) -> list[str]:
+    ppo = w.outcome.rels.get("ppo")
+    if ppo is None:
+        return []
+    ev = w.events
+    out = []
+    by_thread: dict[int, list[int]] = {}
+    for i, e in enumerate(ev):
+        if e.kind in ("R", "W") and not e.is_init:
+            by_thread.setdefault(e.thread, []).append(i)
+    for idx in by_thread.values():
+        for a, b in itertools.pairwise(idx):
+            if ev[a].loc != ev[b].loc and not ppo.has(a, b):
+                out.append(f"{describe(ev[a])} -> {describe(ev[b])}: no ppo")
+    return out
+
+
+def _failure(w: Witness) -> dict[str, Any]:
+    out = w.outcome
+    assert out.failed is not None
+    ev = w.events
+    cyc = out.witness
+    names = EDGE_ORDER.get(out.failed, ())
+    rels = dict(out.rels)
+    steps = []
+    for k, a in enumerate(cyc):
+        b = cyc[(k + 1) % len(cyc)]
+        steps.append({"event": describe(ev[a]), "edge": _edge(a, b, names, rels, w)})
+    return {"axiom": AXIOM_TEXT[out.failed], "cycle": steps}
+
+
+def _edge(a: int, b: int, names: tuple[str, ...], rels: dict[str, Rel], w: Witness) -> str:
+    ev = w.events
+    for name in names:
+        r = _named(name, rels, ev)
+        if r is not None and r.has(a, b):
+            return name
+    return names[0] if len(names) == 1 else "->"
+
+
+def _named(name: str, rels: dict[str, Rel], ev: list[Event]) -> Rel | None:
+    if name in rels:
+        return rels[name]
+    base = name.rstrip("ei")
+    if name in ("rfe", "rfi") and "rf" in rels:
+        r = rels["rf"]
+        ext = name == "rfe"
+        n = len(ev)
+        rows = [0] * n
+        for i in range(n):
+            for j in range(n):
+                if r.has(i, j) and (ev[i].thread != ev[j].thread) == ext:
+                    rows[i] |= 1 << j
+        return Rel(n, rows)
+    if name == "po-loc":
+        n = len(ev)
+        rows = [0] * n
+        for i in range(n):
+            for j in range(i + 1, n):
+                if (
+                    ev[i].thread == ev[j].thread
+                    and not ev[i].is_init
+                    and ev[i].loc
+                    and ev[i].loc == ev[j].loc
+                ):
+                    rows[i] |= 1 << j
+        return Rel(n, rows)
+    return rels.get(base)
+
+
+def explain_text(res: Result) -> str:
+    x = explain(res)
+    lines: list[str] = []
+    if x["outcome"] == "impossible":
+        return f"Outcome: {x['why']}."
+    if x["outcome"] == "allowed":
+        lines.append("Outcome allowed; a consistent execution that reaches it:")
+    else:
+        lines.append("Outcome forbidden; a candidate execution that reaches it, and the axiom it breaks:")
+    for step in x["rf"]:
+        lines.append(f"  rf  {step['read']}  reads from  {step['from']}")
+    for loc, ws in x["co"].items():
+        lines.append(f"  co  {loc}: " + "  ->  ".join(ws))
+    if x["outcome"] == "allowed":
+        for u in x["unordered"]:
+            lines.append(f"  unordered  {u}")
+    else:
+        lines.append(f"  violates {x['axiom']}:")
+        cyc = x["cycle"]
+        for k, step in enumerate(cyc):
+            back = " (back to the start)" if k == len(cyc) - 1 else ""
+            lines.append(f"    {step['event']}  -{step['edge']}->{back}")
+    return "\n".join(lines)

@@ -1,0 +1,302 @@
+"""Every candidate execution of a litmus test, checked against the LKMM: the brute-force oracle.
+
+1. *Domains*: the values each location may hold, by iterating the threads (reads
+   drawing from the values found so far) until nothing new appears -- at most one
+   round per write the program can make, which covers every chain of values read
+   and written again (an out-of-thin-air cycle has no such chain, and herd7 cannot
+   solve it either).
+2. *Paths*: each thread's runs for those values (:mod:`.unfold`).
+3. For each combination of paths: every ``rf`` (each read from a write of its
+   location holding the value it returned -- never a po-later write of its own
+   thread; lock.cat's ``cross`` choices for failed ``spin_trylock()`` and
+   ``spin_is_locked()``), then every ``co`` (per location, each linear order of
+   its writes that extends herd's ``cobase`` of cos-opt.cat; a cyclic ``cobase``
+   prunes the rf at once), then :func:`.model.check`.
+
+A consistent execution that passes the test's ``filter`` is counted, as herd7
+counts: positive when the condition's proposition holds in its final state.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .events import Event
+from .model import AXIOMS, Outcome, check
+from .rel import Rel, bits
+from .static import Static
+from .syntax import (
+    And,
+    Atom,
+    BinOp,
+    Call,
+    Deref,
+    Expr,
+    If,
+    LitmusTest,
+    LocRef,
+    Not,
+    Or,
+    Prop,
+    Ref,
+    RegRef,
+    Stmt,
+    Store,
+    Truth,
+    UnOp,
+    Value,
+    refs_of,
+)
+from .unfold import Path, paths_of
+
+State = dict[Ref, Value]
+
+
+@dataclass
+class Witness:
+    """One candidate execution, kept to explain the verdict."""
+
+    events: list[Event]
+    outcome: Outcome
+    state: State
+    rf: list[tuple[int, int]]
+    co: dict[str, list[int]]
+
+
+@dataclass
+class Result:
+    test: LitmusTest
+    shown: list[Ref]
+    states: set[tuple[Value, ...]] = field(default_factory=set)
+    pos: int = 0
+    neg: int = 0
+    flags: set[str] = field(default_factory=set)
+    candidates: int = 0
+    allowed: Witness | None = None  # a consistent execution where the proposition holds
+    denied: Witness | None = None  # a candidate where it holds, and the axiom that forbids it
+    other: Witness | None = None  # a consistent execution where it does not hold
+
+
+def holds(p: Prop, val: State) -> bool:
+    if isinstance(p, Truth):
+        return p.value
+    if isinstance(p, Atom):
+        return (val[p.ref] == p.value) != p.negated
+    if isinstance(p, Not):
+        return not holds(p.arg, val)
+    if isinstance(p, And):
+        return holds(p.left, val) and holds(p.right, val)
+    assert isinstance(p, Or)
+    return holds(p.left, val) or holds(p.right, val)
+
+
+def shown_refs(test: LitmusTest) -> list[Ref]:
+    """The locations herd7 prints in a state: ``locations`` and the condition's, registers first."""
+    seen: list[Ref] = []
+    for r in [*test.locations, *refs_of(test.condition.prop)]:
+        if r not in seen:
+            seen.append(r)
+    return sorted(seen, key=lambda r: (0, r.proc, r.name) if isinstance(r, RegRef) else (1, 0, r.name))
+
+
+def domains(test: LitmusTest) -> dict[str, list[Value]]:
+    locs = {name for name, _ in test.init}
+    dom: dict[str, set[Value]] = {name: {v} for name, v in test.init}
+    rounds = 1 + sum(_count_writes(t.body) for t in test.threads)
+    for _ in range(rounds):
+        current = {k: sorted(v, key=_vkey) for k, v in dom.items()}
+        grew = False
+        for t in test.threads:
+            for p in paths_of(t, current, locs):
+                for e in p.events:
+                    if e.kind == "W" and e.loc is not None and e.value not in dom[e.loc]:
+                        dom[e.loc].add(e.value)
+                        grew = True
+        if not grew:
+            break
+    return {k: sorted(v, key=_vkey) for k, v in dom.items()}
+
+
+def _count_writes(body: tuple[Stmt, ...]) -> int:
+    """An upper bound on the writes one run makes: every store and every primitive call."""
+    n = 0
+    for s in body:
+        if isinstance(s, If):
+            n += _count_writes(s.then) + _count_writes(s.orelse) + _count_calls(s.cond)
+        elif isinstance(s, Store):
+            n += 1 + _count_calls(s.addr) + _count_calls(s.value)
+        else:
+            n += _count_calls(s.expr)
+    return n
+
+
+def _count_calls(e: Expr) -> int:
+    if isinstance(e, Call):
+        return 1 + sum(_count_calls(a) for a in e.args)
+    if isinstance(e, BinOp):
+        return _count_calls(e.left) + _count_calls(e.right)
+    if isinstance(e, UnOp):
+        return _count_calls(e.arg)
+    if isinstance(e, Deref):
+        return _count_calls(e.addr)
+    return 0
+
+
+def _vkey(v: Value) -> tuple[int, int, str]:
+    return (0, v, "") if isinstance(v, int) else (1, 0, v)
+
+
+def explore(test: LitmusTest) -> Result:
+    locs = {name for name, _ in test.init}
+    dom = domains(test)
+    per_thread = [paths_of(t, dom, locs) for t in test.threads]
+    init_events = [Event("W", name, v, frozenset({"IW"}), -1) for name, v in test.init]
+    res = Result(test, shown_refs(test))
+    observed = {r.name for r in res.shown if isinstance(r, LocRef)}
+    best_fail = -1
+    for combo in itertools.product(*per_thread):
+        events = init_events + [e for p in combo for e in p.events]
+        if not _values_available(events):
+            continue
+        st = Static(events)
+        if st.static_failure():
+            continue
+        for rf_pairs in _rfs(st):
+            rf = Rel.of_pairs(st.n, rf_pairs) | st.rfi_lf | st.rfi_ru
+            cobase = _cobase(st, rf)
+            if not cobase.acyclic():
+                continue
+            for co_lists in _cos(st, cobase):
+                co = Rel.of_pairs(st.n, [(a, b) for ws in co_lists.values() for a, b in _chain(ws)])
+                res.candidates += 1
+                out = check(st, rf, co, observed)
+                state = _final_state(test, combo, events, co_lists)
+                if test.filter is not None and not holds(test.filter, state):
+                    continue
+                ok = holds(test.condition.prop, state)
+                if out.failed is not None:
+                    rank = AXIOMS.index(out.failed)
+                    if ok and rank > best_fail:
+                        best_fail = rank
+                        res.denied = Witness(events, out, state, rf_pairs, co_lists)
+                    continue
+                res.states.add(tuple(state[r] for r in res.shown))
+                res.flags |= out.flags
+                if ok:
+                    res.pos += 1
+                    if res.allowed is None:
+                        res.allowed = Witness(events, out, state, rf_pairs, co_lists)
+                else:
+                    res.neg += 1
+                    if res.other is None:
+                        res.other = Witness(events, out, state, rf_pairs, co_lists)
+    return res
+
+
+def _values_available(events: list[Event]) -> bool:
+    have = {(e.loc, e.value) for e in events if e.kind == "W"}
+    return all((e.loc, e.value) in have for e in events if e.kind == "R")
+
+
+def _rfs(st: Static) -> Iterator[list[tuple[int, int]]]:
+    """Every rf: each ordinary read from a same-value write; lock.cat's rfe-lf and rfe-ru choices."""
+    ev = st.events
+    choices: list[list[tuple[int, int]]] = []
+    for r in bits(st.R0):
+        cands = [
+            (w, r)
+            for w in bits(st.W0)
+            if ev[w].loc == ev[r].loc
+            and ev[w].value == ev[r].value
+            and not (ev[w].thread == ev[r].thread and w > r)
+        ]
+        if not cands:
+            return
+        choices.append(cands)
+    # map possible-rfe-lf (LF \ range(rfi-lf)), possible-rfe-lf r = (LKW * {r}) & loc & ext
+    for r in bits(st.LF & ~st.rfi_lf.range()):
+        cands = [(w, r) for w in bits(st.LKW) if ev[w].loc == ev[r].loc and ev[w].thread != ev[r].thread]
+        if not cands:
+            return
+        choices.append(cands)
+    # map possible-rfe-ru RU, possible-rfe-ru r = ((UL | IW) * {r}) & loc & ext
+    for r in bits(st.RU):
+        cands = [
+            (w, r) for w in bits(st.UL | st.IW) if ev[w].loc == ev[r].loc and ev[w].thread != ev[r].thread
+        ]
+        if not cands:
+            return
+        choices.append(cands)
+    for pick in itertools.product(*choices):
+        yield list(pick)
+
+
+def _cobase(st: Static, rf: Rel) -> Rel:
+    """cos-opt.cat: ``let cobase = obsco | rmwco | co0`` (rmwco is empty: no event is both R and W)."""
+    ws, rs, pl = st.W_co, st.R, st.po_loc
+    inv = rf.inv()
+    ww = pl.restrict(ws, ws)  # po-loc & (W * W)
+    rw = rf.seq(pl.restrict(rs, ws))  # rf ; (po-loc & (R * W))
+    wr = pl.restrict(ws, rs).seq(inv) - st.id  # ((po-loc & (W * R)) ; invrf) \ id
+    rr = rf.seq(pl.restrict(rs, rs), inv) - st.id  # (rf ; (po-loc & (R * R)) ; invrf) \ id
+    return ww | rw | wr | rr | st.co0
+
+
+def _cos(st: Static, cobase: Rel) -> Iterator[dict[str, list[int]]]:
+    """``generate_cos(cobase)``: per location, every linear order of its writes extending cobase."""
+    by_loc: dict[str, list[int]] = {}
+    for w in bits(st.W_co):
+        loc = st.events[w].loc
+        assert loc is not None
+        by_loc.setdefault(loc, []).append(w)
+    locs = sorted(by_loc)
+    per_loc = [list(_linearisations(by_loc[k], cobase)) for k in locs]
+    for pick in itertools.product(*per_loc):
+        yield dict(zip(locs, pick, strict=True))
+
+
+def _linearisations(ws: list[int], order: Rel) -> Iterator[list[int]]:
+    if not ws:
+        yield []
+        return
+    yield from _lin(ws, order.inv())
+
+
+def _lin(ws: list[int], preds: Rel) -> Iterator[list[int]]:
+    if not ws:
+        yield []
+        return
+    mask = 0
+    for w in ws:
+        mask |= 1 << w
+    for w in ws:
+        if preds.rows[w] & mask & ~(1 << w):
+            continue
+        rest = [x for x in ws if x != w]
+        for tail in _lin(rest, preds):
+            yield [w, *tail]
+
+
+def _chain(ws: list[int]) -> list[tuple[int, int]]:
+    return [(ws[i], ws[j]) for i in range(len(ws)) for j in range(i + 1, len(ws))]
+
+
+def _final_state(
+    test: LitmusTest, combo: tuple[Path, ...], events: list[Event], co: dict[str, list[int]]
+) -> State:
+    val: State = {}
+    for name, v in test.init:
+        val[LocRef(name)] = v
+    for name, ws in co.items():
+        if ws:
+            val[LocRef(name)] = events[ws[-1]].value
+    for ref, v in test.reg_init:
+        val[ref] = v
+    for p in combo:
+        for reg, v in p.regs:
+            val[RegRef(p.thread, reg)] = v
+    for r in [*refs_of(test.condition.prop), *refs_of(test.filter), *test.locations]:
+        val.setdefault(r, 0)
+    return val
