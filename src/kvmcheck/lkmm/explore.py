@@ -167,6 +167,8 @@ def explore(test: LitmusTest) -> Result:
             rf = Rel.of_pairs(st.n, rf_pairs) | st.rfi_lf | st.rfi_ru
             cobase = _cobase(st, rf)
             if not cobase.acyclic():
+                if best_fail < 0:  # keep one such candidate to explain a forbidden outcome
+                    best_fail = _explain_cocycle(res, test, combo, events, st, rf, rf_pairs, observed)
                 continue
             for co_lists in _cos(st, cobase):
                 co = Rel.of_pairs(st.n, [(a, b) for ws in co_lists.values() for a, b in _chain(ws)])
@@ -193,6 +195,31 @@ def explore(test: LitmusTest) -> Result:
                     if res.other is None:
                         res.other = Witness(events, out, state, rf_pairs, co_lists)
     return res
+
+
+def _explain_cocycle(
+    res: Result,
+    test: LitmusTest,
+    combo: tuple[Path, ...],
+    events: list[Event],
+    st: Static,
+    rf: Rel,
+    rf_pairs: list[tuple[int, int]],
+    observed: set[str],
+) -> int:
+    """An rf whose cobase is cyclic breaks coherence whatever co is; keep it (with some co) as a witness."""
+    co_lists = next(_cos(st, st.co0))
+    state = _final_state(test, combo, events, co_lists)
+    if test.filter is not None and not holds(test.filter, state):
+        return -1
+    if not holds(test.condition.prop, state):
+        return -1
+    co = Rel.of_pairs(st.n, [(a, b) for ws in co_lists.values() for a, b in _chain(ws)])
+    out = check(st, rf, co, observed)
+    if out.failed is None:
+        return -1
+    res.denied = Witness(events, out, state, rf_pairs, co_lists)
+    return AXIOMS.index(out.failed)
 
 
 def _values_available(events: list[Event]) -> bool:

@@ -55,6 +55,7 @@ _TOKEN = re.compile(
 TYPES = {"int", "long", "unsigned", "atomic_t", "atomic_long_t", "spinlock_t", "void", "char", "short"}
 _STRUCT_TYPES = {"srcu_struct"}
 _RESULT = re.compile(r"^[ \t(]*\*?\s*Result:\s*(\S+)([^\n]*)$", re.MULTILINE)
+_FLAG = re.compile(r"^[ \t]*\*[ \t]*Flag[ \t]+([a-z][\w-]*)[ \t]*$", re.MULTILINE)
 
 
 @dataclass
@@ -113,7 +114,8 @@ def expected_result(src: str) -> Expected | None:
     if m is None:
         return None
     rest = tuple(w for w in re.split(r"[\s,*)]+", m.group(2)) if w)
-    return Expected(m.group(1), rest)
+    flag_lines = tuple(_FLAG.findall(src))
+    return Expected(m.group(1), rest, flag_lines or None)
 
 
 class Parser:

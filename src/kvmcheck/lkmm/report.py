@@ -69,6 +69,14 @@ def judge(res: Result) -> Judgement:
             else "an unexpected data race is modelled"
         )
         return Judgement(False, exp_text, got_text, why)
+    if exp.flag_lines is not None and set(exp.flag_lines) != res.flags:
+        want, have = ", ".join(sorted(exp.flag_lines)), ", ".join(sorted(res.flags)) or "none"
+        return Judgement(
+            False,
+            f"{exp_text} flags {want}",
+            f"{got_text} flags {have}",
+            f"expected flags {want}, got {have}",
+        )
     return Judgement(True, exp_text, got_text, "")
 
 

@@ -168,7 +168,8 @@ class Expected:
     """The file's ``Result:`` comment: herd's verdict and the flag words after it."""
 
     verdict: str  # Always / Sometimes / Never / DEADLOCK / Maybe
-    flags: tuple[str, ...]
+    flags: tuple[str, ...]  # the words after the verdict (judgelitmus.sh reads DATARACE there)
+    flag_lines: tuple[str, ...] | None = None  # ` * Flag NAME` lines: herd's flags, exactly
 
 
 @dataclass(frozen=True)
