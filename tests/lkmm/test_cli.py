@@ -142,3 +142,16 @@ def test_parser_keeps_the_result_and_flag_lines():
 def test_parser_error_is_a_litmus_error():
     with pytest.raises(LitmusError, match="line 1"):
         parse_litmus("X name\n")
+
+
+def test_a_prop_edge_is_spelled_out():
+    """The hb cycle of MP+release/acquire goes through prop: fre, then the release, then rfe."""
+    r = run(str(CORPUS / "MP-release-acquire.litmus"))
+    assert "-fre-> (in prop)" in r.stdout
+    assert "-cumul-fence-> (in prop)" in r.stdout
+    assert "-rfe-> (in prop)" in r.stdout
+
+
+def test_an_rb_cycle_names_the_rcu_fence():
+    r = run(str(CORPUS / "RCU-grace-period.litmus"))
+    assert "-rcu-fence-> (in rb)" in r.stdout

@@ -31,6 +31,7 @@ EDGE_ORDER = {
     "coherence": ("po-loc", "rf", "co", "fr"),
     "happens-before": ("rfe", "ppo", "prop"),
     "propagation": ("pb",),
+    "rcu": ("rb",),
 }
 
 
@@ -78,6 +79,57 @@ def _unordered(w: Witness) -> list[str]:
     return out
 
 
+# The composite relations a cycle edge is spelled out in: (relation, "?" | "*" | "1") steps.
+PROP = (("overwrite-ext", "?"), ("cumul-fence", "*"), ("rfe", "?"))
+EXPAND = {
+    "prop": PROP,
+    "pb": (*PROP, ("strong-fence", "1"), ("hb", "*")),
+    "rb": (*PROP, ("rcu-fence", "1"), ("hb", "*"), ("pb", "*")),
+}
+
+
+def expand(
+    a: int, b: int, steps: tuple[tuple[str, str], ...], rels: dict[str, Rel]
+) -> list[tuple[int, str]] | None:
+    """A path a -> b through ``steps`` (a regular expression over named relations), as (event, edge) pairs."""
+    start = (a, 0)
+    parent: dict[tuple[int, int], tuple[tuple[int, int], str]] = {}
+    frontier, seen = [start], {start}
+    goal = (b, len(steps))
+    while frontier:
+        nxt = []
+        for ev, i in frontier:
+            moves: list[tuple[tuple[int, int], str]] = []
+            if i < len(steps):
+                name, q = steps[i]
+                if q in "?*":
+                    moves.append(((ev, i + 1), ""))
+                r = rels.get(name)
+                if r is not None:
+                    for j in range(r.n):
+                        if r.has(ev, j):
+                            moves.append(((j, i if q == "*" else i + 1), name))
+            for st, label in moves:
+                if st not in seen:
+                    seen.add(st)
+                    parent[st] = ((ev, i), label)
+                    nxt.append(st)
+        frontier = nxt
+        if goal in seen:
+            path: list[tuple[int, str]] = []
+            cur = goal
+            while cur != start:
+                prev, label = parent[cur]
+                if label == "overwrite-ext":
+                    fr = rels.get("fr")
+                    label = "fre" if fr is not None and fr.has(prev[0], cur[0]) else "coe"
+                if label:
+                    path.append((prev[0], label))
+                cur = prev
+            return path[::-1]
+    return None
+
+
 def _failure(w: Witness) -> dict[str, Any]:
     out = w.outcome
     assert out.failed is not None
@@ -85,10 +137,15 @@ def _failure(w: Witness) -> dict[str, Any]:
     cyc = out.witness
     names = EDGE_ORDER.get(out.failed, ())
     rels = dict(out.rels)
-    steps = []
+    steps: list[dict[str, str]] = []
     for k, a in enumerate(cyc):
         b = cyc[(k + 1) % len(cyc)]
-        steps.append({"event": describe(ev[a]), "edge": _edge(a, b, names, rels, w)})
+        edge = _edge(a, b, names, rels, w)
+        path = expand(a, b, EXPAND[edge], rels) if edge in EXPAND else None
+        if path:
+            steps.extend({"event": describe(ev[x]), "edge": lab, "part_of": edge} for x, lab in path)
+        else:
+            steps.append({"event": describe(ev[a]), "edge": edge})
     return {"axiom": AXIOM_TEXT[out.failed], "cycle": steps}
 
 
@@ -152,5 +209,6 @@ def explain_text(res: Result) -> str:
         cyc = x["cycle"]
         for k, step in enumerate(cyc):
             back = " (back to the start)" if k == len(cyc) - 1 else ""
-            lines.append(f"    {step['event']}  -{step['edge']}->{back}")
+            part = f" (in {step['part_of']})" if "part_of" in step else ""
+            lines.append(f"    {step['event']}  -{step['edge']}->{part}{back}")
     return "\n".join(lines)

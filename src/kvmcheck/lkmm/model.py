@@ -102,7 +102,8 @@ def check(st: Static, rf_lock: Rel, co_gen: Rel, observed_locs: set[str]) -> Out
     prop = (overwrite & ext).opt().seq(cumul_fence.star(), mkd, rfe.opt()).restrict(marked, marked)
     # let hb = [Marked] ; (ppo | rfe | ((prop \ id) & int)) ; [Marked]
     hb = (ppo | rfe | ((prop - st.id) & intl)).restrict(marked, marked)
-    rels.update(ppo=ppo, hb=hb, prop=prop)
+    rels.update(ppo=ppo, hb=hb, prop=prop, rfe=rfe)
+    rels.update({"overwrite-ext": overwrite & ext, "cumul-fence": cumul_fence, "strong-fence": strong_fence})
     out = _acyc("happens-before", hb, rels)
     if out:
         return out
@@ -124,7 +125,7 @@ def check(st: Static, rf_lock: Rel, co_gen: Rel, observed_locs: set[str]) -> Out
     strong2 = strong_fence | rcu_fence
     # let rb = prop ; rcu-fence ; hb* ; pb* ; [Marked] ; irreflexive rb as rcu
     rb = prop.seq(rcu_fence, hb_star, pb_star).restrict(st.all, marked)
-    rels["rb"] = rb
+    rels.update({"rb": rb, "rcu-fence": rcu_fence})
     if not rb.irreflexive():
         i = rb.reflexive_points()[0]
         return Outcome("rcu", [i], rels=rels)
