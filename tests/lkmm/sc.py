@@ -50,6 +50,8 @@ NOOPS = {
 
 
 def _arith(op: str, a: Value, b: Value) -> Value:
+    if isinstance(a, str) and op in "+-" and b == 0:
+        return a  # a pointer plus zero
     table: dict[str, Callable[[Any, Any], Any]] = {
         "+": lambda p, q: p + q,
         "-": lambda p, q: p - q,

@@ -32,6 +32,7 @@ from .syntax import (
     Atom,
     BinOp,
     Call,
+    Const,
     Deref,
     Expr,
     If,
@@ -83,7 +84,8 @@ def holds(p: Prop, val: State) -> bool:
     if isinstance(p, Truth):
         return p.value
     if isinstance(p, Atom):
-        return (val[p.ref] == p.value) != p.negated
+        rhs = val[p.value] if isinstance(p.value, RegRef | LocRef) else p.value
+        return (val[p.ref] == rhs) != p.negated
     if isinstance(p, Not):
         return not holds(p.arg, val)
     if isinstance(p, And):
@@ -103,13 +105,20 @@ def shown_refs(test: LitmusTest) -> list[Ref]:
 
 def domains(test: LitmusTest) -> dict[str, list[Value]]:
     locs = {name for name, _ in test.init}
-    dom: dict[str, set[Value]] = {name: {v} for name, v in test.init}
+    consts: set[Value] = set()
+    for t in test.threads:
+        _constants(t.body, consts)
+    # Every integer constant of the code seeds every domain: a value may also come round a
+    # cycle of reads and writes (``r1 = 1; if (READ_ONCE(*x) == 0) r1 = 0; WRITE_ONCE(*y, r1);``
+    # against ``WRITE_ONCE(*x, READ_ONCE(*y))``), which herd7's equation solver finds and a
+    # forward fixpoint from the initial values alone would not.
+    dom: dict[str, set[Value]] = {name: {v} | consts for name, v in test.init}
     rounds = 1 + sum(_count_writes(t.body) for t in test.threads)
     for _ in range(rounds):
         current = {k: sorted(v, key=_vkey) for k, v in dom.items()}
         grew = False
         for t in test.threads:
-            for p in paths_of(t, current, locs):
+            for p in paths_of(t, current, locs, partial=True):
                 for e in p.events:
                     if e.kind == "W" and e.loc is not None and e.value not in dom[e.loc]:
                         dom[e.loc].add(e.value)
@@ -117,6 +126,32 @@ def domains(test: LitmusTest) -> dict[str, list[Value]]:
         if not grew:
             break
     return {k: sorted(v, key=_vkey) for k, v in dom.items()}
+
+
+def _constants(body: tuple[Stmt, ...], out: set[Value]) -> None:
+    for s in body:
+        if isinstance(s, If):
+            _expr_constants(s.cond, out)
+            _constants(s.then, out)
+            _constants(s.orelse, out)
+        elif isinstance(s, Store):
+            _expr_constants(s.addr, out)
+            _expr_constants(s.value, out)
+        else:
+            _expr_constants(s.expr, out)
+
+
+def _expr_constants(e: Expr, out: set[Value]) -> None:
+    if isinstance(e, Const) and isinstance(e.value, int):
+        out.add(e.value)
+    elif isinstance(e, Call):
+        for a in e.args:
+            _expr_constants(a, out)
+    elif isinstance(e, BinOp):
+        _expr_constants(e.left, out)
+        _expr_constants(e.right, out)
+    elif isinstance(e, UnOp | Deref):
+        _expr_constants(e.arg if isinstance(e, UnOp) else e.addr, out)
 
 
 def _count_writes(body: tuple[Stmt, ...]) -> int:

@@ -273,6 +273,13 @@ def _init_block(
         is_lock = p.tok.text == "spinlock_t"
         if p.at_type():
             p.skip_type()
+            if p.tok.kind == "num" and p.peek().text == ":":  # `int *1:r1;`: a register's type
+                p.i += 2
+                typed = RegRef(int(p.toks[p.i - 2].text), p.ident())
+                if p.eat("="):
+                    reg_init.append((typed, _init_value(p)))
+                p.expect(";")
+                continue
         name = p.ident()
         if is_lock:
             locks.add(name)
@@ -495,4 +502,6 @@ def _atom(p: Parser) -> Prop:
         negated = True
     elif not (p.eat("=") or p.eat("==")):
         raise p.error("expected '=' in the condition")
+    if (p.tok.kind == "num" and p.peek().text == ":") or p.at("["):
+        return Atom(ref, _ref(p), negated)
     return Atom(ref, _init_value(p), negated)

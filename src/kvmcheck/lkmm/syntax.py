@@ -127,8 +127,10 @@ Ref = RegRef | LocRef
 
 @dataclass(frozen=True)
 class Atom:
+    """``ref=value``; the right side may itself be a register or ``[location]`` (``0:r1=1:r1``)."""
+
     ref: Ref
-    value: Value
+    value: Value | RegRef | LocRef
     negated: bool = False
 
 
@@ -190,7 +192,7 @@ def refs_of(prop: Prop | None) -> list[Ref]:
     if prop is None or isinstance(prop, Truth):
         return []
     if isinstance(prop, Atom):
-        return [prop.ref]
+        return [prop.ref, *([prop.value] if isinstance(prop.value, RegRef | LocRef) else [])]
     if isinstance(prop, Not):
         return refs_of(prop.arg)
     return refs_of(prop.left) + refs_of(prop.right)
@@ -205,7 +207,8 @@ def show_prop(p: Prop) -> str:
     if isinstance(p, Truth):
         return "true" if p.value else "false"
     if isinstance(p, Atom):
-        return f"{p.ref}{'!=' if p.negated else '='}{show_value(p.value)}"
+        rhs = str(p.value) if isinstance(p.value, RegRef | LocRef) else show_value(p.value)
+        return f"{p.ref}{'!=' if p.negated else '='}{rhs}"
     if isinstance(p, Not):
         return f"not ({show_prop(p.arg)})"
     op = "/\\" if isinstance(p, And) else "\\/"

@@ -195,13 +195,23 @@ def binop(op: str, a: Value, b: Value) -> Value:
         return int(truthy(a) and truthy(b))
     if op == "||":
         return int(truthy(a) or truthy(b))
+    if isinstance(a, str) and op in ("+", "-") and b == 0:
+        return a  # `y + (r1 ^ r1)`: a pointer plus a (dependent) zero
+    if isinstance(b, str) and op == "+" and a == 0:
+        return b
     if isinstance(a, str) or isinstance(b, str):
-        raise _Infeasible  # arithmetic on a pointer: not in this dialect
+        raise _Infeasible  # other arithmetic on a pointer: not in this dialect
     return _ARITH[op](a, b)
 
 
-def paths_of(thread: Thread, domains: dict[str, list[Value]], locs: set[str]) -> list[Path]:
-    """Every path of ``thread`` when each read may return any value of its domain."""
+def paths_of(
+    thread: Thread, domains: dict[str, list[Value]], locs: set[str], partial: bool = False
+) -> list[Path]:
+    """Every path of ``thread`` when each read may return any value of its domain.
+
+    With ``partial``, a run cut short (a pointer to nowhere, read before the domains are
+    complete) still counts with the events it made: the domains need its stores.
+    """
     out: list[Path] = []
     stack: list[list[int]] = [[]]
     while stack:
@@ -213,6 +223,8 @@ def paths_of(thread: Thread, domains: dict[str, list[Value]], locs: set[str]) ->
             stack.extend([*picks, k] for k in reversed(range(nc.n)))
             continue
         except _Infeasible:
+            if partial:
+                out.append(Path(thread.proc, tuple(r.events), ()))
             continue
         regs = tuple(sorted((k, v) for k, (v, _) in r.regs.items() if k not in thread.params))
         out.append(Path(thread.proc, tuple(r.events), regs))
