@@ -113,17 +113,25 @@ def domains(test: LitmusTest) -> dict[str, list[Value]]:
     # against ``WRITE_ONCE(*x, READ_ONCE(*y))``), which herd7's equation solver finds and a
     # forward fixpoint from the initial values alone would not.
     dom: dict[str, set[Value]] = {name: {v} | consts for name, v in test.init}
-    rounds = 1 + sum(_count_writes(t.body) for t in test.threads)
-    for _ in range(rounds):
+    # A value is written after at most as many rounds as there are writes in one execution
+    # (a chain of reads and writes, each justified by an earlier one): at most the sum over
+    # the threads of the writes on their longest path, recounted as the paths grow.
+    rounds = 0
+    while True:
         current = {k: sorted(v, key=_vkey) for k, v in dom.items()}
         grew = False
+        bound = 0
         for t in test.threads:
+            longest = 0
             for p in paths_of(t, current, locs, partial=True):
+                longest = max(longest, sum(e.kind == "W" for e in p.events))
                 for e in p.events:
                     if e.kind == "W" and e.loc is not None and e.value not in dom[e.loc]:
                         dom[e.loc].add(e.value)
                         grew = True
-        if not grew:
+            bound += longest
+        rounds += 1
+        if not grew or rounds >= max(bound, 1):
             break
     return {k: sorted(v, key=_vkey) for k, v in dom.items()}
 
@@ -152,31 +160,6 @@ def _expr_constants(e: Expr, out: set[Value]) -> None:
         _expr_constants(e.right, out)
     elif isinstance(e, UnOp | Deref):
         _expr_constants(e.arg if isinstance(e, UnOp) else e.addr, out)
-
-
-def _count_writes(body: tuple[Stmt, ...]) -> int:
-    """An upper bound on the writes one run makes: every store and every primitive call."""
-    n = 0
-    for s in body:
-        if isinstance(s, If):
-            n += _count_writes(s.then) + _count_writes(s.orelse) + _count_calls(s.cond)
-        elif isinstance(s, Store):
-            n += 1 + _count_calls(s.addr) + _count_calls(s.value)
-        else:
-            n += _count_calls(s.expr)
-    return n
-
-
-def _count_calls(e: Expr) -> int:
-    if isinstance(e, Call):
-        return 1 + sum(_count_calls(a) for a in e.args)
-    if isinstance(e, BinOp):
-        return _count_calls(e.left) + _count_calls(e.right)
-    if isinstance(e, UnOp):
-        return _count_calls(e.arg)
-    if isinstance(e, Deref):
-        return _count_calls(e.addr)
-    return 0
 
 
 def _vkey(v: Value) -> tuple[int, int, str]:
