@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .events import Event
-from .model import AXIOMS, Outcome, check
+from .model import AXIOMS, Outcome, check, with_cycle
 from .rel import Rel, bits
 from .static import Static
 from .syntax import (
@@ -169,12 +169,12 @@ def _vkey(v: Value) -> tuple[int, int, str]:
 def explore(test: LitmusTest) -> Result:
     locs = {name for name, _ in test.init}
     dom = domains(test)
-    per_thread = [paths_of(t, dom, locs) for t in test.threads]
+    init_pairs = {(name, v) for name, v in test.init}
     init_events = [Event("W", name, v, frozenset({"IW"}), -1) for name, v in test.init]
     res = Result(test, shown_refs(test))
     observed = {r.name for r in res.shown if isinstance(r, LocRef)}
     best_fail = -1
-    for combo in itertools.product(*per_thread):
+    for combo in _combinations(test, dom, locs, init_pairs):
         events = init_events + [e for p in combo for e in p.events]
         if not _values_available(events):
             continue
@@ -200,7 +200,7 @@ def explore(test: LitmusTest) -> Result:
                     rank = AXIOMS.index(out.failed)
                     if ok and rank > best_fail:
                         best_fail = rank
-                        res.denied = Witness(events, out, state, rf_pairs, co_lists)
+                        res.denied = Witness(events, with_cycle(out), state, rf_pairs, co_lists)
                     continue
                 res.states.add(tuple(state[r] for r in res.shown))
                 res.flags |= out.flags
@@ -213,6 +213,44 @@ def explore(test: LitmusTest) -> Result:
                     if res.other is None:
                         res.other = Witness(events, out, state, rf_pairs, co_lists)
     return res
+
+
+def _combinations(
+    test: LitmusTest, dom: dict[str, list[Value]], locs: set[str], init_pairs: set[tuple[str, Value]]
+) -> Iterator[tuple[Path, ...]]:
+    """Every combination of thread paths whose reads some write may feed.
+
+    Threads are taken in turn (fewest paths first); a thread's reads draw from the initial
+    values, the stores of the paths already chosen, what the threads still to come may store
+    (over all their paths), and the stores of its own run so far -- which is every value a
+    read can get, but far fewer than the whole domain once the other threads are fixed.
+    """
+    n = len(test.threads)
+    every = [paths_of(t, dom, locs) for t in test.threads]
+    may = [{(e.loc, e.value) for p in ps for e in p.events if e.kind == "W"} for ps in every]
+    order = sorted(range(n), key=lambda t: len(every[t]))
+    chosen: dict[int, Path] = {}
+
+    def rec(i: int, gives: set[tuple[str | None, Value]]) -> Iterator[tuple[Path, ...]]:
+        if i == n:
+            yield tuple(chosen[t] for t in range(n))
+            return
+        t = order[i]
+        base: set[tuple[str | None, Value]] = set(init_pairs) | gives
+        for u in order[i + 1 :]:
+            base |= may[u]
+        d: dict[str, list[Value]] = {loc: [] for loc in locs}
+        for loc, v in base:
+            if loc is not None:
+                d[loc].append(v)
+        d = {k: sorted(set(v), key=_vkey) for k, v in d.items()}
+        paths = every[t] if i == 0 else paths_of(test.threads[t], d, locs)
+        for p in paths:
+            chosen[t] = p
+            yield from rec(i + 1, gives | {(e.loc, e.value) for e in p.events if e.kind == "W"})
+        chosen.pop(t, None)
+
+    yield from rec(0, set())
 
 
 def _explain_cocycle(
@@ -236,7 +274,7 @@ def _explain_cocycle(
     out = check(st, rf, co, observed)
     if out.failed is None:
         return -1
-    res.denied = Witness(events, out, state, rf_pairs, co_lists)
+    res.denied = Witness(events, with_cycle(out), state, rf_pairs, co_lists)
     return AXIOMS.index(out.failed)
 
 

@@ -18,6 +18,13 @@ from .static import Static
 AXIOMS = ("coherence", "atomic", "happens-before", "propagation", "rcu", "plain-coherence")
 
 
+def with_cycle(out: Outcome) -> Outcome:
+    """Fill in the witness cycle of a failed acyclicity axiom (a shortest one), when it is kept."""
+    if out.cyclic is not None and not out.witness:
+        out.witness = out.cyclic.cycle()
+    return out
+
+
 @dataclass
 class Outcome:
     """The model's answer for one candidate execution."""
@@ -28,13 +35,14 @@ class Outcome:
     rf: Rel | None = None
     co: Rel | None = None
     rels: dict[str, Rel] = field(default_factory=dict)
+    cyclic: Rel | None = None  # for an acyclicity axiom: the relation, its cycle found on demand
 
 
 def _acyc(name: str, r: Rel, rels: dict[str, Rel]) -> Outcome | None:
     plus = r.plus()
     if plus.irreflexive():
         return None
-    return Outcome(name, r.cycle(), rels=rels)
+    return Outcome(name, [], rels=rels, cyclic=r)
 
 
 def check(st: Static, rf_lock: Rel, co_gen: Rel, observed_locs: set[str]) -> Outcome:

@@ -129,7 +129,7 @@ def _rmw(
     (herd's ``linux_cmpexch_no``).  ``new``'s flag says the stored value is computed from the
     value read (herd's internal data dependency of an RMW, ``iico_rmw``).
     """
-    dom = r.domains.get(loc, [0])
+    dom = r.values(loc)
     old = dom[r.pick(len(dom))]
     nv = new(old)
     rtag, wtag = _rmw_tags(flavour)

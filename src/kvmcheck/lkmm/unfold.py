@@ -101,8 +101,14 @@ class Runner:
             raise _Infeasible
         return v
 
-    def read(self, loc: str, tags: tuple[str, ...], addr: Taint, atomic: bool = False) -> tuple[Value, int]:
+    def values(self, loc: str) -> list[Value]:
+        """What a read of ``loc`` may return: its domain, and what this run stored there before."""
         dom = self.domains.get(loc, [0])
+        own = [e.value for e in self.events if e.kind == "W" and e.loc == loc and e.value not in dom]
+        return dom + sorted(set(own), key=lambda v: (isinstance(v, str), str(v)))
+
+    def read(self, loc: str, tags: tuple[str, ...], addr: Taint, atomic: bool = False) -> tuple[Value, int]:
+        dom = self.values(loc)
         v = dom[self.pick(len(dom))]
         return v, self.emit("R", loc, v, tags, addr=addr, atomic=atomic)
 
