@@ -6,7 +6,7 @@ Macros of linux-kernel.def that take an lvalue (``READ_ONCE(*x)``,
 ``rcu_dereference(*p)``, ``WRITE_ONCE(*x, v)``, ``rcu_assign_pointer(*p, v)``)
 get ``*e``; the others (``smp_load_acquire(x)``, ``atomic_*``, ``xchg``,
 ``cmpxchg``, ``spin_*``, ``srcu_*``) get the pointer.  ``atomic_add_unless()``,
-``atomic_inc_not_zero()``, ``barrier()`` and ``smp_mb__after_srcu_read_unlock()``
+``atomic_inc_not_zero()`` and ``barrier()``
 come from later versions of linux-kernel.def (herd7 >= 7.56) that the kernel's
 Documentation/litmus-tests use.
 """
@@ -103,7 +103,6 @@ for _n, _k in {
     "smp_mb__after_atomic": "after-atomic",
     "smp_mb__after_spinlock": "after-spinlock",
     "smp_mb__after_unlock_lock": "after-unlock-lock",
-    "smp_mb__after_srcu_read_unlock": "after-srcu-read-unlock",
     "barrier": "barrier",
     "rcu_read_lock": "rcu-lock",
     "rcu_read_unlock": "rcu-unlock",
