@@ -81,3 +81,13 @@ def test_unfenced_programs_are_weaker_than_sc_somewhere():
         res = explore(test)
         weaker += res.states != sc_states(test, res.shown)
     assert weaker >= 5
+
+
+FULLY_FENCED = ["SB-mb", "MP-mb-mb", "IRIW-mb", "R-mb-mb", "2+2W-mb", "SB-store-mb", "SB-xchg"]
+
+
+@pytest.mark.parametrize("name", FULLY_FENCED)
+def test_fully_fenced_corpus_programs_are_sc(name):
+    """smp_mb() (or a fully ordered RMW) between every two accesses of each thread: LKMM = SC."""
+    res = explore(parse_litmus((CORPUS / f"{name}.litmus").read_text()))
+    assert res.states == sc_states(res.test, res.shown)
