@@ -78,7 +78,6 @@ class Rel:
             for i in range(self.n):
                 if rows[i] & bk:
                     rows[i] |= rk
-            rk = rows[k]
         return Rel(self.n, rows)
 
     def star(self) -> Rel:
