@@ -63,6 +63,16 @@ def check(st: Static, rf_lock: Rel, co_gen: Rel, observed_locs: set[str]) -> Out
     fre = fr & ext
     rels.update(rf=rf, co=co, fr=fr)
 
+    # let com = rf | co | fr ; acyclic po-loc | com as coherence
+    out = _acyc("coherence", po_loc | rf | co | fr, rels)
+    if out:
+        return out
+    # empty rmw & (fre ; coe) as atomic
+    bad = st.rmw & fre.seq(coe)
+    if not bad.is_empty():
+        a, b = bad.pairs()[0]
+        return Outcome("atomic", [a, b], rels=rels)
+
     # ---- linux-kernel.bell: dependencies carried through plain accesses
     # let carry-dep = (data ; rfi)* ; addr = carry-dep ; addr ; ctrl = ... ; data = ...
     carry = st.data0.seq(rf_lock & intl).star()
@@ -81,16 +91,6 @@ def check(st: Static, rf_lock: Rel, co_gen: Rel, observed_locs: set[str]) -> Out
     strong_fence = mb | st.gp
     nonrw_fence = strong_fence | st.po_rel | st.acq_po
     fence = nonrw_fence | st.wmb | st.rmb
-
-    # let com = rf | co | fr ; acyclic po-loc | com as coherence
-    out = _acyc("coherence", po_loc | rf | co | fr, rels)
-    if out:
-        return out
-    # empty rmw & (fre ; coe) as atomic
-    bad = st.rmw & fre.seq(coe)
-    if not bad.is_empty():
-        a, b = bad.pairs()[0]
-        return Outcome("atomic", [a, b], rels=rels)
 
     # let dep = addr | data ; rwdep = (dep | ctrl) ; [W] ; overwrite = co | fr
     dep = addr | data

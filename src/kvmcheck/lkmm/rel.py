@@ -55,8 +55,10 @@ class Rel:
             orow = o.rows
             for i, row in enumerate(cur.rows):
                 acc = 0
-                for j in bits(row):
-                    acc |= orow[j]
+                while row:  # the set bits of row, inlined: this loop is the checker's hot spot
+                    low = row & -row
+                    acc |= orow[low.bit_length() - 1]
+                    row ^= low
                 out[i] = acc
             cur = Rel(self.n, out)
         return cur
