@@ -155,3 +155,5 @@ def test_a_prop_edge_is_spelled_out():
 def test_an_rb_cycle_names_the_rcu_fence():
     r = run(str(CORPUS / "RCU-grace-period.litmus"))
     assert "-rcu-fence-> (in rb)" in r.stdout
+    assert "rcu-fence through the grace period P1:F[sync-rcu] (line 27 synchronize_rcu)" in r.stdout
+    assert "rcu-fence through the read-side critical section P0 lines 18-21" in r.stdout

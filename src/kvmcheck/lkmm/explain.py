@@ -146,7 +146,27 @@ def _failure(w: Witness) -> dict[str, Any]:
             steps.extend({"event": describe(ev[x]), "edge": lab, "part_of": edge} for x, lab in path)
         else:
             steps.append({"event": describe(ev[a]), "edge": edge})
-    return {"axiom": AXIOM_TEXT[out.failed], "cycle": steps}
+    result: dict[str, Any] = {"axiom": AXIOM_TEXT[out.failed], "cycle": steps}
+    if out.failed == "rcu":
+        result["rcu"] = _rcu_parts(w)
+    return result
+
+
+def _rcu_parts(w: Witness) -> list[str]:
+    """The grace periods and read-side critical sections an ``rcu-fence`` goes through."""
+    ev, rels = w.events, w.outcome.rels
+    po = rels.get("po")
+    out = [f"grace period {describe(e)}" for e in ev if e.kind == "F" and "sync-rcu" in e.tags]
+    out += [f"grace period {describe(e)}" for e in ev if e.kind == "SRCU" and "sync-srcu" in e.tags]
+    for name in ("rcu-rscs", "srcu-rscs"):
+        r = rels.get(name)
+        if r is None or po is None:
+            continue
+        for lock, unlock in r.pairs():
+            out.append(
+                f"read-side critical section P{ev[lock].thread} lines {ev[lock].line}-{ev[unlock].line}"
+            )
+    return out
 
 
 def _edge(a: int, b: int, names: tuple[str, ...], rels: dict[str, Rel], w: Witness) -> str:
@@ -211,4 +231,6 @@ def explain_text(res: Result) -> str:
             back = " (back to the start)" if k == len(cyc) - 1 else ""
             part = f" (in {step['part_of']})" if "part_of" in step else ""
             lines.append(f"    {step['event']}  -{step['edge']}->{part}{back}")
+        for part in x.get("rcu", []):
+            lines.append(f"  rcu-fence through the {part}")
     return "\n".join(lines)

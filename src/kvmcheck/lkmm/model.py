@@ -133,7 +133,9 @@ def check(st: Static, rf_lock: Rel, co_gen: Rel, observed_locs: set[str]) -> Out
     strong2 = strong_fence | rcu_fence
     # let rb = prop ; rcu-fence ; hb* ; pb* ; [Marked] ; irreflexive rb as rcu
     rb = prop.seq(rcu_fence, hb_star, pb_star).restrict(st.all, marked)
-    rels.update({"rb": rb, "rcu-fence": rcu_fence})
+    rels.update(
+        {"rb": rb, "rcu-fence": rcu_fence, "po": po, "rcu-rscs": st.rcu_rscs, "srcu-rscs": st.srcu_rscs}
+    )
     if not rb.irreflexive():
         i = rb.reflexive_points()[0]
         return Outcome("rcu", [i], rels=rels)
