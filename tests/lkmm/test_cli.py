@@ -104,6 +104,10 @@ def test_a_wrong_flag_line_exits_1(tmp_path: Path):
         ("C t\n{}\nP0(int *x)\n{\n\tWRITE_ONCE(*x, 1);\n}\n", "no final condition"),
         ("C t\n{}\nP0(int *x)\n{\n\tWRITE_ONCE(*x, 1);\n}\nexists (z=1)\n", "names z"),
         ("C t\n{}\nP0(int *x)\n{\n\tWRITE_ONCE(x, 1);\n}\nexists (x=1)\n", "takes an lvalue"),
+        (
+            "C t\n{}\nP0(int *x)\n{\n\tsmp_mb__after_srcu_read_unlock();\n}\nexists (x=1)\n",
+            "unknown or unsupported primitive smp_mb__after_srcu_read_unlock()",  # not in this cat
+        ),
     ],
 )
 def test_a_malformed_file_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str):
