@@ -143,6 +143,12 @@ def test_parser_keeps_the_result_and_flag_lines():
     assert t.expected.flag_lines == ("unbalanced-rcu-locking",)
 
 
+def test_a_leading_zero_is_a_number():
+    """Found by fuzzing: int('01', 0) raised ValueError, a traceback instead of a verdict."""
+    t = parse_litmus("C t\n{ x = 01; }\nP0(int *x)\n{\n\tWRITE_ONCE(*x, 0x10);\n}\nexists (x=016)\n")
+    assert dict(t.init)["x"] == 1
+
+
 def test_parser_error_is_a_litmus_error():
     with pytest.raises(LitmusError, match="line 1"):
         parse_litmus("X name\n")

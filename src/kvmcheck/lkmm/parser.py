@@ -65,6 +65,11 @@ class Tok:
     line: int
 
 
+def _number(text: str) -> int:
+    """A C integer literal: decimal (leading zeros allowed, as herd7 reads them) or 0x hex."""
+    return int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+
+
 def strip_comments(src: str) -> str:
     """Blank out comments, keeping newlines so that line numbers stay right."""
     out: list[str] = []
@@ -301,7 +306,7 @@ def _init_value(p: Parser) -> Value:
         return v
     neg = p.eat("-")
     if p.tok.kind == "num":
-        v = int(p.tok.text, 0)
+        v = _number(p.tok.text)
         p.i += 1
         return -v if neg else v
     if p.tok.kind == "id" and not neg:
@@ -441,7 +446,7 @@ def _unary(p: Parser) -> Expr:
         return e
     if t.kind == "num":
         p.i += 1
-        return Const(int(t.text, 0))
+        return Const(_number(t.text))
     if t.kind == "id":
         p.i += 1
         if p.eat("("):
