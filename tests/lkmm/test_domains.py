@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvmcheck.lkmm.explore import domains
+from kvmcheck.lkmm.domains import domains
 from kvmcheck.lkmm.parser import parse_litmus
 
 TWO_INCS = """C two-incs

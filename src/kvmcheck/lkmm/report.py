@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .explore import Result, _vkey
+from .domains import value_key
+from .explore import Result
 from .syntax import Value, show_prop
 
 KIND = {"exists": "Allowed", "~exists": "Forbidden", "forall": "Required"}
@@ -85,7 +86,7 @@ def _show(v: Value) -> str:
 
 
 def state_lines(res: Result) -> list[str]:
-    rows = sorted(res.states, key=lambda st: [_vkey(v) for v in st])
+    rows = sorted(res.states, key=lambda st: [value_key(v) for v in st])
     return [
         "".join(f"{r}={_show(v)}; " for r, v in zip(res.shown, row, strict=True)).rstrip() for row in rows
     ]
@@ -112,7 +113,7 @@ def result_json(res: Result, explanation: dict[str, Any] | None = None) -> dict[
         "condition": f"{res.test.condition.quantifier} ({show_prop(res.test.condition.prop)})",
         "states": [
             {str(r): v for r, v in zip(res.shown, row, strict=True)}
-            for row in sorted(res.states, key=lambda st: [_vkey(v) for v in st])
+            for row in sorted(res.states, key=lambda st: [value_key(v) for v in st])
         ],
         "verdict": verdict(res),
         "positive": res.pos,
