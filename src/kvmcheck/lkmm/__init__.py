@@ -3,7 +3,8 @@
 ``kvmcheck litmus FILE.litmus`` reads a test in herd7's C dialect (:mod:`.parser`),
 runs each thread for every value its reads may return (:mod:`.unfold`,
 :mod:`.primitives`), builds every candidate execution -- all rf choices, all
-coherence orders per location, lock.cat's lock events (:mod:`.explore`) -- and
+coherence orders per location, lock.cat's lock events (:mod:`.domains`,
+:mod:`.explore`, :mod:`.candidates`) -- and
 checks the LKMM's axioms on each (:mod:`.static`, :mod:`.model`), then prints
 herd7's states, verdict and flags (:mod:`.report`) and, for the outcome the test
 asks about, the witnessing execution or the axiom and cycle that forbid it
