@@ -66,6 +66,22 @@ def test_a_data_race_is_flagged():
     assert "\nFlag data-race\n" in r.stdout
 
 
+def test_a_data_race_names_the_racing_accesses():
+    r = run(str(CORPUS / "Plain-MP-race.litmus"))
+    assert "Data race (no fence, dependency or lock orders them, and one is plain):" in r.stdout
+    assert (
+        "P1:R[plain]data=0 (line 25 plain load)  races with  P0:W[plain]data=1 (line 15 plain store)"
+        in r.stdout
+    )
+    rows = json.loads(run("--json", str(CORPUS / "Plain-MP-race.litmus")).stdout)
+    assert rows[0]["explanation"]["data_race"]["pairs"]
+
+
+def test_no_race_no_race_report():
+    r = run(str(CORPUS / "Plain-data-release-acquire.litmus"))
+    assert r.returncode == 0 and "Data race" not in r.stdout
+
+
 def test_a_result_that_differs_exits_1(tmp_path: Path):
     bad = tmp_path / "bad.litmus"
     bad.write_text((CORPUS / "SB-once.litmus").read_text().replace("Result: Sometimes", "Result: Never"))

@@ -43,12 +43,26 @@ def describe(e: Event) -> str:
 
 
 def explain(res: Result) -> dict[str, Any]:
-    """The explanation as data: for the outcome the condition asks about."""
+    """The explanation as data: for the outcome the condition asks about (and a data race)."""
     if res.allowed is not None:
-        return {"outcome": "allowed", **_execution(res.allowed), "unordered": _unordered(res.allowed)}
-    if res.denied is not None:
-        return {"outcome": "forbidden", **_execution(res.denied), **_failure(res.denied)}
-    return {"outcome": "impossible", "why": "no candidate execution (even ignoring the LKMM) reaches it"}
+        out = {"outcome": "allowed", **_execution(res.allowed), "unordered": _unordered(res.allowed)}
+    elif res.denied is not None:
+        out = {"outcome": "forbidden", **_execution(res.denied), **_failure(res.denied)}
+    else:
+        out = {"outcome": "impossible", "why": "no candidate execution (even ignoring the LKMM) reaches it"}
+    if res.race is not None:
+        out["data_race"] = _races(res.race)
+    return out
+
+
+def _races(w: Witness) -> dict[str, Any]:
+    """The racing pairs of one consistent execution (cat: ww-race | wr-race | rw-race)."""
+    ev = w.events
+    pairs = w.outcome.rels["data-race"].pairs()
+    return {
+        "pairs": [[describe(ev[a]), describe(ev[b])] for a, b in pairs],
+        "state": {str(k): v for k, v in w.state.items()},
+    }
 
 
 def _execution(w: Witness) -> dict[str, Any]:
@@ -212,7 +226,9 @@ def explain_text(res: Result) -> str:
     x = explain(res)
     lines: list[str] = []
     if x["outcome"] == "impossible":
-        return f"Outcome: {x['why']}."
+        lines.append(f"Outcome: {x['why']}.")
+        lines.extend(_race_lines(x))
+        return "\n".join(lines)
     if x["outcome"] == "allowed":
         lines.append("Outcome allowed; a consistent execution that reaches it:")
     else:
@@ -233,4 +249,14 @@ def explain_text(res: Result) -> str:
             lines.append(f"    {step['event']}  -{step['edge']}->{part}{back}")
         for part in x.get("rcu", []):
             lines.append(f"  rcu-fence through the {part}")
+    lines.extend(_race_lines(x))
     return "\n".join(lines)
+
+
+def _race_lines(x: dict[str, Any]) -> list[str]:
+    race = x.get("data_race")
+    if race is None:
+        return []
+    out = ["Data race (no fence, dependency or lock orders them, and one is plain):"]
+    out.extend(f"  {a}  races with  {b}" for a, b in race["pairs"])
+    return out

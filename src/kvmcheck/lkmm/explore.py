@@ -65,6 +65,7 @@ class Result:
     allowed: Witness | None = None  # a consistent execution where the proposition holds
     denied: Witness | None = None  # a candidate where it holds, and the axiom that forbids it
     other: Witness | None = None  # a consistent execution where it does not hold
+    race: Witness | None = None  # the first consistent execution with a data race
 
 
 def holds(p: Prop, val: State) -> bool:
@@ -128,6 +129,8 @@ def explore(test: LitmusTest) -> Result:
                     continue
                 res.states.add(tuple(state[r] for r in res.shown))
                 res.flags |= out.flags
+                if res.race is None and "data-race" in out.flags:
+                    res.race = Witness(events, out, state, rf_pairs, co_lists)
                 if ok:
                     res.pos += 1
                     if res.allowed is None:

@@ -385,12 +385,14 @@ def _stmt(p: Parser, local: list[str]) -> list[Stmt]:
         e = _expr(p)
         p.expect(";")
         return [Assign(None, e)]
-    if p.eat("*"):
+    if p.at("*"):
+        line = p.tok.line
+        p.i += 1
         addr = _unary(p)
         p.expect("=")
         value = _expr(p)
         p.expect(";")
-        return [Store(addr, value)]
+        return [Store(addr, value, line)]
     if p.tok.kind == "id" and p.peek().text == "=":
         name = p.ident()
         p.expect("=")
@@ -432,8 +434,9 @@ def _unary(p: Parser) -> Expr:
     if t.kind == "op" and t.text in ("-", "!", "~"):
         p.i += 1
         return UnOp(t.text, _unary(p))
-    if p.eat("*"):
-        return Deref(_unary(p))
+    if p.at("*"):
+        p.i += 1
+        return Deref(_unary(p), t.line)
     if p.eat("&"):
         return AddrOf(p.ident())
     if p.eat("("):

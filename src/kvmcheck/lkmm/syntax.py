@@ -35,6 +35,7 @@ class Deref:
     """``*e``: a plain load from the location ``e`` evaluates to."""
 
     addr: Expr
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Store:
 
     addr: Expr
     value: Expr
+    line: int = 0
 
 
 @dataclass(frozen=True)

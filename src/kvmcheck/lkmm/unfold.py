@@ -125,6 +125,7 @@ class Runner:
             elif isinstance(s, Store):
                 a, ta = self.eval(s.addr)
                 v, tv = self.eval(s.value)
+                self.line, self.text = s.line, "plain store"
                 self.write(self.location(a), v, (), ta, tv)
             elif isinstance(s, If):
                 c, tc = self.eval(s.cond)
@@ -144,6 +145,7 @@ class Runner:
             return e.name, NOTAINT
         if isinstance(e, Deref):
             a, ta = self.eval(e.addr)
+            self.line, self.text = e.line, "plain load"
             v, i = self.read(self.location(a), (), ta)
             return v, frozenset({i})
         if isinstance(e, UnOp):
