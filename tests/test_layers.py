@@ -9,6 +9,8 @@
 * ``models`` import only ``kernel``, ``models`` and kvmcheck's public names;
 * ``scenarios`` import ``models``, ``kernel`` and kvmcheck's public names;
 * ``report`` imports ``_engine`` and ``report`` (never ``kernel`` or ``models``).
+* ``lkmm`` (the litmus-test checker, issue 20) imports only ``lkmm`` and, from the engine, just
+  ``_engine.finding`` (for UsageError); nothing but the CLI imports ``lkmm``.
 
 Every import counts, also those under ``if TYPE_CHECKING:`` and inside functions.
 """
@@ -29,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"kernel", "models", "<public>"},
     "scenarios": {"models", "kernel", "<public>"},
     "report": {"_engine", "report"},
+    "lkmm": {"lkmm", "_engine"},
 }
 
 
@@ -102,9 +105,22 @@ def test_every_layer_imports_only_what_is_below_it() -> None:
     assert KNOWN - found == set(), "fixed: remove it from KNOWN"
 
 
+def test_lkmm_stands_alone() -> None:
+    """lkmm takes only UsageError from the engine, and only the CLI imports lkmm."""
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        me = _module_name(path)
+        for line, mod in imports_of(path):
+            if _layer(me) == "lkmm" and _layer(mod) == "_engine" and mod != "kvmcheck._engine.finding":
+                bad.append(f"{me}:{line} imports {mod}")
+            if _layer(mod) == "lkmm" and _layer(me) != "lkmm" and me != "kvmcheck.cli":
+                bad.append(f"{me}:{line} imports {mod}")
+    assert bad == []
+
+
 def test_the_checker_sees_every_layer() -> None:
     layers = {_layer(_module_name(p)) for p in PKG.rglob("*.py")}
-    assert {"_engine", "kernel", "models", "scenarios", "report"} <= layers
+    assert {"_engine", "kernel", "models", "scenarios", "report", "lkmm"} <= layers
 
 
 @pytest.mark.parametrize(
@@ -119,13 +135,16 @@ def test_the_checker_sees_every_layer() -> None:
         ("models", "from kvmcheck import spawn, join\n", True),
         ("models", "from kvmcheck.scenarios import pfncache\n", False),
         ("report", "from kvmcheck.kernel import Mutex\n", False),
+        ("lkmm", "from kvmcheck.kernel import Mutex\n", False),
+        ("lkmm", "from . import clock\n", True),
+        ("kernel", "from kvmcheck.lkmm.explore import explore\n", False),
     ],
 )
 def test_the_rules_catch_a_violation(tmp_path: Path, layer: str, source: str, ok: bool) -> None:
     """A mutant: a module with one import put in a layer's folder."""
     global SRC, PKG
     pkg = tmp_path / "kvmcheck"
-    for d in ("_engine", "kernel", "models", "scenarios", "report"):
+    for d in ("_engine", "kernel", "models", "scenarios", "report", "lkmm"):
         (pkg / d).mkdir(parents=True)
         (pkg / d / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")

@@ -538,6 +538,26 @@ def list_cmd(file: str | None, as_json: bool) -> None:
         )
 
 
+LITMUS_EPILOG = f"""\b
+Examples:
+  kvmcheck litmus MP+poonceonces.litmus          herd7's answer under the Linux-kernel memory model
+  kvmcheck litmus --brief tests/*.litmus         states and verdicts only
+  kvmcheck litmus --json SB.litmus
+
+{EXIT_CODES}"""
+
+
+@main.command("litmus", epilog=LITMUS_EPILOG)
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results instead of text.")
+@click.option("--brief", is_flag=True, help="No explanation (witness execution or forbidding cycle).")
+def litmus(files: tuple[str, ...], as_json: bool, brief: bool) -> None:
+    """Run C litmus tests under the LKMM; compare each with its Result: line (exit 1 if one differs)."""
+    from kvmcheck.lkmm.cli import litmus_main
+
+    sys.exit(litmus_main(list(files), as_json=as_json, brief=brief))
+
+
 def run(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit 2 for every user mistake."""
     try:

@@ -15,32 +15,42 @@ from kvmcheck import Scenario, join, scenario, spawn
 from kvmcheck.kernel import (
     INIT_WORK,
     READ_ONCE,
+    TASK_RUNNING,
+    TASK_UNINTERRUPTIBLE,
     WRITE_ONCE,
     Atomic,
     Completion,
+    DelayedWork,
     Kref,
     Mutex,
     Refcount,
     RwLock,
     RwSem,
+    SeqCount,
+    SeqLock,
     SpinLock,
     Srcu,
     Struct,
     WaitQueueHead,
     Work,
     XArray,
+    __set_current_state,
     alloc_workqueue,
     atomic_cmpxchg,
     atomic_inc_return,
     atomic_read,
     call_rcu,
+    cancel_delayed_work_sync,
     cancel_work_sync,
     complete,
+    container_of,
     down_read,
     down_read_trylock,
     down_write,
+    finish_wait,
     flush_work,
     flush_workqueue,
+    get_current,
     kfree,
     kmalloc,
     kref_get_unless_zero,
@@ -50,6 +60,8 @@ from kvmcheck.kernel import (
     list_for_each_entry_rcu,
     mutex_lock,
     mutex_unlock,
+    prepare_to_wait,
+    queue_delayed_work,
     queue_work,
     rcu_assign_pointer,
     rcu_barrier,
@@ -57,10 +69,16 @@ from kvmcheck.kernel import (
     rcu_read_lock,
     rcu_read_unlock,
     read_lock,
+    read_seqbegin,
+    read_seqcount_begin,
+    read_seqretry,
     read_unlock,
     refcount_dec_and_test,
     refcount_inc,
+    schedule,
+    schedule_timeout,
     schedule_work,
+    set_current_state,
     smp_load_acquire,
     smp_store_release,
     spawn_irq,
@@ -76,10 +94,16 @@ from kvmcheck.kernel import (
     up_write,
     wait_event,
     wait_for_completion,
+    wait_for_completion_timeout,
     wake_up,
     wake_up_all,
+    wake_up_process,
     write_lock,
     write_lock_irq,
+    write_seqcount_begin,
+    write_seqcount_end,
+    write_seqlock,
+    write_sequnlock,
     write_unlock,
     write_unlock_irq,
     xa_erase,
@@ -805,3 +829,193 @@ def xarray_two_storers() -> Any:
     final = xa_load(xa, 0)
     first = b if a is None else a
     return (first, final)
+
+
+# -- issue 22: workqueue teardown, seqcount, set_current_state/wake_up_process --------------------
+class Owned(Struct):
+    """``struct owned { int n; struct work_struct work; struct delayed_work dwork; }``."""
+
+    n: int = 0
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.work = Work(_owned_bump)
+        self.dwork = DelayedWork(_owned_dbump)
+
+
+def _owned_bump(work: Any) -> None:
+    o = container_of(work, Owned, "work")
+    o.n = o.n + 1
+
+
+def _owned_dbump(work: Any) -> None:
+    o = container_of(work, Owned, "dwork.work")
+    o.n = o.n + 1
+
+
+@corpus({(True, 0), (False, 1)})
+def workqueue_cancel_sync_then_kfree() -> Any:
+    o = kmalloc(Owned)
+    queue_work(alloc_workqueue("wq"), o.work)
+    was = cancel_work_sync(o.work)
+    n = int(o.n)
+    kfree(o)
+    return (was, n)
+
+
+@corpus({None})
+def workqueue_work_frees_its_own_struct() -> Any:
+    def free_self(work: Any) -> None:
+        kfree(container_of(work, Owned, "work"))
+
+    o = kmalloc(Owned)
+    INIT_WORK(o.work, free_self)
+    queue_work(alloc_workqueue("wq"), o.work)
+    return None
+
+
+@corpus({(True, 0), (False, 1)})
+def workqueue_delayed_cancel_sync() -> Any:
+    o = kmalloc(Owned)
+    queue_delayed_work(alloc_workqueue("wq"), o.dwork, 1)
+    was = cancel_delayed_work_sync(o.dwork)
+    n = int(o.n)
+    kfree(o)
+    return (was, n)
+
+
+@corpus()
+def workqueue_flush_inside_the_work() -> Any:
+    def flush_self(work: Any) -> None:
+        flush_work(work)
+
+    o = Owned()
+    INIT_WORK(o.work, flush_self)
+    queue_work(alloc_workqueue("wq"), o.work)
+
+
+class Pair(Struct):
+    a: int = 0
+    b: int = 0
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.seq = SeqLock()
+
+
+@corpus({(0, 0), (1, 1)})
+def seqlock_reader_retries() -> Any:
+    p = Pair()
+
+    def reader() -> tuple[int, int]:
+        while True:
+            start = read_seqbegin(p.seq)
+            got = (int(p.a), int(p.b))
+            if not read_seqretry(p.seq, start):
+                return got
+
+    def writer() -> None:
+        write_seqlock(p.seq)
+        p.a = 1
+        p.b = 1
+        write_sequnlock(p.seq)
+
+    return join(spawn(reader), spawn(writer))[0]
+
+
+@corpus()
+def seqcount_reader_without_retry_is_torn() -> Any:
+    p = Pair()
+    lock = SpinLock("lock")
+    s = SeqCount("s", lock=lock)
+
+    def reader() -> tuple[int, int]:
+        read_seqcount_begin(s)
+        return (int(p.a), int(p.b))
+
+    def writer() -> None:
+        spin_lock(lock)
+        write_seqcount_begin(s)
+        p.a = 1
+        p.b = 1
+        write_seqcount_end(s)
+        spin_unlock(lock)
+
+    return join(spawn(reader), spawn(writer))[0]
+
+
+@corpus({1})
+def sched_set_current_state_then_test() -> Any:
+    k = K()
+
+    def waiter() -> int:
+        while True:
+            set_current_state(TASK_UNINTERRUPTIBLE)
+            if READ_ONCE(k, "flag"):
+                break
+            schedule()
+        __set_current_state(TASK_RUNNING)
+        return 1
+
+    w = spawn(waiter)
+    WRITE_ONCE(k, "flag", 1)
+    wake_up_process(w)
+    return join(w)
+
+
+@corpus()
+def sched_test_then_set_current_state_loses_wakeup() -> Any:
+    k = K()
+
+    def waiter() -> None:
+        if not READ_ONCE(k, "flag"):
+            set_current_state(TASK_UNINTERRUPTIBLE)
+            schedule()
+
+    w = spawn(waiter)
+    WRITE_ONCE(k, "flag", 1)
+    wake_up_process(w)
+    join(w)
+
+
+@corpus({0, 7})
+def sched_schedule_timeout_races_the_wakeup() -> Any:
+    me = get_current()
+
+    def waker() -> None:
+        wake_up_process(me)
+
+    w = spawn(waker)
+    set_current_state(TASK_UNINTERRUPTIBLE)
+    left = schedule_timeout(7)
+    join(w)
+    return left
+
+
+@corpus({None})
+def waitqueue_prepare_to_wait_schedule() -> Any:
+    h = Holder()
+    k = K()
+
+    def worker() -> None:
+        while True:
+            prepare_to_wait(h.wq, TASK_UNINTERRUPTIBLE)
+            if READ_ONCE(k, "flag"):
+                break
+            schedule()
+        finish_wait(h.wq)
+
+    w = spawn(worker)
+    WRITE_ONCE(k, "flag", 1)
+    wake_up(h.wq)
+    join(w)
+    return None
+
+
+@corpus({(0, True), (5, False)})
+def completion_wait_timeout_races_complete() -> Any:
+    h = Holder()
+    t = spawn(lambda: complete(h.done))
+    left = wait_for_completion_timeout(h.done, 5)
+    join(t)
+    return (left, try_wait_for_completion(h.done))

@@ -20,6 +20,7 @@ from kvmcheck.kernel import (
     spin_unlock,
     try_wait_for_completion,
     wait_for_completion,
+    wait_for_completion_timeout,
 )
 from tests.kernel.helpers import found, ok, run
 
@@ -165,3 +166,18 @@ def test_try_wait_orders_only_on_success(waited: bool) -> None:
         ok(r)
     else:
         found(r, "data-race")
+
+
+def test_wait_for_completion_timeout_either_times_out_or_consumes() -> None:
+    """Before: no wait_for_completion_timeout (it is now: 0, or >= 1 with the completion consumed)."""
+    seen: set[tuple[int, bool]] = set()
+
+    def body() -> None:
+        x = Completion("x")
+        t = spawn(lambda: complete(x))
+        left = wait_for_completion_timeout(x, 5)
+        join(t)
+        seen.add((left, try_wait_for_completion(x)))
+
+    ok(run(body))
+    assert seen == {(0, True), (5, False)}

@@ -179,6 +179,32 @@ def test_attribute_of_none_is_the_kernels_null_dereference() -> None:
     assert "NULL->mem at user (test_guardrails.py:" in r.finding.message  # type: ignore[union-attr]
 
 
+def test_a_store_through_none_is_the_kernels_null_dereference_too() -> None:
+    """``v->field = 1`` with v NULL: before, "exception in model code (AttributeError)"."""
+
+    def body() -> None:
+        g = Gpc()
+
+        def user() -> None:
+            p = g.khva
+            p.mem = 1
+
+        join(spawn(user))
+
+    r = run(body)
+    found(r, "null-deref", "BUG: kernel NULL pointer dereference")
+    assert "store to NULL->mem at user (test_guardrails.py:" in r.finding.message  # type: ignore[union-attr]
+    assert "#PF: supervisor write access in kernel mode" in r.finding.details  # type: ignore[union-attr]
+
+
+def test_an_item_store_through_none_is_a_null_dereference() -> None:
+    def body() -> None:
+        p: Any = None
+        p[0] = 1
+
+    found(run(body), "null-deref", "BUG: kernel NULL pointer dereference")
+
+
 # -- lock classes -------------------------------------------------------------------------------
 def _ab(a: SpinLock, b: SpinLock) -> None:
     spin_lock(a)

@@ -285,3 +285,68 @@ def test_freed_entry_report_names_the_poison_a_kernel_without_kasan_reads() -> N
     found(r, "use-after-free")
     assert r.finding is not None
     assert any("LIST_POISON1 (0xdead000000000100)" in d for d in r.finding.details)
+
+
+# -- a list head kept in a struct; one model for list.h and rculist.h (issue 22) ---------------------
+class Pool(Struct):
+    """``struct pool { struct list_head items; }``: the head lives in the pool."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.items = LIST_HEAD()
+
+
+def test_a_list_head_kept_in_a_struct_is_embedded_in_it() -> None:
+    def body() -> None:
+        p = Pool()
+        assert p.items.owner is p and p.items.member == "items"
+
+    ok(run(body))
+
+
+def test_entries_reachable_only_through_a_freed_structs_list_are_leaked() -> None:
+    """Before, the head was a root of its own, so kmemleak found the entry referenced."""
+
+    def body() -> None:
+        p = kmalloc(Pool)
+        list_add(new_item(1).link, p.items)
+        kfree(p)  # the item is still on p->items: nothing references it any more
+
+    r = run(body)
+    found(r, "leak", "kmemleak")
+    assert "Item" in r.finding.message  # type: ignore[union-attr]
+
+
+def test_a_list_head_of_a_freed_struct_is_use_after_free() -> None:
+    def body() -> None:
+        p = kmalloc(Pool)
+        head = p.items
+        kfree(p)
+        list_empty(head)
+
+    found(run(body), "use-after-free")
+
+
+def test_rculist_names_take_list_heads_too() -> None:
+    """Switching a list_head list to RCU changes the calls only: the exported list_*_rcu."""
+    import kvmcheck.kernel as k
+
+    def body() -> None:
+        p = Pool()
+        a, b = new_item(1), new_item(2)
+        k.list_add_tail_rcu(a.link, p.items)
+        k.list_add_rcu(b.link, p.items)
+        k.rcu_read_lock()
+        got = [it.val for it in k.list_for_each_entry_rcu(p.items)]
+        first = k.list_first_or_null_rcu(p.items)
+        k.rcu_read_unlock()
+        assert got == [2, 1] and first is b
+        k.list_del_rcu(b.link)
+        k.synchronize_rcu()
+        kfree(b)
+        assert vals(p.items) == [1]
+        assert not k.list_empty_rcu(p.items)
+        list_del(a.link)
+        kfree(a)
+
+    ok(run(body))

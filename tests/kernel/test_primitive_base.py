@@ -24,6 +24,7 @@ OP_BUILDERS = {
     "kasan.py": "kfree/kunmap: exclusive on the whole freed object",
     "context.py": "cond_resched/cpu_relax (the thread) and spin_until_cond (a field)",
     "list.py": "list_head pointer fields (Struct fields, as struct.py)",
+    "sched.py": "a task's __state: a key of the thread's own, as context.py's scheduling points",
 }
 
 

@@ -10,11 +10,15 @@ from kvmcheck import check, join, scenario, spawn
 from kvmcheck._engine.finding import UsageError
 from kvmcheck.kernel import (
     READ_ONCE,
+    TASK_UNINTERRUPTIBLE,
     WRITE_ONCE,
     SpinLock,
     Struct,
     WaitQueueHead,
+    finish_wait,
     init_waitqueue_head,
+    prepare_to_wait,
+    schedule,
     smp_load_acquire,
     smp_store_release,
     spin_lock,
@@ -160,3 +164,47 @@ def test_misuse_is_a_usage_error(bad: str) -> None:
 
     with pytest.raises(UsageError):
         check(scenario(body))
+
+
+# -- sleeping by hand: prepare_to_wait / schedule / finish_wait (a vhost-worker loop) --------------
+def _worker_loop(d: Any, test_first: bool) -> None:
+    """Sleep until ``d.done``: prepare_to_wait() then test (right), or test then prepare (wrong)."""
+    if test_first:
+        if READ_ONCE(d, "done"):
+            return
+        prepare_to_wait(d.wq, TASK_UNINTERRUPTIBLE)
+        schedule()
+        finish_wait(d.wq)
+        return
+    while True:
+        prepare_to_wait(d.wq, TASK_UNINTERRUPTIBLE)
+        if READ_ONCE(d, "done"):
+            break
+        schedule()
+    finish_wait(d.wq)
+
+
+def test_prepare_to_wait_then_test_never_loses_the_wake_up() -> None:
+    def body() -> None:
+        d = Dev()
+        w = spawn(_worker_loop, d, False)
+        WRITE_ONCE(d, "done", 1)
+        wake_up(d.wq)
+        join(w)
+
+    ok(run(body))
+
+
+def test_testing_before_prepare_to_wait_loses_the_wake_up() -> None:
+    """The vhost-worker missed wakeup shape: the test is made before the task is queued."""
+
+    def body() -> None:
+        d = Dev()
+        w = spawn(_worker_loop, d, True)
+        WRITE_ONCE(d, "done", 1)
+        wake_up(d.wq)
+        join(w)
+
+    r = run(body)
+    found(r, "deadlock")
+    assert "in schedule()" in r.finding.message  # type: ignore[union-attr]

@@ -44,6 +44,12 @@ class KThread:
     bh_off: int = 0
     hardirq: bool = False  # runs as a hard-irq handler
     srcu: dict[int, int] = field(default_factory=dict)  # srcu number -> nesting
+    task: Any = None  # the task's scheduler state (sched.py), made at its first use
+    wq_worker: Any = None  # a kworker: the workqueue of the work it is executing (workqueue.py)
+    # KCSAN: accesses KCSAN treats as atomic (marked) -- a seqcount writer's section
+    # (kcsan_nestable_atomic_begin, nests) and a reader's region (kcsan_atomic_next).
+    kcsan_atomic: int = 0
+    kcsan_next: int = 0
 
     def held_names(self) -> list[str]:
         return [h.lock.name + ("(r)" if h.shared else "") for h in self.held]
@@ -235,19 +241,28 @@ class Primitive:
 
     kind = "primitive"
     prefix = ""  # how an unnamed one is called: prefix@file:line (default: its kind)
+    embeddable = True  # False: always allocated on its own, held by pointer (a workqueue)
 
     def __init__(self, name: str | None = None) -> None:
         self.key = object_key(new_number())
         c, owner = creation()
         self.cls = name or (f"{c.target}@{c.site}" if c.target else c.site)
         self.name = name or c.target or f"{self.prefix or self.kind}@{c.site.rsplit(':', 1)[0]}"
-        # The Struct this primitive is embedded in (None: a global or a local).
-        self._kc_home: Any = owner if hasattr(type(owner), "_kc_fields") else None
+        # The Struct this primitive is embedded in (None: a global or a local).  Invariant:
+        # set once -- here (built in a method of that Struct: ``self.lock = SpinLock()``), or
+        # when the object holding it is kmalloc'ed (kasan.embed) -- and never moved.
+        self._kc_home: Any = owner if self.embeddable and hasattr(type(owner), "_kc_fields") else None
 
-    def op(self, excl: bool, label: str, arg: Any = None) -> Op:
-        """The visible operation ``label`` on this primitive (the only way to build one)."""
+    def op(self, excl: bool, label: str, arg: Any = None, touch: bool = True) -> Op:
+        """The visible operation ``label`` on this primitive (the only way to build one).
+
+        ``touch=False``: the operation does not read or write the primitive's own
+        memory (a kworker's bookkeeping after the work function returned, which
+        lives in the worker pool), so it is not ordered against a free of the
+        object the primitive is embedded in.
+        """
         home = self._kc_home
-        whole = home._kc_num * FIELD_SLOTS + WHOLE if home is not None and home._kc_freeable else -1
+        whole = home._kc_num * FIELD_SLOTS + WHOLE if touch and home is not None and home._kc_freeable else -1
         return Op(self.key, excl, label, self, arg, whole)
 
     def step(self, excl: bool, label: str, arg: Any = None) -> Thread | None:

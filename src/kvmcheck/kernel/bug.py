@@ -75,16 +75,30 @@ def null_deref_finding(e: BaseException, site: Site, tid: int) -> Finding | None
 
     Registered with the engine's exception translators when kvmcheck.kernel is imported.
     """
+    write = False
+    msg = str(e)
     if isinstance(e, AttributeError) and getattr(e, "obj", 0) is None and e.name:
         what = f"->{e.name}"
-    elif isinstance(e, TypeError) and str(e).startswith("'NoneType' object is not subscriptable"):
+    elif isinstance(e, AttributeError) and e.name is None and msg.startswith(_NONE_ATTR):
+        # A store (``v.field = 1``, ``del v.field``): Python sets neither ``obj`` nor ``name``.
+        what, write = f"->{msg[len(_NONE_ATTR) :].rstrip(chr(39))}", True
+    elif isinstance(e, TypeError) and msg.startswith("'NoneType' object is not subscriptable"):
         what = "[...]"
+    elif isinstance(e, TypeError) and msg.startswith("'NoneType' object does not support item"):
+        what, write = "[...]", True
     else:
         return None
     return Finding(
         "null-deref",
-        f"NULL pointer dereference: NULL{what} at {site}",
+        f"NULL pointer dereference: {'store to' if write else 'load of'} NULL{what} at {site}",
         headline="BUG: kernel NULL pointer dereference",
         thread=tid,
-        details=[f"RIP: {site.function}", f"access: NULL{what} in {site}"],
+        details=[
+            f"#PF: supervisor {'write' if write else 'read'} access in kernel mode",
+            f"RIP: {site.function}",
+            f"access: NULL{what} in {site}",
+        ],
     )
+
+
+_NONE_ATTR = "'NoneType' object has no attribute '"

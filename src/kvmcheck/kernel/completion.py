@@ -101,6 +101,26 @@ def wait_for_completion(x: Completion) -> None:
         x.done -= 1
 
 
+def wait_for_completion_timeout(x: Completion, timeout: int) -> int:
+    """Wait for ``x`` or until ``timeout`` jiffies pass: 0 if timed out, else at least 1.
+
+    The timeout may expire at any moment the search chooses (time is not
+    modelled), so the step never blocks: a completion there when it is granted
+    is consumed ("positive (at least 1, or number of jiffies left till timeout)
+    if completed"), else it timed out (0).
+    """
+    from kvmcheck.kernel.context import might_sleep_check
+
+    might_sleep_check(f"wait_for_completion_timeout({x.name})")
+    t = _step(x, True, f"wait_for_completion_timeout({x.name})")
+    if not x.done:
+        return 0
+    _locked(x, t)
+    if x.done != UINT_MAX:
+        x.done -= 1
+    return max(1, timeout)
+
+
 def try_wait_for_completion(x: Completion) -> bool:
     """Consume a completion if one is there (never sleeps); True if it did."""
     t = _step(x, True, f"try_wait_for_completion({x.name})")

@@ -38,7 +38,7 @@ def mark_freed(obj: Any, how: str) -> None:
     ex = runtime.current
     assert ex is not None
     assert ex.current is not None
-    embed(obj)
+    embed(obj, freeing=True)
     ex.visible(Op(object_key(obj._kc_num), True, f"{how}({obj._kc_label()})"))
     # Checked again *after* the step: a racing free granted in between is a double-free too.
     _check_not_freed(obj, how)
@@ -51,22 +51,27 @@ def make_freeable(obj: Any) -> None:
     embed(obj)
 
 
-def embed(obj: Any) -> None:
+def embed(obj: Any, freeing: bool = False) -> None:
     """Primitives held in ``obj``'s attributes and fields are embedded in it (see Primitive).
 
     Called when ``obj`` becomes freeable (kmalloc, a kernel mapping) and again
-    when it is freed, so a primitive assigned to it after the allocation is
-    covered too.  Ops cached before the binding are dropped: they must carry
-    the object's key from now on.
+    when it is freed, so a primitive built for it after the allocation is
+    covered too.  Only a primitive that lives in no object yet is taken (one
+    that does -- ``self.lock = other.lock`` -- is a pointer to another object's
+    lock), only one that can be embedded (a workqueue is always a pointer), and
+    at the free only one built after ``obj``.  Ops cached before the binding are
+    dropped: they must carry the object's key from now on.
     """
+    from kvmcheck._engine.ops import FIELD_SLOTS
     from kvmcheck.kernel._core import Primitive
 
     for k, v in obj.__dict__.items():
         if (
             isinstance(v, Primitive)
             and not k.startswith("_kc_")
-            and v._kc_home is not obj
-            and (v._kc_home is None or v._kc_home._kc_freed is None)
+            and v._kc_home is None
+            and v.embeddable
+            and (not freeing or v.key // FIELD_SLOTS > obj._kc_num)
         ):
             v._kc_home = obj
             if "_ops" in v.__dict__:

@@ -141,9 +141,23 @@ for _i, _name in enumerate(("next", "prev")):
     ListHead._kc_fields[_name] = _f
 
 
-def LIST_HEAD(name: str = "list") -> ListHead:
-    """``LIST_HEAD(name)``: a standalone, initialised list head."""
-    return ListHead(None, name)
+def LIST_HEAD(name: str | None = None) -> ListHead:
+    """``LIST_HEAD(name)``: an initialised list head (embedded when kept in a struct).
+
+    Built in a method of a Struct as ``self.items = LIST_HEAD()`` (``struct
+    list_head items;`` with ``INIT_LIST_HEAD(&obj->items)``), the head is part
+    of that object, as in C: it dies with it (KASAN), and for kmemleak what is
+    reachable only through it is reachable only through the object.  Anywhere
+    else it is a standalone head (a global ``LIST_HEAD(name)``).
+    """
+    from kvmcheck.kernel._core import creation
+
+    c, owner = creation()
+    member = name
+    target = c.target or ""
+    if owner is not None and hasattr(type(owner), "_kc_fields") and "." in target and "->" not in target:
+        return ListHead(owner, member or target.rsplit(".", 1)[1])  # self.<member> = LIST_HEAD()
+    return ListHead(None, member or c.target or "list")
 
 
 # -- the one access path of list_head fields -------------------------------------------------------

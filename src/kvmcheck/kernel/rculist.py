@@ -1,6 +1,14 @@
 """RCU-protected lists (include/linux/rculist.h): list_add_rcu, list_del_rcu,
 list_for_each_entry_rcu.
 
+One list model for list.h and rculist.h: every function here also takes the
+``struct list_head`` form of kernel/list.py (``list_add_rcu(&new->link,
+&obj->items)`` is ``list_add_rcu(new.link, obj.items)``), so a list of
+``ListHead`` s switched to RCU changes only the calls, never the data layout --
+exactly as in C.  The forms below taking ``(obj, "field")`` are a second,
+older representation (a Python list in a Struct field, no addresses, no
+poison); use one or the other for a given list.
+
 Lists: a Python-list-valued Struct field is an RCU-protected list.
 ``list_add_rcu``/``list_add_tail_rcu``/``list_del_rcu`` are one exclusive
 step each (a marked store for readers; for KCSAN also a plain write of the
@@ -23,6 +31,7 @@ from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.execution import Thread
 from kvmcheck._engine.ops import object_key
 from kvmcheck.kernel import kasan, kcsan
+from kvmcheck.kernel import list as lh
 from kvmcheck.kernel._core import warn
 from kvmcheck.kernel.rcu import _check, _label, rcu_read_lock_any_held
 from kvmcheck.kernel.struct import access, field_of
@@ -96,21 +105,42 @@ def _add(new: Any, obj: Any, name: str, tail: bool) -> None:
         vc_tick(t.vc, t.tid)
 
 
-def list_add_rcu(new: Any, obj: Any, name: str) -> None:
+def _heads(*args: Any) -> bool:
+    return all(isinstance(a, lh.ListHead) for a in args)
+
+
+def list_add_rcu(new: Any, obj: Any, name: str | None = None) -> None:
     """``list_add_rcu(&new->list, &obj->name)``: add at the head, publishing ``new``."""
-    _add(new, obj, name, tail=False)
+    if name is None and _heads(new, obj):
+        return lh.list_add_rcu(new, obj)
+    _add(new, obj, _name(name, "list_add_rcu"), tail=False)
+    return None
 
 
-def list_add_tail_rcu(new: Any, obj: Any, name: str) -> None:
+def list_add_tail_rcu(new: Any, obj: Any, name: str | None = None) -> None:
     """``list_add_tail_rcu(&new->list, &obj->name)``: add at the tail, publishing ``new``."""
-    _add(new, obj, name, tail=True)
+    if name is None and _heads(new, obj):
+        return lh.list_add_tail_rcu(new, obj)
+    _add(new, obj, _name(name, "list_add_tail_rcu"), tail=True)
+    return None
 
 
-def list_del_rcu(entry: Any, obj: Any, name: str) -> None:
+def _name(name: str | None, fn: str) -> str:
+    if name is None:
+        from kvmcheck._engine.finding import UsageError
+
+        raise UsageError(f"{fn}() takes two list_heads (ListHead), or an entry, an object and a field name")
+    return name
+
+
+def list_del_rcu(entry: Any, obj: Any = None, name: str | None = None) -> None:
     """``list_del_rcu(&entry->list)``: unlink it; readers standing on it still find its successor.
 
     Free it only after a grace period (synchronize_rcu, kfree_rcu, call_rcu).
     """
+    if obj is None and _heads(entry):
+        return lh.list_del_rcu(entry)
+    name = _name(name, "list_del_rcu")
     meta = _meta(obj, name)
     missing = False
 
@@ -126,13 +156,18 @@ def list_del_rcu(entry: Any, obj: Any, name: str) -> None:
     _list_update(obj, name, _label("list_del_rcu", obj, name), update)
     if missing:
         _corrupt(f"list_del corruption: {type(entry).__name__} is not on {type(obj).__name__}.{name}")
+    return None
 
 
-def list_for_each_entry_rcu(obj: Any, name: str, cond: bool = False) -> Iterator[Any]:
+def list_for_each_entry_rcu(obj: Any, name: Any = None, cond: bool = False) -> Iterator[Any]:
     """``list_for_each_entry_rcu(pos, &obj->name, member, cond)``: one ``->next`` load per step.
 
     Legal inside rcu_read_lock() (or any non-preemptible region), or when ``cond`` holds.
     """
+    if not isinstance(name, str) and _heads(obj):  # (head, cond)
+        yield from lh.list_for_each_entry_rcu(obj, bool(name) or cond)
+        return
+    name = _name(name, "list_for_each_entry_rcu")
     ex = runtime.current
     if ex is None or not obj._kc_num:
         yield from list(obj.__dict__[name] or [])
@@ -165,15 +200,19 @@ def list_for_each_entry_rcu(obj: Any, name: str, cond: bool = False) -> Iterator
         prev = nxt
 
 
-def list_first_or_null_rcu(obj: Any, name: str) -> Any:
+def list_first_or_null_rcu(obj: Any, name: Any = None) -> Any:
     """``list_first_or_null_rcu(&obj->name, type, member)``."""
-    for entry in list_for_each_entry_rcu(obj, name):
+    if not isinstance(name, str) and _heads(obj):
+        return lh.list_first_or_null_rcu(obj, bool(name))
+    for entry in list_for_each_entry_rcu(obj, _name(name, "list_first_or_null_rcu")):
         return entry
     return None
 
 
-def list_empty_rcu(obj: Any, name: str) -> bool:
+def list_empty_rcu(obj: Any, name: str | None = None) -> bool:
     """``list_empty_rcu``-style check (``list_empty()`` of an RCU list is a marked load of ->next)."""
     from kvmcheck.kernel.struct import READ_ONCE
 
-    return not READ_ONCE(obj, name)
+    if name is None and _heads(obj):
+        return lh.list_empty(obj)
+    return not READ_ONCE(obj, _name(name, "list_empty_rcu"))

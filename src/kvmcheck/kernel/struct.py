@@ -161,6 +161,11 @@ def access(
     t = ex.current
     assert t is not None
     if ex.k.kcsan_on and not racy:  # the plain-access checks: KCSAN and the locking contract
+        k = t.k
+        if k is not None and (k.kcsan_atomic or k.kcsan_next):
+            marked = True  # inside a seqcount section: KCSAN treats the access as atomic
+            if k.kcsan_next:
+                k.kcsan_next -= 1  # kcsan_atomic_next(n): only the next n accesses
         kcsan.on_access(ex, t, key, obj, f.name, write, marked)
         if not marked and obj._kc_contract:
             _check_contract(obj, f.name, write)

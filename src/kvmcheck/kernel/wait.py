@@ -22,6 +22,20 @@ kernel, so each one acquires what the last one released (happens-before for
 KCSAN: a wake_up() happens before the wakeup it causes).
 
 ``wait_event`` may sleep: a might_sleep point.
+
+Sleeping by hand, as kthreads and vhost workers do (kernel/sched/wait.c)::
+
+    prepare_to_wait(wq, TASK_UNINTERRUPTIBLE)   # DEFINE_WAIT + prepare_to_wait()
+    if not cond():
+        schedule()
+    finish_wait(wq)
+
+``prepare_to_wait()`` sets the task state (kernel/sched.py) and queues the task, so a
+``wake_up(wq)`` after it wakes the task (autoremove_wake_function: try_to_wake_up, then off the
+queue) even if it comes before ``schedule()``; ``finish_wait()`` sets TASK_RUNNING and dequeues.
+The state is set before the task is on the queue (two steps here, one under wq->lock in the
+kernel), so a wake_up() in between does not see the task -- and the task, which tests the
+condition after prepare_to_wait(), sees the condition the waker set first.
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ class WaitQueueHead(Primitive):
         super().__init__(name)
         self.queued: list[int] = []  # tasks on the queue
         self.woken: list[int] = []  # tasks taken off it by a wake-up, not yet running
+        self.entries: list[int] = []  # tasks queued by prepare_to_wait() (sleep in schedule())
         self.clock: Clock = []  # what the wait-queue lock's last holder released
 
     def _kc_state(self) -> Any:
@@ -75,7 +90,7 @@ def init_waitqueue_head(wq: WaitQueueHead) -> None:
     """init_waitqueue_head(wq): (re)initialise an empty wait queue."""
     _check(wq, "init_waitqueue_head")
     _locked(wq, True, f"init_waitqueue_head({wq.name})")
-    wq.queued, wq.woken = [], []
+    wq.queued, wq.woken, wq.entries = [], [], []
 
 
 def _check(wq: Any, fn: str) -> None:
@@ -112,11 +127,43 @@ def wait_event(wq: WaitQueueHead, cond: Callable[[], Any]) -> None:
 
 def _wake(wq: WaitQueueHead, fn: str) -> None:
     _check(wq, fn)
-    _locked(wq, True, f"{fn}({wq.name})")
+    t = _locked(wq, True, f"{fn}({wq.name})")
     for tid in wq.queued:
         if tid not in wq.woken:
             wq.woken.append(tid)
     wq.queued = []
+    entries, wq.entries = wq.entries, []  # autoremove_wake_function(): off the queue, then woken
+    if t is None or not entries:
+        return
+    from kvmcheck._engine import runtime
+    from kvmcheck.kernel.sched import TASK_NORMAL, wake_up_state
+
+    ex = runtime.current
+    assert ex is not None
+    for tid in entries:
+        wake_up_state(ex.threads[tid], TASK_NORMAL)
+
+
+def prepare_to_wait(wq: WaitQueueHead, state: int) -> None:
+    """``prepare_to_wait(wq, &wait, state)``: set the task state, then queue it on ``wq``."""
+    from kvmcheck.kernel.sched import set_current_state
+
+    _check(wq, "prepare_to_wait")
+    set_current_state(state)
+    t = _locked(wq, True, f"prepare_to_wait({wq.name})")
+    if t is not None and t.tid not in wq.entries:
+        wq.entries.append(t.tid)
+
+
+def finish_wait(wq: WaitQueueHead) -> None:
+    """``finish_wait(wq, &wait)``: TASK_RUNNING again, and off ``wq`` if a wake-up did not take it."""
+    from kvmcheck.kernel.sched import TASK_RUNNING, __set_current_state
+
+    _check(wq, "finish_wait")
+    __set_current_state(TASK_RUNNING)
+    t = _locked(wq, True, f"finish_wait({wq.name})")
+    if t is not None and t.tid in wq.entries:
+        wq.entries.remove(t.tid)
 
 
 def wake_up(wq: WaitQueueHead) -> None:
@@ -133,4 +180,4 @@ def waitqueue_active(wq: WaitQueueHead) -> bool:
     """True if some task is queued on ``wq`` (a lockless peek, as in the kernel)."""
     _check(wq, "waitqueue_active")
     wq.step(False, f"waitqueue_active({wq.name})")
-    return bool(wq.queued)
+    return bool(wq.queued or wq.entries)
