@@ -1,40 +1,53 @@
 """Every version of pfncache.c (and of the xen.c lock that guards it) the seed 000 thread touches.
 
 Each pfncache.c version is a small subclass of the v6.8 model (a variant is a
-patch); ``build_for(variant)`` pairs it with the xen.c it shipped or was posted with.
+patch); ``build_for(variant)`` pairs it with the xen.c it shipped or was posted
+with.  ``SOURCES`` (below the table) says where each was read and how
+(tree / posted / reconstructed / mutant); ``kvmcheck list`` shows it.
 
-pre-9f87791d686d   -- v6.1 .. v6.2-rc: kvm_gpc_deactivate() clears ``active``, unlinks the
-                      cache, then calls kvm_gpc_unmap(), which takes refresh_lock (read in
-                      the 9f87791d686d patch mail, "KVM: Drop KVM's API to allow temporarily
-                      unmapping gfn=>pfn cache").  Activation still reinitialises the fields
-                      (5762cb10235 came after 9f87791d686d in the same series).
+pre-9f87791d686d   -- 6.1.y's shape: kvm_gfn_to_pfn_cache_destroy() (kvm_gpc_deactivate() from
+                      the v6.2 merge window) clears ``active``, unlinks the cache, then calls
+                      kvm_gfn_to_pfn_cache_unmap() (kvm_gpc_unmap() in the v6.2 merge window),
+                      which takes refresh_lock.  Reconstructed from the '-' side of the posted
+                      9f87791d686d ("KVM: Drop KVM's API to allow temporarily unmapping
+                      gfn=>pfn cache") and a 6.1-era pfncache.c; activation still reinitialises
+                      the fields (5762cb10235 came after).  The build keeps v6.8's xen.c.
 v6.8               -- the base model (pfncache.py): 9f87791d686d (v6.2) .. v6.8; xen.c v6.8.
-v6.8-no-xen-lock   -- v6.8 pfncache.c with 7a36d680658b applied to xen.c alone: what the
-                      v6.9 xen.c change would have been without 6addfcf27139.
+v6.8-no-xen-lock   -- COUNTERFACTUAL (mutant): v6.8 pfncache.c with 7a36d680658b applied to
+                      xen.c alone.  Never a commit: 7a36d680658b went in after 6addfcf27139
+                      and relies on it; this build asks what it would have done without.
 seed-v1            -- "[PATCH] KVM: pfncache: rework __kvm_gpc_refresh() to fix locking
                       issues" (2024-01-12): hva_to_pfn_retry() no longer touches the gpc;
                       refresh drops gpc->lock around it and, after retaking it, discards the
                       new mapping only if ``uhva`` changed.  On v6.8.
-seed-v2            -- the same rework with the discard test the reworded commit message
-                      ("KVM: pfncache: clean up and simplify locking mess", 2024-01-23)
-                      describes: also discard when ``active`` changed.  That mail carries
-                      no code; the code is in the xenfv series ([PATCH v12 20/20] and
-                      [PATCH v13 21/21], dwmw2/xenfv), which this variant follows.  On v6.8.
-6addfcf27139       -- "KVM: pfncache: simplify locking and make more self-contained" alone:
-                      refresh_lock taken by kvm_gpc_refresh, activate and deactivate
-                      (guard(mutex)), asserted by __kvm_gpc_refresh; xen.c still v6.8.
-v6.9               -- 6addfcf27139 + 7a36d680658b, as merged for v6.9 (tag kvm-x86-xen-6.9).
+seed-v2            -- the rework as re-posted in Paul Durrant's series ([PATCH v12 20/20],
+                      [PATCH v13 21/21]): also discard when ``active`` changed, and
+                      WARN_ON_ONCE(gpc->valid) after retaking the lock.  The reworded commit
+                      message of 2024-01-23 in the seed thread carries no code.  On v6.8 +
+                      21dadfcd665e (v13 19/21, underneath it in the series).
+21dadfcd665e       -- (not a variant of its own) "KVM: pfncache: check the need for invalidation
+                      under read lock first" (v13 19/21), in 6addfcf27139, v6.9, seed-v2 and
+                      the seed-final builds.
+6addfcf27139       -- "KVM: pfncache: simplify locking and make more self-contained" as applied
+                      (guard(mutex) in kvm_gpc_refresh, activate and deactivate; asserted by
+                      __kvm_gpc_refresh), on 21dadfcd665e; xen.c still v6.8.
+v6.9               -- 21dadfcd665e + 6addfcf27139 + 7a36d680658b, as merged for v6.9
+                      (tag kvm-x86-xen-6.9).
 seed-final         -- the rework rebased on 6addfcf27139, as posted last: "[PATCH 6/6] KVM:
                       pfncache: clean up rwlock abuse" (2024-02-17) and "[PATCH v2 8/8]"
                       (2024-02-27, identical code; not applied): discard if ret, !active or
                       uhva changed, WARN_ON_ONCE(gpc->valid) after retaking the lock; with
                       the series' 7a36d680658b.
-seed-final-recheck -- seed-final with mmu_notifier_retry_cache() re-checked under gpc->lock,
-                      next to the active/uhva checks: the fix for the finding
-                      (docs/findings/pfncache-retry-check-outside-lock.md).
-sean-contract      -- Sean Christopherson's proposal in the thread (2024-01-17): the
-                      guarding mutex is passed to kvm_gpc_init and asserted held by
-                      refresh/activate/deactivate; refresh_lock is dropped.  On v6.8.
+seed-final-recheck -- OUR PROPOSED FIX (mutant), never posted: seed-final with
+                      mmu_notifier_retry_cache() re-checked under gpc->lock, next to the
+                      active/uhva checks (docs/findings/pfncache-retry-check-outside-lock.md).
+sean-contract      -- Sean Christopherson's proposal in the thread (2024-01-17), reconstructed
+                      from its prose: the guarding mutex is passed to kvm_gpc_init and asserted
+                      held by refresh/activate/deactivate; refresh_lock is dropped.  On v6.8.
+v6.9-wait-v3       -- (mutant) v6.9 with the retry loop's spinning replaced by the wait of the
+                      unmerged "[PATCH v3 3/5] KVM: pfncache: Wait for pending invalidations
+                      instead of spinning" (2024-08-21); see pfncache.py, "The retry loop, two
+                      ways".  Every other variant spins, as mainline still does.
 """
 
 from __future__ import annotations
@@ -354,7 +367,7 @@ class SeedFinal(SeedV2, Fix6addfcf27139):
 
 
 class SeedFinalRecheck(SeedFinal):
-    """seed-final, with the mmu notifier retry check repeated under gpc->lock (the fix)."""
+    """Our proposed fix (a mutant, never posted): seed-final with the retry check repeated under gpc->lock."""
 
     version = "seed-final-recheck"
 
