@@ -117,8 +117,6 @@ VERDICTS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("pfncache.xen_callers", "6addfcf27139", "ok", _REFRESH_LOCK),
     ("pfncache.xen_callers", "v6.9", "ok", _V69_SELF),
-    ("pfncache.xen_callers", "seed-final", "ok", _V69_SELF + "; " + _ACTIVE),
-    ("pfncache.xen_callers", "seed-final-recheck", "ok", _V69_SELF + "; " + _ACTIVE),
     ("pfncache.xen_callers", "v6.8-no-xen-lock", "bug", _NO_XEN_LOCK),
     *(("pfncache.shinfo_evtchn", v, "ok", _XEN_LOCK) for v in _V68_XEN),
     ("pfncache.shinfo_evtchn", "v6.8-no-xen-lock", "bug", _NO_XEN_LOCK),
