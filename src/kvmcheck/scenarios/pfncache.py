@@ -246,7 +246,7 @@ def seed_race(variant: str) -> int:
     vCPU thread under vcpu->mutex; this checks the cache's own API contract
     (refresh may run concurrently with (de)activation), the claim the thread argued
     about.  Memory: struct pages (kmap = direct map, kunmap a no-op).
-    v6.8, v6.8-no-xen-lock: the refresh reuses the mapping deactivate dropped and
+    v6.8, v6.8-no-xen-lock (counterfactual): the refresh reuses the mapping deactivate dropped and
       installs valid=true into the inactive cache; the reactivation then hits
       KVM_BUG_ON(gpc->valid) -- the VM is bugged.  (No fault: the direct-map
       address stays good; seed_race_iomem shows Woodhouse's oops.)
@@ -254,7 +254,7 @@ def seed_race(variant: str) -> int:
       re-checked), so the reactivation hits KVM_BUG_ON(gpc->valid).
     pre-9f87791d686d: deactivate's kvm_gpc_unmap waits for the refresh on refresh_lock.
     seed-v2, seed-final: discarding the new mapping when ->active changed closes it.
-    6addfcf27139, v6.9, seed-final-recheck: activate/deactivate take refresh_lock.
+    6addfcf27139, v6.9, seed-final-recheck (our fix): activate/deactivate take refresh_lock.
     sean-contract: lockdep_assert_held(vcpu->mutex) fires in the refresher.
     """
     return _seed_race(variant, "page")
@@ -384,10 +384,12 @@ def shinfo_evtchn(variant: str) -> int:
     Reachable: yes, at every version.
     v6.8 (and every variant on the v6.8 xen.c): xen_lock serialises the slow-path
       refresh with the ioctl: ok.
-    v6.8-no-xen-lock: 7a36d680658b without 6addfcf27139 -- the slow-path refresh
-      races with deactivate/reactivate: the seed race, reachable (bug).
+    v6.8-no-xen-lock (a counterfactual mutant, never a commit): 7a36d680658b
+      without 6addfcf27139 -- the slow-path refresh
+      races with deactivate/reactivate: the seed race, reachable in that build
+      (which never shipped): bug.
     v6.9: refresh_lock now covers (de)activation, so dropping xen_lock is safe: ok.
-    seed-final, seed-final-recheck: ok (refresh_lock, and the active re-check).
+    seed-final, seed-final-recheck (our fix): ok (refresh_lock, and the active re-check).
     """
     kvm, v = setup_vm(variant, invalidate=SHINFO_HVA, backing="iomem")
     t1 = spawn(kvm_xen_set_evtchn, kvm, v, name="irqfd-work")
@@ -527,7 +529,8 @@ def mmu_notifier(variant: str) -> int:
       !valid, the stale pfn is then installed, its GUP reference dropped (so the
       migration's refcount check passes), and the old page is freed under a valid
       cache: use-after-free.  Not discussed in the thread.
-    seed-final-recheck: re-checking under gpc->lock discards the stale pfn: ok.
+    seed-final-recheck (our proposed fix, a mutant -- not a posted patch):
+      re-checking under gpc->lock discards the stale pfn: ok.
     """
     kvm, v = setup_vm(variant, shared_info=False)
     t1 = spawn(vcpu_run, v, name="vcpu")

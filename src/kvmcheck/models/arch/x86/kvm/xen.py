@@ -386,7 +386,11 @@ def __run_hrtimer(v: KvmVcpu) -> None:
 
 
 class Xen_7a36d680658b(Xen):  # noqa: N801 -- named after the commit
-    """7a36d680658b (v6.9): kvm_xen_set_evtchn() no longer takes xen_lock."""
+    """7a36d680658b (v6.9): kvm_xen_set_evtchn() no longer takes xen_lock.
+
+    Upstream it only ever ran on top of 6addfcf27139; the v6.8-no-xen-lock build
+    pairing it with v6.8's pfncache.c is a counterfactual mutant.
+    """
 
     version = "7a36d680658b"
 
