@@ -32,8 +32,11 @@ The retry loop, two ways (``Pfncache.retry_wait``):
       runs those iterations as written, with one reduction: a failed iteration
       is repeated only once the count it saw has changed (spin_until_cond), since
       the C loop's repeats in between redo the same work with the same outcome.
-      Spinning therefore shows up as extra iterations, each with its transient
-      GUP reference, whenever invalidations overlap (scenario
+      What the reduction drops: a repeat's transient GUP reference can make a
+      concurrent migration's expected-refcount check fail (-EAGAIN), which only
+      sends the migration round again.  Spinning therefore shows up as extra
+      iterations, each with its transient GUP reference, whenever invalidations
+      overlap (scenario
       pfncache.retry_unrelated_invalidation).  A literal unreduced loop (each
       iteration bought by one step of another thread) was tried: the search
       of pfncache.mmu_notifier on v6.8 was still bounded after 140,756
