@@ -7,8 +7,8 @@ against the tool, and this script brings the page back in line:
     .venv/bin/python docs/findings/regenerate.py docs/findings/pfncache-retry-check-outside-lock.md
 
 A quoted output line is matched to the new output by its text up to its first
-figure; a replay command gets the schedule of the check just before it; an
-"N executions each" sentence gets the count the first check of its block printed.
+figure; a replay command gets the schedule of the check just before it; the
+"`seed-v1`: N executions, `seed-v2`: M executions" sentence gets each variant's count.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -28,7 +29,9 @@ FIGURE = re.compile(r"[\d(]")
 def run(cmd: str) -> list[str]:
     args = shlex.split(cmd)
     assert args[0] == "kvmcheck", cmd
-    return CliRunner().invoke(cli_main, args[1:]).output.splitlines()
+    # a fresh failure database: the page quotes what the search prints, not a saved replay
+    env = {"KVMCHECK_DB": tempfile.mkdtemp(prefix="kvmcheck-db-")}
+    return CliRunner(env=env).invoke(cli_main, args[1:]).output.splitlines()
 
 
 def stem(line: str) -> str:
@@ -63,12 +66,18 @@ def refresh(text: str) -> str:
             continue
         out.append(line)
     text = "\n".join(out) + "\n"
-    return re.sub(r"(\d+) executions each", lambda m: f"{seed_v1_executions()} executions each", text)
+    for variant in ("seed-v1", "seed-v2"):
+        text = re.sub(
+            rf"(`(?:--variant )?{variant}`: )\d+ executions",
+            lambda m, v=variant: f"{m.group(1)}{mmu_notifier_executions(v)} executions",
+            text,
+        )
+    return text
 
 
-def seed_v1_executions() -> int:
-    """The count behind "(`--variant seed-v1`, `seed-v2`: N executions each)"."""
-    first = run("kvmcheck check pfncache.mmu_notifier --variant seed-v1")[0]
+def mmu_notifier_executions(variant: str) -> int:
+    """The count behind "(`--variant seed-v1`: N executions, `seed-v2`: M executions)"."""
+    first = run(f"kvmcheck check pfncache.mmu_notifier --variant {variant}")[0]
     m = re.search(r"\((\d+) executions", first)
     assert m, first
     return int(m.group(1))

@@ -16,10 +16,19 @@ memory hotplug all end in migrate_pages()):
 4. otherwise the contents are copied, remove_migration_ptes() points the PTE
    at the new page, and dropping the isolation reference frees the old page.
 
-migrate_pages() retries a page that failed with -EAGAIN up to
-NR_MAX_MIGRATE_PAGES_RETRY (10) times; one attempt is modelled (a caller may
-call again).  A GUP meeting the migration entry waits for the move to end
+A GUP meeting the migration entry waits for the move to end
 (migration_entry_wait(), in models/mm/mm.py's get_user_pages).
+
+Simplified -- what v6.8 does and this model does not:
+- one attempt: migrate_pages() retries a page that failed with -EAGAIN up to
+  NR_MAX_MIGRATE_PAGES_RETRY (10) times; here a caller may call again;
+- no folio lock: migrate_folio_unmap() takes folio_trylock()/folio_lock() on
+  the source (and the new folio is locked) around unmap and move; no modelled
+  thread locks the folio, so nothing can observe its absence here;
+- no pinned check beyond the expected refcount: folio_migrate_mapping()'s
+  refcount test is modelled (so a GUP reference makes it fail with -EAGAIN),
+  but not the earlier checks for long-term pinned (FOLL_PIN) folios, the
+  mapcount, page-cache or swap-cache references, or writeback.
 
 Locking contract: the PTE lock (mm->page_table_lock here) protects the PTE
 (written with set_pte_at(), a WRITE_ONCE, as a waiter may look at it locklessly);

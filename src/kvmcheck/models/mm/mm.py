@@ -1,6 +1,7 @@
 """A host process address space: page tables, GUP and mmu notifiers (mm/gup.c,
 mm/mmu_notifier.c), as in Linux v6.8, reduced to what KVM observes.
-VMAs, VM_PFNMAP and the follow_pte family are in memory.py; migration in migrate.py.
+VMAs, VM_PFNMAP and the follow_pte family are in memory.py; migration in migrate.py;
+zap_page_range_single() (MADV_DONTNEED of one page) here.
 
 Modelled: one page-table entry per user virtual address the scenario uses
 (``hva -> pfn``), protected by ``page_table_lock`` (the PTE lock);
@@ -22,8 +23,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kvmcheck.kernel import RwSem, SpinLock, Struct, cond_resched, spin_lock, spin_unlock, spin_until_cond
-from kvmcheck.models.mm.page import Page, get_page, try_grab_page_pin
+from kvmcheck.kernel import (
+    WRITE_ONCE,
+    RwSem,
+    SpinLock,
+    Struct,
+    cond_resched,
+    spin_lock,
+    spin_unlock,
+    spin_until_cond,
+)
+from kvmcheck.models.mm.page import Page, get_page, put_page, try_grab_page_pin
 
 
 class Pte(Struct):
@@ -125,3 +135,20 @@ def mmu_notifier_invalidate_range_end(mm: MmStruct, start: int, end: int) -> Non
     """mmu_notifier_invalidate_range_end() (include/linux/mmu_notifier.h, v6.8): call every subscriber."""
     for _, on_end in mm.notifiers:
         on_end(mm, start, end)
+
+
+def zap_page_range_single(mm: MmStruct, hva: int) -> None:
+    """zap_page_range_single() of one present page (MADV_DONTNEED, munmap): the PTE goes, then the page.
+
+    Brackets the PTE change with mmu_notifier_invalidate_range_start/_end (mm/memory.c);
+    clears the PTE under the PTE lock and drops the mapping's reference (the
+    TLB flush and rmap bookkeeping are not modelled).
+    """
+    mmu_notifier_invalidate_range_start(mm, hva, hva + 1)
+    spin_lock(mm.page_table_lock)
+    pte = mm.ptes[hva]
+    page = mm.pages[pte.pfn]
+    WRITE_ONCE(pte, "pfn", 0)  # pte_clear()
+    spin_unlock(mm.page_table_lock)
+    put_page(page)  # page_remove_rmap() + the mmu_gather's free
+    mmu_notifier_invalidate_range_end(mm, hva, hva + 1)

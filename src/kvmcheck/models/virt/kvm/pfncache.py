@@ -22,12 +22,34 @@ memremap() and torn down with memunmap(): a stale khva of it faults
 Simplifications: one page per cache, so page offsets vanish (``khva`` is the
 mapping itself); every cache is KVM_HOST_USES_PFN (all Xen caches are),
 so the GUEST_USES_PFN vCPU kick is not modelled; kmap/memremap can not fail.
-Annotation: the retry path of hva_to_pfn_retry() waits with spin_until_cond()
-for mn_active_invalidate_count to drop to 0 (not in the C code, which simply
-loops): it only retries while an invalidation is in flight, and the failed
-iterations it abstracts away pin and release the page and map and unmap it,
-leaving nothing behind.  Without it the search would unroll the spin once per
-step of the invalidating thread.
+
+The retry loop, two ways (``Pfncache.retry_wait``):
+  spin (default; mainline at every version modelled, v6.8 .. v6.13+): after
+      mmu_notifier_retry_cache() says "retry", the loop unmaps and releases what
+      it got, calls cond_resched() and goes round again -- GUP (a page reference),
+      map, retake the lock, check -- for as long as *any* invalidation is in
+      flight (mn_active_invalidate_count != 0, whatever its range).  The model
+      runs those iterations as written, with one reduction: a failed iteration
+      is repeated only once the count it saw has changed (spin_until_cond), since
+      the C loop's repeats in between redo the same work with the same outcome.
+      What the reduction drops: a repeat's transient GUP reference can make a
+      concurrent migration's expected-refcount check fail (-EAGAIN), which only
+      sends the migration round again.  Spinning therefore shows up as extra
+      iterations, each with its transient GUP reference, whenever invalidations
+      overlap (scenario
+      pfncache.retry_unrelated_invalidation).  A literal unreduced loop (each
+      iteration bought by one step of another thread) was tried: the search
+      of pfncache.mmu_notifier on v6.8 was still bounded after 140,756
+      executions (600 s, ~18% covered).
+  wait ("[PATCH v3 3/5] KVM: pfncache: Wait for pending invalidations instead of
+      spinning", D. Woodhouse, 2024-08-21, <20240821202814.711673-3-dwmw2@infradead.org>,
+      NOT merged): before each GUP, gpc_wait_for_invalidations() sleeps on
+      kvm->gpc_invalidate_wq while an invalidation is pending.  The posted wait
+      tests 2/5's per-range condition (the in-flight invalidations' union covers
+      gpc->uhva); the model has no range tracking (2/5 is not modelled) and waits
+      for mn_active_invalidate_count == 0, the moment the patch's wake_up() fires.
+  Until 2026-12 this model always waited (an annotation on the mainline loop);
+  that hid the spinning, so it is now an option that names the patch it comes from.
 
 Locking contract (as it really is in v6.3 .. v6.8):
   gpc->lock (rwlock_t), write side -> every write of valid, pfn, khva, gpa,
@@ -162,6 +184,8 @@ class Pfncache(Subsystem):
 
     subsystem = "pfncache"
     version = "v6.8"
+    # False: mainline's spinning retry loop; True: the wait of the unmerged [PATCH v3 3/5].
+    retry_wait = False
 
     # -- kvm_gpc_init -----------------------------------------------------------
     def kvm_gpc_init(self, gpc: GfnToPfnCache, kvm: Kvm, guard_lock: Mutex | None = None) -> None:
@@ -204,9 +228,47 @@ class Pfncache(Subsystem):
     # -- mmu_notifier_retry_cache -------------------------------------------------
     def mmu_notifier_retry_cache(self, kvm: Kvm, mmu_seq: int) -> bool:
         """mmu_notifier_retry_cache(): an invalidation is running, or ran since mmu_seq."""
-        if kvm.mn_active_invalidate_count:  # plain read, no mn_invalidate_lock
-            return True
-        return bool(kvm.mmu_invalidate_seq != mmu_seq)  # after smp_rmb()
+        return self._retry_cache(kvm, mmu_seq) is not None
+
+    @c_name("mmu_notifier_retry_cache")
+    def _retry_cache(self, kvm: Kvm, mmu_seq: int) -> int | None:
+        """mmu_notifier_retry_cache(), also saying what it saw (for the model's spin reduction).
+
+        None: no retry; else the mn_active_invalidate_count it read (0: the sequence moved).
+        """
+        count = int(kvm.mn_active_invalidate_count)  # plain read, no mn_invalidate_lock
+        if count:
+            return count
+        if kvm.mmu_invalidate_seq != mmu_seq:  # after smp_rmb()
+            return 0
+        return None
+
+    # -- the retry loop's back-off: spin (mainline) or wait ([PATCH v3 3/5], unmerged) ----
+    def retry_backoff(self, kvm: Kvm, seen: int) -> None:
+        """Mainline: nothing but the loop's cond_resched() -- it spins.
+
+        Model reduction (not in the C code): a failed iteration that saw
+        mn_active_invalidate_count == ``seen`` != 0 is repeated by the C loop, with
+        the same outcome, until that count changes; the model goes round once per
+        change (spin_until_cond on the count), so every distinct iteration -- its
+        GUP reference, its mapping -- is explored, but not the stutter between.
+        """
+        if not self.retry_wait and seen:
+            spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n != seen)
+
+    def wait_for_invalidations(self, kvm: Kvm, mmu_seq: int) -> int:
+        """gpc_wait_for_invalidations() of [PATCH v3 3/5] (unmerged), before each GUP.
+
+        Sleeps on kvm->gpc_invalidate_wq until no invalidation is pending (the
+        posted test is per range, from 2/5; here: mn_active_invalidate_count == 0);
+        after a wait the patch goes round the loop again, i.e. samples
+        mmu_invalidate_seq afresh: returns the sequence count to check against.
+        Mainline has no such wait: returns ``mmu_seq`` unless ``retry_wait``.
+        """
+        if not self.retry_wait or not kvm.mn_active_invalidate_count:
+            return mmu_seq
+        spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n == 0)
+        return int(kvm.mmu_invalidate_seq)  # then smp_rmb()
 
     # -- hva_to_pfn_retry -----------------------------------------------------------
     def hva_to_pfn_retry(self, gpc: GfnToPfnCache) -> int:
@@ -218,6 +280,7 @@ class Pfncache(Subsystem):
         old_khva = gpc.khva
         new_pfn = KVM_PFN_ERR_FAULT
         new_khva: KernelMapping | None = None
+        seen = 0  # what the last failed retry check saw
         lockdep_assert_held(gpc.refresh_lock)
         lockdep_assert_held_write(gpc.lock)
         gpc.valid = False  # so a concurrent check() fails while the lock is dropped
@@ -229,8 +292,8 @@ class Pfncache(Subsystem):
                     self.gpc_unmap_khva(kvm, new_pfn, new_khva)
                 kvm_release_pfn_clean(kvm, new_pfn)
                 cond_resched()
-                # model annotation: a retry spins until the invalidation in flight ends
-                spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n == 0)
+                self.retry_backoff(kvm, seen)
+            mmu_seq = self.wait_for_invalidations(kvm, mmu_seq)
             new_pfn = hva_to_pfn(kvm, gpc.uhva)  # unlocked read of gpc->uhva
             if is_error_noslot_pfn(new_pfn):
                 write_lock_irq(gpc.lock)
@@ -241,8 +304,10 @@ class Pfncache(Subsystem):
                 new_khva = self.gpc_map(kvm, new_pfn)
             write_lock_irq(gpc.lock)
             WARN_ON_ONCE(gpc.valid, "hva_to_pfn_retry: cache became valid while gpc->lock was dropped")
-            if not self.mmu_notifier_retry_cache(kvm, mmu_seq):
+            retry = self._retry_cache(kvm, mmu_seq)  # mmu_notifier_retry_cache()
+            if retry is None:
                 break
+            seen = retry
         gpc.valid = True
         gpc.pfn = new_pfn
         gpc.khva = new_khva

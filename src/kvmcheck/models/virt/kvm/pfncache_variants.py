@@ -1,46 +1,60 @@
 """Every version of pfncache.c (and of the xen.c lock that guards it) the seed 000 thread touches.
 
 Each pfncache.c version is a small subclass of the v6.8 model (a variant is a
-patch); ``build_for(variant)`` pairs it with the xen.c it shipped or was posted with.
+patch); ``build_for(variant)`` pairs it with the xen.c it shipped or was posted
+with.  ``SOURCES`` (below the table) says where each was read and how
+(tree / posted / reconstructed / mutant); ``kvmcheck list`` shows it.
 
-pre-9f87791d686d   -- v6.1 .. v6.2-rc: kvm_gpc_deactivate() clears ``active``, unlinks the
-                      cache, then calls kvm_gpc_unmap(), which takes refresh_lock (read in
-                      the 9f87791d686d patch mail, "KVM: Drop KVM's API to allow temporarily
-                      unmapping gfn=>pfn cache").  Activation still reinitialises the fields
-                      (5762cb10235 came after 9f87791d686d in the same series).
+pre-9f87791d686d   -- 6.1.y's shape: kvm_gfn_to_pfn_cache_destroy() (kvm_gpc_deactivate() from
+                      the v6.2 merge window) clears ``active``, unlinks the cache, then calls
+                      kvm_gfn_to_pfn_cache_unmap() (kvm_gpc_unmap() in the v6.2 merge window),
+                      which takes refresh_lock.  Reconstructed from the '-' side of the posted
+                      9f87791d686d ("KVM: Drop KVM's API to allow temporarily unmapping
+                      gfn=>pfn cache") and a 6.1-era pfncache.c; activation still reinitialises
+                      the fields (5762cb10235 came after).  The build keeps v6.8's xen.c.
 v6.8               -- the base model (pfncache.py): 9f87791d686d (v6.2) .. v6.8; xen.c v6.8.
-v6.8-no-xen-lock   -- v6.8 pfncache.c with 7a36d680658b applied to xen.c alone: what the
-                      v6.9 xen.c change would have been without 6addfcf27139.
+v6.8-no-xen-lock   -- COUNTERFACTUAL (mutant): v6.8 pfncache.c with 7a36d680658b applied to
+                      xen.c alone.  Never a commit: 7a36d680658b went in after 6addfcf27139
+                      and relies on it; this build asks what it would have done without.
 seed-v1            -- "[PATCH] KVM: pfncache: rework __kvm_gpc_refresh() to fix locking
                       issues" (2024-01-12): hva_to_pfn_retry() no longer touches the gpc;
                       refresh drops gpc->lock around it and, after retaking it, discards the
                       new mapping only if ``uhva`` changed.  On v6.8.
-seed-v2            -- the same rework with the discard test the reworded commit message
-                      ("KVM: pfncache: clean up and simplify locking mess", 2024-01-23)
-                      describes: also discard when ``active`` changed.  That mail carries
-                      no code; the code is in the xenfv series ([PATCH v12 20/20] and
-                      [PATCH v13 21/21], dwmw2/xenfv), which this variant follows.  On v6.8.
-6addfcf27139       -- "KVM: pfncache: simplify locking and make more self-contained" alone:
-                      refresh_lock taken by kvm_gpc_refresh, activate and deactivate
-                      (guard(mutex)), asserted by __kvm_gpc_refresh; xen.c still v6.8.
-v6.9               -- 6addfcf27139 + 7a36d680658b, as merged for v6.9 (tag kvm-x86-xen-6.9).
+seed-v2            -- the rework as re-posted in Paul Durrant's series ([PATCH v12 20/20],
+                      [PATCH v13 21/21]): also discard when ``active`` changed, and
+                      WARN_ON_ONCE(gpc->valid) after retaking the lock.  The reworded commit
+                      message of 2024-01-23 in the seed thread carries no code.  On v6.8 +
+                      21dadfcd665e (v13 19/21, underneath it in the series).
+21dadfcd665e       -- (not a variant of its own) "KVM: pfncache: check the need for invalidation
+                      under read lock first" (v13 19/21), in 6addfcf27139, v6.9, seed-v2 and
+                      the seed-final builds.
+6addfcf27139       -- "KVM: pfncache: simplify locking and make more self-contained" as applied
+                      (guard(mutex) in kvm_gpc_refresh, activate and deactivate; asserted by
+                      __kvm_gpc_refresh), on 21dadfcd665e; xen.c still v6.8.
+v6.9               -- 21dadfcd665e + 6addfcf27139 + 7a36d680658b, as merged for v6.9
+                      (tag kvm-x86-xen-6.9).
 seed-final         -- the rework rebased on 6addfcf27139, as posted last: "[PATCH 6/6] KVM:
                       pfncache: clean up rwlock abuse" (2024-02-17) and "[PATCH v2 8/8]"
                       (2024-02-27, identical code; not applied): discard if ret, !active or
                       uhva changed, WARN_ON_ONCE(gpc->valid) after retaking the lock; with
                       the series' 7a36d680658b.
-seed-final-recheck -- seed-final with mmu_notifier_retry_cache() re-checked under gpc->lock,
-                      next to the active/uhva checks: the fix for the finding
-                      (docs/findings/pfncache-retry-check-outside-lock.md).
-sean-contract      -- Sean Christopherson's proposal in the thread (2024-01-17): the
-                      guarding mutex is passed to kvm_gpc_init and asserted held by
-                      refresh/activate/deactivate; refresh_lock is dropped.  On v6.8.
+seed-final-recheck -- OUR PROPOSED FIX (mutant), never posted: seed-final with
+                      mmu_notifier_retry_cache() re-checked under gpc->lock, next to the
+                      active/uhva checks (docs/findings/pfncache-retry-check-outside-lock.md).
+sean-contract      -- Sean Christopherson's proposal in the thread (2024-01-17), reconstructed
+                      from its prose: the guarding mutex is passed to kvm_gpc_init and asserted
+                      held by refresh/activate/deactivate; refresh_lock is dropped.  On v6.8.
+v6.9-wait-v3       -- (mutant) v6.9 with the retry loop's spinning replaced by the wait of the
+                      unmerged "[PATCH v3 3/5] KVM: pfncache: Wait for pending invalidations
+                      instead of spinning" (2024-08-21); see pfncache.py, "The retry loop, two
+                      ways".  Every other variant spins, as mainline still does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kvmcheck import Source
 from kvmcheck.kernel import (
     WARN_ON_ONCE,
     KernelMapping,
@@ -50,9 +64,10 @@ from kvmcheck.kernel import (
     lockdep_assert_held,
     mutex_lock,
     mutex_unlock,
+    read_lock_irq,
+    read_unlock_irq,
     spin_lock,
     spin_unlock,
-    spin_until_cond,
     struct_init,
     write_lock_irq,
     write_unlock_irq,
@@ -74,7 +89,18 @@ EFAULT, EINVAL = -14, -22
 
 
 class Pre9f87791d686d(Pfncache):
-    """Before 9f87791d686d: deactivate unmaps through kvm_gpc_unmap(), under refresh_lock."""
+    """6.1.y: deactivation unmaps through kvm_gfn_to_pfn_cache_unmap(), under refresh_lock.
+
+    The C names are 6.1.y's: kvm_gfn_to_pfn_cache_destroy() (this build's
+    kvm_gpc_deactivate) calls kvm_gfn_to_pfn_cache_unmap().  The v6.2 merge
+    window shortened them to kvm_gpc_deactivate()/kvm_gpc_unmap() (Luczaj) just
+    before 9f87791d686d folded the unmap into deactivate and dropped the
+    refresh_lock ("Omit acquiring refresh_lock as concurrent calls to
+    kvm_gpc_deactivate() are not allowed", <20221013211234.1318131-12-seanjc@google.com>).
+    Activation (6.1.y: kvm_gfn_to_pfn_cache_init) still reinitialises the fields
+    (5762cb10235 came after 9f87791d686d).  Not modelled: 6.1.y's activation
+    also re-runs rwlock_init/mutex_init (moved to kvm_gpc_init by 52491a38b2c2).
+    """
 
     version = "pre-9f87791d686d"
 
@@ -96,8 +122,8 @@ class Pre9f87791d686d(Pfncache):
             write_unlock_irq(gpc.lock)
         return self._kvm_gpc_refresh(gpc, gpa, length)
 
-    def kvm_gpc_unmap(self, gpc: GfnToPfnCache) -> None:
-        """kvm_gpc_unmap() (removed by 9f87791d686d): invalidate and unmap under refresh_lock."""
+    def kvm_gfn_to_pfn_cache_unmap(self, gpc: GfnToPfnCache) -> None:
+        """kvm_gfn_to_pfn_cache_unmap() (6.1.y; kvm_gpc_unmap() until 9f87791d686d): under refresh_lock."""
         kvm = gpc.kvm
         assert kvm is not None
         assert gpc.lock is not None
@@ -113,8 +139,9 @@ class Pre9f87791d686d(Pfncache):
         mutex_unlock(gpc.refresh_lock)
         self.gpc_unmap_khva(kvm, old_pfn, old_khva)
 
+    @c_name("kvm_gfn_to_pfn_cache_destroy")
     def kvm_gpc_deactivate(self, gpc: GfnToPfnCache) -> None:
-        """kvm_gpc_deactivate() before 9f87791d686d: clear active, unlink, then kvm_gpc_unmap()."""
+        """kvm_gfn_to_pfn_cache_destroy() (6.1.y): clear active, unlink, then kvm_gfn_to_pfn_cache_unmap()."""
         kvm = gpc.kvm
         assert kvm is not None
         assert gpc.lock is not None
@@ -125,7 +152,35 @@ class Pre9f87791d686d(Pfncache):
             spin_lock(kvm.gpc_lock)
             kvm.gpc_list = tuple(g for g in kvm.gpc_list if g is not gpc)
             spin_unlock(kvm.gpc_lock)
-            self.kvm_gpc_unmap(gpc)
+            self.kvm_gfn_to_pfn_cache_unmap(gpc)
+
+
+class Check21dadfcd665e(Pfncache):
+    """21dadfcd665e (v6.9): the invalidation pre-checks each cache under gpc->lock held for read.
+
+    "[PATCH v13 19/21] KVM: pfncache: check the need for invalidation under read
+    lock first" (Paul Durrant, 2024-02-15, <20240215152916.1158-20-paul@xen.org>),
+    applied as 21dadfcd665e to kvm-x86 xen (b4-ty 2024-02-20), ahead of 6addfcf27139.
+    """
+
+    version = "21dadfcd665e"
+
+    def gfn_to_pfn_cache_invalidate_start(self, kvm: Kvm, start: int, end: int) -> None:
+        """gfn_to_pfn_cache_invalidate_start() after 21dadfcd665e: read-locked check, write-locked recheck."""
+        spin_lock(kvm.gpc_lock)
+        for gpc in kvm.gpc_list:
+            assert gpc.lock is not None
+            read_lock_irq(gpc.lock)
+            if gpc.valid and not is_error_noslot_pfn(gpc.pfn) and start <= gpc.uhva < end:
+                read_unlock_irq(gpc.lock)
+                # "There is a small window here where the cache could be modified": check again
+                write_lock_irq(gpc.lock)
+                if gpc.valid and not is_error_noslot_pfn(gpc.pfn) and start <= gpc.uhva < end:
+                    gpc.valid = False
+                write_unlock_irq(gpc.lock)
+                continue
+            read_unlock_irq(gpc.lock)
+        spin_unlock(kvm.gpc_lock)
 
 
 class SeedV1(Pfncache):
@@ -141,17 +196,18 @@ class SeedV1(Pfncache):
         """
         while True:
             mmu_seq = kvm.mmu_invalidate_seq  # then smp_rmb()
+            mmu_seq = self.wait_for_invalidations(kvm, mmu_seq)  # no-op unless retry_wait (not in this patch)
             new_pfn = hva_to_pfn(kvm, uhva)
             if is_error_noslot_pfn(new_pfn):
                 return EFAULT, KVM_PFN_ERR_FAULT, None, mmu_seq
             new_khva = self.gpc_map(kvm, new_pfn)  # always a new mapping: no reuse
             # NB: checked with gpc->lock NOT held; the caller installs after retaking it.
-            if not self.mmu_notifier_retry_cache(kvm, mmu_seq):
+            seen = self._retry_cache(kvm, mmu_seq)  # mmu_notifier_retry_cache()
+            if seen is None:
                 return 0, new_pfn, new_khva, mmu_seq
             self.gpc_unmap_khva(kvm, new_pfn, new_khva)
             kvm_release_pfn_clean(kvm, new_pfn)
-            # model annotation, as in Pfncache.hva_to_pfn_retry
-            spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n == 0)
+            self.retry_backoff(kvm, seen)  # as posted the loop spins (no cond_resched); model reduction
 
     def discard_new(self, gpc: GfnToPfnCache, ret: int, new_uhva: int, mmu_seq: int) -> bool:
         """v1: lost the race only if the uhva changed while gpc->lock was dropped."""
@@ -221,18 +277,28 @@ class SeedV1(Pfncache):
         return ret, old_pfn, old_khva
 
 
-class SeedV2(SeedV1):
-    """The v2 wording / xenfv v12 20/20, v13 21/21: discard if ``uhva`` *or* ``active`` changed."""
+class SeedV2(SeedV1, Check21dadfcd665e):
+    """[PATCH v12 20/20] / [PATCH v13 21/21] (Durrant's series): discard if ``uhva`` *or* ``active``
+    changed, and WARN_ON_ONCE(gpc->valid) after retaking the lock.  The series has
+    21dadfcd665e (v13 19/21) underneath, so this build has it too."""
 
     version = "seed-v2"
+
+    def relocked(self, gpc: GfnToPfnCache) -> None:
+        """v12 20/20, v13 21/21, 6/6, v2 8/8: WARN_ON_ONCE(gpc->valid) right after retaking gpc->lock."""
+        WARN_ON_ONCE(gpc.valid, "__kvm_gpc_refresh: cache became valid while gpc->lock was dropped")
 
     def discard_new(self, gpc: GfnToPfnCache, ret: int, new_uhva: int, mmu_seq: int) -> bool:
         """Lost the race if uhva changed or the cache is no longer active."""
         return ret != 0 or not gpc.active or gpc.uhva != new_uhva
 
 
-class Fix6addfcf27139(Pfncache):
-    """6addfcf27139: refresh_lock is held across refresh, activate and deactivate, whole."""
+class Fix6addfcf27139(Check21dadfcd665e):
+    """6addfcf27139: refresh_lock is held across refresh, activate and deactivate, whole.
+
+    On kvm-x86 xen it sits on top of 21dadfcd665e (same branch, applied earlier),
+    so this build has the read-lock pre-check too.
+    """
 
     version = "6addfcf27139"
 
@@ -282,10 +348,6 @@ class SeedFinal(SeedV2, Fix6addfcf27139):
 
     version = "seed-final"
 
-    def relocked(self, gpc: GfnToPfnCache) -> None:
-        """6/6 and v2 8/8 add WARN_ON_ONCE(gpc->valid) right after retaking gpc->lock."""
-        WARN_ON_ONCE(gpc.valid, "__kvm_gpc_refresh: cache became valid while gpc->lock was dropped")
-
     @c_name("__kvm_gpc_refresh")
     def _kvm_gpc_refresh(self, gpc: GfnToPfnCache, gpa: int, length: int) -> int:
         """__kvm_gpc_refresh() in 6/6: refresh_lock is the caller's (asserted), not taken here."""
@@ -305,7 +367,7 @@ class SeedFinal(SeedV2, Fix6addfcf27139):
 
 
 class SeedFinalRecheck(SeedFinal):
-    """seed-final, with the mmu notifier retry check repeated under gpc->lock (the fix)."""
+    """Our proposed fix (a mutant, never posted): seed-final with the retry check repeated under gpc->lock."""
 
     version = "seed-final-recheck"
 
@@ -322,9 +384,13 @@ class SeedFinalRecheck(SeedFinal):
 
 
 class SeanContract(Fix6addfcf27139):
-    """The caller's mutex guards the cache: passed to kvm_gpc_init, asserted, refresh_lock gone."""
+    """The caller's mutex guards the cache: passed to kvm_gpc_init, asserted, refresh_lock gone.
+
+    Proposed on v6.8 (2024-01-17), so the invalidation hook is v6.8's (no 21dadfcd665e).
+    """
 
     version = "sean-contract"
+    gfn_to_pfn_cache_invalidate_start = Pfncache.gfn_to_pfn_cache_invalidate_start
 
     def kvm_gpc_init(self, gpc: GfnToPfnCache, kvm: Kvm, guard_lock: Mutex | None = None) -> None:
         """kvm_gpc_init() under Sean's proposal: takes the guarding mutex."""
@@ -349,6 +415,13 @@ class SeanContract(Fix6addfcf27139):
         Pfncache.kvm_gpc_deactivate(self, gpc)
 
 
+class V69WaitV3(Fix6addfcf27139):
+    """v6.9 with the retry loop's spinning replaced by the wait of the unmerged [PATCH v3 3/5]."""
+
+    version = "v6.9-wait-v3"
+    retry_wait = True
+
+
 # variant -> (pfncache.c, xen.c)
 VARIANTS: dict[str, tuple[type[Pfncache], type[Xen]]] = {
     "pre-9f87791d686d": (Pre9f87791d686d, Xen),
@@ -361,6 +434,113 @@ VARIANTS: dict[str, tuple[type[Pfncache], type[Xen]]] = {
     "seed-final": (SeedFinal, Xen_7a36d680658b),
     "seed-final-recheck": (SeedFinalRecheck, Xen_7a36d680658b),
     "sean-contract": (SeanContract, Xen),
+    "v6.9-wait-v3": (V69WaitV3, Xen_7a36d680658b),
+}
+
+
+# Where each variant's code was read (issue 23; kvmcheck list shows it).  Message-ids are the
+# mails' own headers, read with the code index (find_string / read_file) or the seed thread file.
+_V68_NOTE = (
+    "pfncache.c: v6.8's shape (9f87791d686d .. 6addfcf27139) read in sean-jc/linux@01a49f80 and "
+    "kali-linex/linex@555e8b16 (a renamed 6.4 fork, SOURCES.md 'Rejected') and checked against the "
+    "'-' side of [PATCH v13 19/21] and [PATCH v2 4/8], which apply to it; no copy whose Makefile "
+    "proves 6.8 holds pfncache.c (SOURCES.md). xen.c read at ultrarisc/linux-6.8@e2f1f355 "
+    "(Makefile 6.8.12)."
+)
+V2_4_8 = (
+    "[PATCH v2 4/8] KVM: pfncache: simplify locking and make more self-contained — 2024-02-27 — "
+    "<20240227115648.3104-5-dwmw2@infradead.org>"
+)
+V2_5_8 = (
+    "[PATCH v2 5/8] KVM: x86/xen: fix recursive deadlock in timer injection — 2024-02-27 — "
+    "<20240227115648.3104-6-dwmw2@infradead.org>"
+)
+V13_19 = (
+    "[PATCH v13 19/21] KVM: pfncache: check the need for invalidation under read lock first — "
+    "2024-02-15 — <20240215152916.1158-20-paul@xen.org>"
+)
+SOURCES: dict[str, Source] = {
+    "pre-9f87791d686d": Source(
+        "reconstructed",
+        "6.1.y: virt/kvm/pfncache.c (kvm_gfn_to_pfn_cache_unmap() under refresh_lock, called on "
+        "deactivation); xen.c v6.8",
+        "From the '-' side of 9f87791d686d as posted ('KVM: Drop KVM's API to allow temprorarily "
+        "unmapping gfn=>pfn cache', 2022-10-27, <20221027161849.2989332-12-pbonzini@redhat.com>, "
+        "where the function is already kvm_gpc_unmap()) and a pfncache.c in the code index with "
+        "kvm_gfn_to_pfn_cache_unmap()/kvm_gpc_activate(kvm, gpc, vcpu, usage, gpa, len) (find_string "
+        "id 88438329; its version cannot be proven by a Makefile). The build keeps v6.8's xen.c: its "
+        "Xen callers are not 6.1.y's.",
+    ),
+    "v6.8": Source("tree", "v6.8: virt/kvm/pfncache.c, arch/x86/kvm/xen.c", _V68_NOTE),
+    "v6.8-no-xen-lock": Source(
+        "mutant",
+        "v6.8: virt/kvm/pfncache.c + " + V2_5_8,
+        "Counterfactual: 7a36d680658b's xen.c hunk (no xen_lock in kvm_xen_set_evtchn) on v6.8's "
+        "pfncache.c, WITHOUT 6addfcf27139. Never a commit: 7a36d680658b was applied after "
+        "6addfcf27139 on kvm-x86 xen (b4-ty 2024-03-04) and its message rests on it ('Now that the "
+        "gfn_to_pfn_cache has its own self-sufficient locking').",
+    ),
+    "seed-v1": Source(
+        "posted",
+        "[PATCH] KVM: pfncache: rework __kvm_gpc_refresh() to fix locking issues — 2024-01-12 — "
+        "<9a82db197449bdb97ee889d2f3cdd7998abd9692.camel@amazon.co.uk>",
+        "Diff read in the seed thread (/work/shared/seeds/000_*.txt); applied to v6.8's pfncache.c "
+        "(posted on dwmw2's xenfv tree).",
+    ),
+    "seed-v2": Source(
+        "posted",
+        "[PATCH v13 21/21] KVM: pfncache: rework __kvm_gpc_refresh() to fix locking issues — "
+        "2024-02-15 — <20240215152916.1158-22-paul@xen.org>",
+        "Same code as [PATCH v12 20/20] (2024-01-15, <20240115125707.1183-21-paul@xen.org>): discard "
+        "if ret, !active or uhva changed, WARN_ON_ONCE(gpc->valid) after relocking. The 2024-01-23 "
+        "reworded message in the seed thread carries no code. Built on v6.8 + 21dadfcd665e (v13 19/21); "
+        "the rest of the v13 series (uhva page offset, HVA activation) is not modelled.",
+    ),
+    "6addfcf27139": Source(
+        "posted",
+        V2_4_8,
+        "As applied: Sean's b4-ty (2024-03-04) and reply <ZeZimEcn7DuOrEcN@google.com> -- guard(mutex) "
+        "in kvm_gpc_refresh/__kvm_gpc_activate/kvm_gpc_deactivate. On the kvm-x86 xen branch it sits "
+        "on 21dadfcd665e, so the build has it; xen.c still v6.8's (7a36d680658b came next).",
+    ),
+    "v6.9": Source(
+        "posted",
+        "v6.9 (tag kvm-x86-xen-6.9, up to 7a36d680658b): " + V13_19 + "; " + V2_4_8 + "; " + V2_5_8,
+        "The three patches of the v6.9 pull that touch what is modelled, read as posted (21dadfcd665e "
+        "is v13 19/21, 6addfcf27139 v2 4/8 as applied with guard(mutex), 7a36d680658b v2 5/8). No "
+        "v6.9 tree copy was proven by its Makefile (SOURCES.md).",
+    ),
+    "seed-final": Source(
+        "posted",
+        "[PATCH v2 8/8] KVM: pfncache: clean up rwlock abuse — 2024-02-27 — "
+        "<20240227115648.3104-9-dwmw2@infradead.org>",
+        "Same code as [PATCH 6/6] (2024-02-17, <20240217114017.11551-7-dwmw2@infradead.org>); not "
+        "applied (b4-ty 2024-03-04). On 6addfcf27139 + 21dadfcd665e, with the series' 7a36d680658b.",
+    ),
+    "seed-final-recheck": Source(
+        "mutant",
+        "[PATCH v2 8/8] KVM: pfncache: clean up rwlock abuse — 2024-02-27 — "
+        "<20240227115648.3104-9-dwmw2@infradead.org> + our one-line fix",
+        "OUR proposed fix, never posted: seed-final with mmu_notifier_retry_cache(gpc->kvm, mmu_seq) "
+        "added to the discard test under gpc->lock (docs/findings/pfncache-retry-check-outside-lock.md).",
+    ),
+    "sean-contract": Source(
+        "reconstructed",
+        "Re: [PATCH] KVM: pfncache: rework __kvm_gpc_refresh() to fix locking issues (Sean "
+        "Christopherson) — 2024-01-17 — <Zaf7yCYt8XFuMhAd@google.com>",
+        "From the prose of Sean's three steps ('Pass in the guarding mutex to kvm_gpc_init() and "
+        "assert that said mutex is held for __refresh(), activate(), and deactivate()'; 'Fix the "
+        "cases where that doesn't hold true'; 'Drop refresh_mutex'); no code was posted. Steps 1 and "
+        "3 on v6.8; step 2 deliberately not applied.",
+    ),
+    "v6.9-wait-v3": Source(
+        "mutant",
+        "v6.9 + [PATCH v3 3/5] KVM: pfncache: Wait for pending invalidations instead of spinning — "
+        "2024-08-21 — <20240821202814.711673-3-dwmw2@infradead.org>",
+        "3/5's wait (gpc_wait_for_invalidations() on kvm->gpc_invalidate_wq before each GUP) on v6.9, "
+        "without 1/5, 2/5 (range tracking) and 4/5: it waits for mn_active_invalidate_count == 0, "
+        "when 3/5's wake_up() fires. Unmerged: mainline still spins.",
+    ),
 }
 
 

@@ -29,6 +29,15 @@ Who calls what, holding which locks (v6.8):
                                clock through khva.
   kvm_xen_vcpu_set_attr        vCPU ioctl (vcpu->mutex) + xen_lock + kvm->srcu:
                                deactivate (INVALID gpa) or activate vcpu_info.
+  xen_timer_callback           the vCPU's Xen timer (hrtimer, hardirq): fast path only; if
+                               shared_info is not valid (-EWOULDBLOCK) it leaves the event in
+                               timer_pending for kvm_xen_inject_timer_irqs() (77c9b9dea4fb).
+  kvm_xen_vcpu_get_attr(TIMER) vCPU ioctl (vcpu->mutex) + xen_lock: hrtimer_cancel(), then
+                               kvm_xen_inject_timer_irqs() -> kvm_xen_set_evtchn(), whose
+                               slow path takes xen_lock AGAIN in v6.8: the recursive deadlock
+                               7a36d680658b fixed (Sean's report on "[PATCH v3] KVM: x86: Use
+                               fast path for Xen timer delivery", 2024-02-06,
+                               <ZcJ9bXxU_Pthq_eh@google.com>).
   kvm_xen_destroy_vcpu/_vm     VM teardown (kvm_destroy_vm, last reference gone): no
                                vcpu->mutex, no xen_lock -- and no vCPU thread or ioctl
                                can still be running (they hold references to the VM).
@@ -40,7 +49,13 @@ from __future__ import annotations
 from typing import Any
 
 from kvmcheck.kernel import (
+    Atomic,
     KernelMapping,
+    SpinLock,
+    Struct,
+    atomic_inc,
+    atomic_read,
+    atomic_set,
     in_atomic,
     mutex_lock,
     mutex_unlock,
@@ -48,6 +63,9 @@ from kvmcheck.kernel import (
     read_lock_irqsave,
     read_unlock_irq,
     read_unlock_irqrestore,
+    spin_lock,
+    spin_unlock,
+    spin_until_cond,
     srcu_read_lock,
     srcu_read_unlock,
 )
@@ -69,11 +87,38 @@ SHARED_INFO_SIZE = 4096  # PAGE_SIZE: kvm_xen_set_evtchn_fast checks the whole p
 EWOULDBLOCK, EINVAL = -11, -22
 
 
+HRTIMER_STATE_INACTIVE, HRTIMER_STATE_ENQUEUED, HRTIMER_CALLBACK_RUNNING = 0, 1, 2
+
+
+class XenTimer(Struct):
+    """``struct kvm_vcpu_xen``'s timer: ``struct hrtimer timer`` (its state), ``timer_expires``,
+    ``atomic_t timer_pending``.
+
+    Only the hrtimer behaviour xen.c relies on is modelled: a queued timer fires
+    once (__run_hrtimer), and hrtimer_cancel() dequeues it or waits for a running
+    callback to return (kernel/time/hrtimer.c).
+    """
+
+    __locking__ = {"state": "base_lock"}
+
+    state: int = HRTIMER_STATE_INACTIVE
+    timer_expires: int = 0  # u64, plain accesses (KCSAN is off in these scenarios)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base_lock = SpinLock("hrtimer_cpu_base->lock")
+        self.timer_pending = Atomic(0, name="vcpu->arch.xen.timer_pending")
+
+    def _kc_label(self) -> str:
+        return "vcpu->arch.xen.timer"
+
+
 class KvmVcpuXen:
-    """``struct kvm_vcpu_xen``: the per-vCPU caches (only vcpu_info is modelled)."""
+    """``struct kvm_vcpu_xen``: the per-vCPU caches (only vcpu_info is modelled) and the timer."""
 
     def __init__(self) -> None:
         self.vcpu_info_cache = GfnToPfnCache("vcpu_info_cache")
+        self.timer = XenTimer()
 
 
 class KvmXen:
@@ -251,9 +296,101 @@ class Xen(Subsystem):
         """kvm_xen_destroy_vm(): deactivate shared_info -- without xen_lock."""
         kvm_gpc_deactivate(xen_vm(kvm).shinfo_cache)
 
+    # -- the Xen timer (77c9b9dea4fb "KVM: x86/xen: Use fast path for Xen timer delivery", v6.8) --
+    def kvm_xen_start_timer(self, v: KvmVcpu, guest_abs: int) -> None:
+        """kvm_xen_start_timer(): arm the vCPU's timer (the deadline is in the future here)."""
+        t = xen_vcpu(v).timer
+        if t.timer_expires:
+            hrtimer_cancel(t)
+        atomic_set(t.timer_pending, 0)
+        t.timer_expires = guest_abs
+        hrtimer_start(t)
+
+    def xen_timer_callback(self, v: KvmVcpu) -> int:
+        """xen_timer_callback(): deliver through the fast path, else leave it in timer_pending."""
+        t = xen_vcpu(v).timer
+        if atomic_read(t.timer_pending):
+            return HRTIMER_NORESTART
+        rc = self.kvm_xen_set_evtchn_fast(v.kvm, v)
+        if rc != EWOULDBLOCK:
+            t.timer_expires = 0
+            return HRTIMER_NORESTART
+        atomic_inc(t.timer_pending)  # then kvm_make_request(KVM_REQ_UNBLOCK) + kick (not modelled)
+        return HRTIMER_NORESTART
+
+    def kvm_xen_inject_timer_irqs(self, v: KvmVcpu) -> None:
+        """kvm_xen_inject_timer_irqs(): deliver a timer event left pending, through kvm_xen_set_evtchn()."""
+        t = xen_vcpu(v).timer
+        if atomic_read(t.timer_pending) > 0:
+            self.kvm_xen_set_evtchn(v.kvm, v)
+            t.timer_expires = 0
+            atomic_set(t.timer_pending, 0)
+
+    @c_name("kvm_xen_vcpu_get_attr")
+    def kvm_xen_vcpu_get_attr_timer(self, v: KvmVcpu) -> int:
+        """kvm_xen_vcpu_get_attr(KVM_XEN_VCPU_ATTR_TYPE_TIMER): vcpu ioctl (vcpu->mutex), under xen_lock."""
+        kvm = v.kvm
+        t = xen_vcpu(v).timer
+        mutex_lock(v.mutex)  # kvm_vcpu_ioctl()
+        mutex_lock(kvm.xen_lock)
+        if t.timer_expires:  # "Ensure a consistent snapshot of state is captured"
+            hrtimer_cancel(t)
+            self.kvm_xen_inject_timer_irqs(v)
+        expires = t.timer_expires  # data->u.timer.expires_ns
+        if expires:
+            hrtimer_start(t)  # hrtimer_start_expires(): the timer runs on
+        mutex_unlock(kvm.xen_lock)
+        mutex_unlock(v.mutex)
+        return int(expires)
+
+
+HRTIMER_NORESTART = 0
+
+
+def hrtimer_start(t: XenTimer) -> None:
+    """hrtimer_start() (kernel/time/hrtimer.c): queue the timer."""
+    spin_lock(t.base_lock)
+    if t.state != HRTIMER_CALLBACK_RUNNING:
+        t.state = HRTIMER_STATE_ENQUEUED
+    spin_unlock(t.base_lock)
+
+
+def hrtimer_cancel(t: XenTimer) -> int:
+    """hrtimer_cancel(): dequeue the timer, or wait until its running callback has returned."""
+    while True:
+        spin_lock(t.base_lock)
+        state = t.state
+        if state == HRTIMER_STATE_ENQUEUED:
+            t.state = HRTIMER_STATE_INACTIVE
+        spin_unlock(t.base_lock)
+        if state != HRTIMER_CALLBACK_RUNNING:
+            return int(state == HRTIMER_STATE_ENQUEUED)
+        spin_until_cond(
+            t, "state", lambda st: st != HRTIMER_CALLBACK_RUNNING
+        )  # hrtimer_cancel_wait_running()
+
+
+def __run_hrtimer(v: KvmVcpu) -> None:
+    """__run_hrtimer() (hardirq): run xen_timer_callback() once if the timer is still queued."""
+    t = xen_vcpu(v).timer
+    spin_lock(t.base_lock)
+    if t.state != HRTIMER_STATE_ENQUEUED:
+        spin_unlock(t.base_lock)
+        return
+    t.state = HRTIMER_CALLBACK_RUNNING
+    spin_unlock(t.base_lock)
+    _xen(v.kvm).xen_timer_callback(v)
+    spin_lock(t.base_lock)
+    t.state = HRTIMER_STATE_INACTIVE
+    spin_unlock(t.base_lock)
+
 
 class Xen_7a36d680658b(Xen):  # noqa: N801 -- named after the commit
-    """7a36d680658b (v6.9): kvm_xen_set_evtchn() no longer takes xen_lock."""
+    """7a36d680658b (v6.9): kvm_xen_set_evtchn() no longer takes xen_lock.
+
+    Upstream it only ever ran on top of 6addfcf27139; the v6.8-no-xen-lock build
+    pairing it with v6.8's pfncache.c is a counterfactual mutant.
+    """
 
     version = "7a36d680658b"
 
@@ -317,3 +454,19 @@ def kvm_xen_destroy_vcpu(v: KvmVcpu) -> None:
 def kvm_xen_destroy_vm(kvm: Kvm) -> None:
     """``kvm_xen_destroy_vm()`` of the VM's kernel build."""
     _xen(kvm).kvm_xen_destroy_vm(kvm)
+
+
+def kvm_xen_start_timer(v: KvmVcpu, guest_abs: int) -> None:
+    """``kvm_xen_start_timer()`` of the VM's kernel build."""
+    _xen(v.kvm).kvm_xen_start_timer(v, guest_abs)
+
+
+def kvm_xen_vcpu_get_attr_timer(v: KvmVcpu) -> int:
+    """``kvm_xen_vcpu_get_attr(KVM_XEN_VCPU_ATTR_TYPE_TIMER)`` of the VM's kernel build."""
+    r: int = _xen(v.kvm).kvm_xen_vcpu_get_attr_timer(v)
+    return r
+
+
+def xen_timer_fire(v: KvmVcpu) -> None:
+    """The vCPU's Xen timer expiring: the hrtimer core runs xen_timer_callback() (__run_hrtimer)."""
+    __run_hrtimer(v)
