@@ -33,12 +33,25 @@ PATCH = textwrap.dedent(
     """
 )
 
+# the README's example: 6addfcf27139 with v6.8's kvm_gpc_deactivate (no refresh_lock) back
+PFNCACHE_PATCH = textwrap.dedent(
+    """
+    from kvmcheck.models.virt.kvm.pfncache import Pfncache
+    from kvmcheck.models.virt.kvm.pfncache_variants import Fix6addfcf27139
+
+    class MyFix(Fix6addfcf27139):
+        def kvm_gpc_deactivate(self, gpc):
+            Pfncache.kvm_gpc_deactivate(self, gpc)
+    """
+)
+
 
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KVMCHECK_DB", str(tmp_path / "db"))
     monkeypatch.setenv("NO_COLOR", "1")
     (tmp_path / "mypatch.py").write_text(PATCH)
+    (tmp_path / "gpcpatch.py").write_text(PFNCACHE_PATCH)
     return tmp_path
 
 
@@ -57,6 +70,14 @@ def test_one_scenario_patched_is_a_bug_beside_its_ok_base(here: Path) -> None:
     assert "base a889ea54b3da: ok" in r.stdout
     replay = next(line for line in r.stdout.splitlines() if line.startswith("replay:"))
     assert "replay --patch mypatch.py:PutFirst tdp_mmu.next_root_freed" in replay
+
+
+def test_the_readme_pfncache_patch_is_a_bug_beside_its_ok_base(here: Path) -> None:
+    r = run(here, "check", "pfncache.seed_race", "-V", "6addfcf27139", "--patch", "gpcpatch.py:MyFix")
+    assert r.returncode == 1, r.stderr
+    assert "pfncache.seed_race [6addfcf27139+MyFix]: bug" in r.stdout
+    assert "inactive cache is still valid" in r.stdout
+    assert "base 6addfcf27139: ok" in r.stdout
 
 
 def test_replay_patch_reruns_the_patched_counterexample(here: Path) -> None:

@@ -78,3 +78,15 @@ def test_one_mmu_slot_the_page_track_and_pfnmap_builds_hold_the_same_mmu_c() -> 
         == (bundled.verdict, bundled.executions)
         == ("bug", bundled.executions)
     )
+
+
+def test_every_bundled_scenario_gets_its_build_from_its_seeds_builds() -> None:
+    """One variant shape: each scenario module publishes BUILDS, a build for every variant it runs."""
+    from kvmcheck._loader import bundled
+    from kvmcheck.patching import builds_of
+
+    for s in bundled():
+        builds = builds_of(s)
+        assert builds is not None, f"{s.name}: its module publishes no BUILDS"
+        assert set(s.variants) <= set(builds), s.name
+        assert all(isinstance(b, Build) for b in builds.values())

@@ -14,7 +14,7 @@ from kvmcheck.models.arch.x86.kvm.mmu.tdp_mmu_variants import Fix_a889ea54b3da
 from kvmcheck.models.build import Patched, apply_patch, build_for
 from kvmcheck.models.virt.kvm.pfnmap_variants import BUILDS as PFNMAP_BUILDS
 from kvmcheck.patching import load_patch, patched_pairs
-from kvmcheck.scenarios import pfnmap, tdp_mmu
+from kvmcheck.scenarios import pfncache, pfnmap, tdp_mmu
 
 # a889ea54b3da with ben-v1's order back: put (and maybe free) the root, then read its next entry
 PUT_FIRST = """
@@ -35,6 +35,16 @@ class OnTheAbstractBase(PutFirst):
     pass
 """
 
+# 6addfcf27139 with v6.8's kvm_gpc_deactivate back: deactivate no longer takes refresh_lock
+V68_DEACTIVATE = """
+from kvmcheck.models.virt.kvm.pfncache import Pfncache
+from kvmcheck.models.virt.kvm.pfncache_variants import Fix6addfcf27139
+
+class MyFix(Fix6addfcf27139):
+    def kvm_gpc_deactivate(self, gpc):
+        Pfncache.kvm_gpc_deactivate(self, gpc)
+"""
+
 
 def write(tmp_path: Path, text: str, name: str = "mypatch.py") -> str:
     path = tmp_path / name
@@ -51,6 +61,21 @@ def test_a_patch_that_reintroduces_ben_v1s_order_is_a_bug_where_its_base_is_ok(t
     mine = check(pair.patched, variant=pair.patched_variant)
     assert (base.verdict, mine.verdict) == ("ok", "bug")
     assert mine.finding is not None and mine.finding.kind == "use-after-free"
+
+
+def test_the_v68_race_back_on_6addfcf27139_is_v68s_bug_where_the_base_is_ok(tmp_path: Path) -> None:
+    """The README's workflow: a pfncache patch subclassing Fix6addfcf27139 runs on every variant
+    that builds it (6addfcf27139, and v6.9 with 7a36d680658b's xen.c)."""
+    patch = load_patch(write(tmp_path, V68_DEACTIVATE) + ":MyFix")
+    pairs = patched_pairs(patch, [(pfncache.seed_race, v) for v in pfncache.seed_race.variants])
+    assert [p.patched_variant for p in pairs] == ["6addfcf27139+MyFix", "v6.9+MyFix"]
+    pair = pairs[0]
+    base = check(pair.scenario, variant=pair.variant)
+    mine = check(pair.patched, variant=pair.patched_variant)
+    v68 = check(pfncache.seed_race, variant="v6.8")
+    assert (base.verdict, mine.verdict, v68.verdict) == ("ok", "bug", "bug")
+    assert mine.finding is not None and v68.finding is not None
+    assert mine.finding.message == v68.finding.message == "kvm_gpc_activate: inactive cache is still valid"
 
 
 def test_build_for_puts_the_patch_in_its_slot_only_for_a_patched_name(tmp_path: Path) -> None:

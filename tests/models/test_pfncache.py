@@ -380,7 +380,7 @@ def test_21dadfcd665e_invalidation_no_longer_waits_for_readers():
     )  # write_lock_irq waits on the reader
     for variant in ("6addfcf27139", "v6.9", "seed-v2", "seed-final"):
         ok(run(_bound(_reader_blocks_invalidation, variant), kcsan=False))
-    assert pv.VARIANTS["sean-contract"][0].gfn_to_pfn_cache_invalidate_start is (
+    assert type(pv.BUILDS["sean-contract"].pfncache).gfn_to_pfn_cache_invalidate_start is (
         pv.Pfncache.gfn_to_pfn_cache_invalidate_start
     )
 
@@ -422,7 +422,7 @@ def test_mainline_retry_spins_and_the_v3_wait_does_not():
     wait = check(pc.retry_unrelated_invalidation, variant="v6.9-wait-v3")
     assert spin.verdict == wait.verdict == "ok"
     assert spin.executions > wait.executions
-    assert pv.Pfncache.retry_wait is False and pv.VARIANTS["v6.9-wait-v3"][0].retry_wait is True
+    assert pv.Pfncache.retry_wait is False and type(pv.BUILDS["v6.9-wait-v3"].pfncache).retry_wait is True
 
 
 def test_pre_9f87791d686d_uses_the_611_names():

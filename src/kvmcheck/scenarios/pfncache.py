@@ -53,6 +53,7 @@ from kvmcheck.models.arch.x86.kvm.xen import (
     xen_vcpu,
     xen_vm,
 )
+from kvmcheck.models.build import build_for
 from kvmcheck.models.mm.migrate import migrate_pages
 from kvmcheck.models.mm.mm import (
     MmStruct,
@@ -72,7 +73,7 @@ from kvmcheck.models.virt.kvm.kvm_host import (
 )
 from kvmcheck.models.virt.kvm.kvm_main import kvm_init_mmu_notifier
 from kvmcheck.models.virt.kvm.pfncache import GfnToPfnCache, kvm_gpc_check
-from kvmcheck.models.virt.kvm.pfncache_variants import SOURCES, VARIANTS, PhysMem, build_for
+from kvmcheck.models.virt.kvm.pfncache_variants import BUILDS, SOURCES, VARIANTS, KvmMainPfnmap, PhysMem
 
 VCPU_INFO_GPA = 0x1000
 SHINFO_GPA = 0x2000
@@ -149,7 +150,10 @@ def setup_vm(
         mm.ptes[VCPU_INFO_HVA] = Pte(mm.page_table_lock, VCPU_INFO_PFN)  # remap_pfn_range()
         mm.ptes[SHINFO_HVA] = Pte(mm.page_table_lock, SHINFO_PFN)
     slots = KvmMemslots({VCPU_INFO_GPA // PAGE_SIZE: VCPU_INFO_HVA, SHINFO_GPA // PAGE_SIZE: SHINFO_HVA})
-    kvm = Kvm(mm, build_for(variant, iomem), slots)
+    build = build_for(BUILDS, variant)
+    if iomem is not None:  # hva_to_pfn() resolves these pfns through hva_to_pfn_remapped()
+        build = build.patched(KvmMainPfnmap(iomem))
+    kvm = Kvm(mm, build, slots)
     kvm_init_mmu_notifier(kvm)
     v = KvmVcpu(kvm, 0)
     kvm_xen_init_vm(kvm)
@@ -540,7 +544,7 @@ def mmu_notifier(variant: str) -> int:
 
 
 TIMER_DEADLOCK = {
-    v: ("ok" if VARIANTS[v][1].version == "7a36d680658b" else "bug") for v in ALL if v != "pre-9f87791d686d"
+    v: ("ok" if BUILDS[v].xen.version == "7a36d680658b" else "bug") for v in ALL if v != "pre-9f87791d686d"
 }
 
 

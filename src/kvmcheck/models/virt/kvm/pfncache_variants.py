@@ -1,8 +1,9 @@
 """Every version of pfncache.c (and of the xen.c lock that guards it) the seed 000 thread touches.
 
 Each pfncache.c version is a small subclass of the v6.8 model (a variant is a
-patch); ``build_for(variant)`` pairs it with the xen.c it shipped or was posted
-with.  ``SOURCES`` (below the table) says where each was read and how
+patch); ``BUILDS`` pairs it with the xen.c it shipped or was posted with (a
+scenario gets it with ``build_for(BUILDS, variant)``).  ``SOURCES`` (below the
+table) says where each was read and how
 (tree / posted / reconstructed / mutant); ``kvmcheck list`` shows it.
 
 pre-9f87791d686d   -- 6.1.y's shape: kvm_gfn_to_pfn_cache_destroy() (kvm_gpc_deactivate() from
@@ -51,8 +52,6 @@ v6.9-wait-v3       -- (mutant) v6.9 with the retry loop's spinning replaced by t
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from kvmcheck import Source
 from kvmcheck.kernel import (
@@ -422,20 +421,22 @@ class V69WaitV3(Fix6addfcf27139):
     retry_wait = True
 
 
-# variant -> (pfncache.c, xen.c)
-VARIANTS: dict[str, tuple[type[Pfncache], type[Xen]]] = {
-    "pre-9f87791d686d": (Pre9f87791d686d, Xen),
-    "v6.8": (Pfncache, Xen),
-    "v6.8-no-xen-lock": (Pfncache, Xen_7a36d680658b),
-    "seed-v1": (SeedV1, Xen),
-    "seed-v2": (SeedV2, Xen),
-    "6addfcf27139": (Fix6addfcf27139, Xen),
-    "v6.9": (Fix6addfcf27139, Xen_7a36d680658b),
-    "seed-final": (SeedFinal, Xen_7a36d680658b),
-    "seed-final-recheck": (SeedFinalRecheck, Xen_7a36d680658b),
-    "sean-contract": (SeanContract, Xen),
-    "v6.9-wait-v3": (V69WaitV3, Xen_7a36d680658b),
+# Each variant's kernel: the v6.8 kvm_main.c with its pfncache.c and xen.c
+V6_8 = Build(KvmMain(), Pfncache(), Xen())
+BUILDS: dict[str, Build] = {
+    "pre-9f87791d686d": V6_8.patched(Pre9f87791d686d()),
+    "v6.8": V6_8,
+    "v6.8-no-xen-lock": V6_8.patched(Xen_7a36d680658b()),
+    "seed-v1": V6_8.patched(SeedV1()),
+    "seed-v2": V6_8.patched(SeedV2()),
+    "6addfcf27139": V6_8.patched(Fix6addfcf27139()),
+    "v6.9": V6_8.patched(Fix6addfcf27139(), Xen_7a36d680658b()),
+    "seed-final": V6_8.patched(SeedFinal(), Xen_7a36d680658b()),
+    "seed-final-recheck": V6_8.patched(SeedFinalRecheck(), Xen_7a36d680658b()),
+    "sean-contract": V6_8.patched(SeanContract()),
+    "v6.9-wait-v3": V6_8.patched(V69WaitV3(), Xen_7a36d680658b()),
 }
+VARIANTS = tuple(BUILDS)
 
 
 # Where each variant's code was read (issue 23; kvmcheck list shows it).  Message-ids are the
@@ -588,14 +589,3 @@ class KvmMainPfnmap(KvmMain):
         """kvm_release_pfn_clean(): nothing to put for a pfn without a struct page."""
         if pfn not in self.iomem:
             super().kvm_release_pfn_clean(kvm, pfn)
-
-
-def build_for(variant: str, iomem: dict[int, Any] | None = None) -> Build:
-    """The v6.8 kernel with pfncache.c and xen.c at ``variant``.
-
-    ``iomem``: pfns that have no struct page (PhysMem), which hva_to_pfn() resolves
-    through hva_to_pfn_remapped() and the cache maps with memremap().
-    """
-    pfncache, xen = VARIANTS[variant]
-    kvm_main = KvmMain() if iomem is None else KvmMainPfnmap(iomem)
-    return Build(kvm_main, pfncache(), xen())
