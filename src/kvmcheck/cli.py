@@ -173,6 +173,12 @@ def _replay_target(target: str, s: Scenario) -> str:
     help="Go on searching after a WARN-class finding (WARN_ON, lockdep, KCSAN) instead of stopping.",
 )
 @click.option(
+    "--memory-model",
+    type=click.Choice(["sc", "lkmm"]),
+    default=None,
+    help="Run under sequential consistency or the Linux-kernel memory model (default: the scenario's).",
+)
+@click.option(
     "--minimise/--no-minimise",
     default=True,
     show_default=True,
@@ -279,6 +285,8 @@ def check_cmd(
     )
     whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=
     pairs = _pairs(scns, variant)
+    if opts["memory_model"] is not None:
+        pairs = [(s.under(opts["memory_model"]), v) for s, v in pairs]
     if (checkpoint or resume) and len(pairs) != 1:
         raise UsageError(
             f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
