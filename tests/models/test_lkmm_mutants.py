@@ -6,15 +6,13 @@ quoted there and pinned here, so a change to the exploration shows up.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from kvmcheck import check
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lkmm_mmu_invalidate import EXPECT_LKMM, stale_spte_after_invalidate  # noqa: E402
+from .lkmm_mmu_invalidate import EXPECT_LKMM, stale_spte_after_invalidate
 
 # variant -> (SC verdict, SC executions, LKMM verdict, LKMM executions)
 TABLE = {
@@ -34,3 +32,20 @@ def test_mutant_found_under_lkmm_and_missed_under_sc(variant: str) -> None:
     assert lk.verdict == EXPECT_LKMM[variant]
     if lk.verdict == "bug":
         assert lk.finding is not None and lk.finding.kind == "assertion"
+
+
+def test_cli_memory_model_flag(tmp_path: Path) -> None:
+    """``--memory-model sc`` turns the scenario's LKMM off; ``lkmm`` finds the mutant; a bad name is exit 2."""
+    from click.testing import CliRunner
+
+    from kvmcheck.cli import main as cli_main
+
+    target = f"{Path(__file__).parent / 'lkmm_mmu_invalidate.py'}::stale_spte_after_invalidate"
+    run = CliRunner(env={"KVMCHECK_DB": str(tmp_path)}).invoke
+    base = ["check", target, "--variant", "no-rmb-in-retry", "--no-db"]
+    sc = run(cli_main, [*base, "--memory-model", "sc"])
+    lk = run(cli_main, [*base, "--memory-model", "lkmm"])
+    bad = run(cli_main, [*base, "--memory-model", "tso"])
+    assert sc.exit_code == 0 and ": ok" in sc.output, sc.output
+    assert lk.exit_code == 1 and ": bug" in lk.output, lk.output
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
