@@ -19,13 +19,16 @@ the graph grows in the interleaving order the engine's DPOR explores, so
 * a **write** is appended co-last on its location (``co`` = the order in which
   the interleaving performs the writes; every order of two writes is an
   interleaving DPOR explores);
-* a **marked read** (``READ_ONCE``, ``smp_load_acquire``, ``data_race``) may read
-  from any same-location write *already in the graph* that keeps the graph
-  LKMM-consistent: a ``nondet`` choice the DPOR explores (choice 0 is the co-last
-  write, i.e. the SC behaviour);
-* a **plain read** and the read of an **RMW** read the co-last write (a plain
-  read of a stale value is a data race the LKMM gives no semantics to; an RMW
-  must read co-last for the LKMM's ``atomic`` axiom);
+* a **marked read** (``READ_ONCE``, ``smp_load_acquire``, ``rcu_dereference*``,
+  ``srcu_dereference``, an RCU-list traversal) may read from any same-location
+  write *already in the graph* that keeps the graph LKMM-consistent: a ``nondet``
+  choice the DPOR explores (choice 0 is the co-last write, i.e. the SC behaviour);
+* a **plain read**, ``data_race()``, ``rcu_dereference_protected()`` and the read
+  of an **RMW** read the co-last write (a plain read of a stale value is a data
+  race the LKMM gives no semantics to; the bundled seed models sample
+  ``mmu_invalidate_seq`` with ``data_race()`` and keep the C's ``smp_rmb()`` as a
+  comment, so letting those read stale values would invent outcomes the kernel's
+  barrier forbids; an RMW must read co-last for the LKMM's ``atomic`` axiom);
 * **fences** (``smp_mb``, ``smp_rmb``, ``smp_wmb``, ``smp_mb__before_atomic``,
   ``smp_mb__after_atomic``) are ``F`` events;
 * every **other synchronisation** (locks, atomic_t/refcount_t, RCU, completions,
@@ -84,6 +87,7 @@ if TYPE_CHECKING:
 
 _ACQUIRE = ("smp_load_acquire", "atomic_read_acquire")
 _RELEASE = ("smp_store_release", "rcu_assign_pointer", "atomic_set_release")
+_LATEST = ("data_race", "rcu_dereference_protected")  # marked for KCSAN, but never read stale here
 NOTHING = object()
 
 
@@ -261,7 +265,7 @@ class Graph:
         ws = self.co[loc]
         last = ws[-1]
         self.rf[r] = last
-        if marked and fn != "data_race" and len(ws) > 1:
+        if marked and fn not in _LATEST and len(ws) > 1:
             # coherence first (cheap): not before a write this thread has made or read
             mine = self.threads[tid]
             seen_w = {self.rf.get(x, x) for x in mine[:-1]}
