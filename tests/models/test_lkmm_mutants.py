@@ -49,3 +49,33 @@ def test_cli_memory_model_flag(tmp_path: Path) -> None:
     assert sc.exit_code == 0 and ": ok" in sc.output, sc.output
     assert lk.exit_code == 1 and ": bug" in lk.output, lk.output
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_replay_line_carries_the_memory_model(tmp_path: Path) -> None:
+    """A scenario declared SC, checked with --memory-model lkmm: its replay line says so and replays."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from kvmcheck.cli import main as cli_main
+
+    model = tmp_path / "mp.py"
+    model.write_text(
+        "from kvmcheck import join, scenario, spawn\n"
+        "from kvmcheck.kernel import READ_ONCE, WRITE_ONCE, Struct\n\n\n"
+        "class S(Struct):\n    x: int = 0\n    y: int = 0\n\n\n"
+        "@scenario\ndef mp() -> None:\n    s = S()\n    got = []\n\n"
+        "    def p0() -> None:\n        WRITE_ONCE(s, 'x', 1)\n        WRITE_ONCE(s, 'y', 1)\n\n"
+        "    def p1() -> None:\n        r0 = READ_ONCE(s, 'y')\n        got.append((r0, READ_ONCE(s, 'x')))\n\n"
+        "    join(spawn(p0), spawn(p1))\n    assert got[0] != (1, 0)\n"
+    )
+    run = CliRunner(env={"KVMCHECK_DB": str(tmp_path / "db")}).invoke
+    lk = run(cli_main, ["check", f"{model}::mp", "--memory-model", "lkmm", "--no-db"])
+    assert lk.exit_code == 1, lk.output
+    text = lk.output.replace("\\\n", " ")  # the line may be wrapped with a backslash
+    line = next(x for x in text.splitlines() if x.startswith("replay: "))
+    args = shlex.split(line.removeprefix("replay: kvmcheck "))
+    assert "--memory-model" in args
+    again = run(cli_main, args)
+    assert again.exit_code == 1 and ": bug" in again.output, again.output
+    assert run(cli_main, ["check", f"{model}::mp", "--no-db"]).exit_code == 0  # SC: ok
