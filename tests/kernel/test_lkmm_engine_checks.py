@@ -156,3 +156,30 @@ def test_sc_runs_the_body_itself() -> None:
     s = scenario(name="plain")(plain_race)
     assert s.memory_model == "sc" and s.body() is plain_race
     assert s.under("lkmm").body() is not plain_race and s.under("sc") is s
+
+
+def test_plain_accesses_keep_their_sc_ordering() -> None:
+    """A harness that reads a plain flag and then a marked value (page_track.fast_path's shape).
+
+    The LKMM gives the racing plain flag no meaning; LKMM exploration makes plain writes
+    releases and plain reads acquires, so the model's shortcut does not become a report
+    (before, the READ_ONCE could read the old value after the flag was seen).
+    """
+
+    @scenario(name="plain-flag")
+    def plain_flag() -> None:
+        g = Glob()
+        o = Obj()
+
+        def writer() -> None:
+            WRITE_ONCE(o, "x", 1)
+            g.n = 1  # plain
+
+        def reader() -> None:
+            if g.n:  # plain
+                assert READ_ONCE(o, "x") == 1, "saw the flag but not the value"
+
+        join(spawn(writer), spawn(reader))
+
+    assert check(plain_flag, memory_model="lkmm", kcsan=False).verdict == "ok"
+    assert check(plain_flag, memory_model="sc", kcsan=False).verdict == "ok"
