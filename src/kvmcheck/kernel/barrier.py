@@ -53,7 +53,9 @@ the co-last write is always consistent, so a run never has to be discarded.
 Covered, and tested against the brute-force oracle (tests/kernel/test_lkmm_engine.py):
 the executions whose graph is LKMM-consistent *and* has ``po | rf | co`` acyclic
 (every read reads a write performed before it in some interleaving, and co is
-such an interleaving's order of writes).  Not covered (missed, never reported):
+such an interleaving's order of writes) -- for programs of marked accesses and
+fences, which is what that test runs; with plain accesses, locks or atomics the
+strengthenings below make it a subset.  Not covered (missed, never reported):
 
 * outcomes that need a read from a po-later or not-yet-performed write
   (load buffering, LB) or a coherence order against every interleaving (2+2W);
