@@ -173,6 +173,12 @@ def _replay_target(target: str, s: Scenario) -> str:
     help="Go on searching after a WARN-class finding (WARN_ON, lockdep, KCSAN) instead of stopping.",
 )
 @click.option(
+    "--memory-model",
+    type=click.Choice(["sc", "lkmm"]),
+    default=None,
+    help="Run under sequential consistency or the Linux-kernel memory model (default: the scenario's).",
+)
+@click.option(
     "--minimise/--no-minimise",
     default=True,
     show_default=True,
@@ -279,6 +285,8 @@ def check_cmd(
     )
     whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=
     pairs = _pairs(scns, variant)
+    if opts["memory_model"] is not None:
+        pairs = [(s.under(opts["memory_model"]), v) for s, v in pairs]
     if (checkpoint or resume) and len(pairs) != 1:
         raise UsageError(
             f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
@@ -420,8 +428,20 @@ class _Table:
 @click.option("--last", is_flag=True, help="Replay the last counterexample saved in .kvmcheck/.")
 @click.option("--full", is_flag=True, help="Show every step, not only the story.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of one result.")
+@click.option(
+    "--memory-model",
+    type=click.Choice(["sc", "lkmm"]),
+    default=None,
+    help="As given to check (default: the scenario's).",
+)
 def replay_cmd(
-    target: str | None, schedule: str | None, variant: str | None, last: bool, full: bool, as_json: bool
+    target: str | None,
+    schedule: str | None,
+    variant: str | None,
+    last: bool,
+    full: bool,
+    as_json: bool,
+    memory_model: str | None,
 ) -> None:
     """Re-run one SCHEDULE of TARGET exactly and print its finding (or the last saved one: --last)."""
     if last:
@@ -437,6 +457,8 @@ def replay_cmd(
     if len(scns) != 1:
         raise UsageError(f"{target} holds {len(scns)} scenarios; name one with FILE.py::SCENARIO")
     _cliguard.begin(as_json, {})
+    if memory_model is not None:
+        scns = [scns[0].under(memory_model)]
     r = replay(scns[0], schedule, variant=variant)
     c = Checked(scns[0], variant, r, target if _is_file(target) else scns[0].name)
     if as_json:

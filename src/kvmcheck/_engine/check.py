@@ -108,8 +108,12 @@ def check(
     workers: int | None = 1,
     backend: str = "local",
     address: str | None = None,
+    memory_model: str | None = None,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
+
+    ``memory_model``: ``"sc"`` or ``"lkmm"`` (default: the scenario's choice; see
+    kernel/barrier.py for what LKMM exploration covers).
 
     ``kcsan`` turns data-race reports on or off (default: the scenario's choice).
     The search stops after the first execution with a finding -- hard (an oops,
@@ -153,6 +157,8 @@ def check(
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
+    if memory_model is not None:
+        s = s.under(memory_model)
     if settings.keep_going is None:
         settings = replace(settings, keep_going=s.keep_going)
     body = s.body(variant)
@@ -300,6 +306,7 @@ def replay(
     max_steps: int = DEFAULT_MAX_STEPS,
     kcsan: bool | None = None,
     step_timeout_s: float | None = None,
+    memory_model: str | None = None,
 ) -> Result:
     """Re-run one schedule exactly; the result carries its finding (if any) with a trace.
 
@@ -307,6 +314,8 @@ def replay(
     """
     settings = Settings(max_steps=max_steps, kcsan=kcsan)
     s = _as_scenario(scn)
+    if memory_model is not None:
+        s = s.under(memory_model)
     t0 = time.perf_counter()
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
     with guard.watching(None, step_timeout_s):  # a thread stuck in pure Python is a finding

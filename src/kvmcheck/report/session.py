@@ -63,7 +63,9 @@ class Checked:
         if f is None:
             return None
         v = f" --variant {self.variant}" if self.variant else ""
-        return f"kvmcheck replay {self.target}{v} '{f.schedule}'"
+        mm = getattr(self.scenario, "memory_model", "sc")  # a weak-memory run replays under its model
+        m = f" --memory-model {mm}" if mm != "sc" else ""
+        return f"kvmcheck replay {self.target}{v}{m} '{f.schedule}'"
 
 
 def engine_accepts(name: str) -> bool:
