@@ -284,7 +284,8 @@ def _result(
         steps=seen.steps,
         elapsed_s=seen.elapsed_s,
         finding=finding,
-        coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted),
+        coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted)
+        + (f"; {seen.checkpoint_error}" if seen.checkpoint_error else ""),
         warnings=[
             w
             for w in seen.warnings.values()
@@ -327,9 +328,14 @@ def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps:
         return
     finding.trace = replayed.steps
     again = next((f for f in replayed.findings + replayed.soft if f.kind == finding.kind), None)
-    if again is not None:
-        finding.message, finding.headline, finding.details = again.message, again.headline, again.details
-        finding.step = again.step
+    if again is None:  # the same steps, and no report: what the search saw depended on something else
+        raise Nondeterminism(
+            "the model is nondeterministic: it depends on something the checker does not control "
+            f"(random, time, state kept across executions): the search saw {finding.kind} "
+            f"({finding.message}) with schedule {finding.schedule!r}, and a replay of it did not"
+        )
+    finding.message, finding.headline, finding.details = again.message, again.headline, again.details
+    finding.step = again.step
 
 
 def replay(
