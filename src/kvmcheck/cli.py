@@ -343,7 +343,7 @@ def check_cmd(
                 click.echo(_paint("SOME VERDICTS DIFFER FROM THEIR EXPECTATION:", "bug"))
                 for c in differ:
                     name = c.scenario.name + (f" [{c.variant}]" if c.variant else "")
-                    click.echo(f"  {name}: expected {c.expected}, got {c.result.verdict}")
+                    click.echo(f"  {name}: expected {c.expected or 'no bug'}, got {c.result.verdict}")
             else:
                 click.echo(_paint("all verdicts as expected", "ok"))
         sys.exit(_cliguard.exit_code(1 if differ else 0))

@@ -323,7 +323,12 @@ def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps:
     except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
         if isinstance(e, Nondeterminism):
             raise
-        raise Nondeterminism(f"replaying the finding's schedule {finding.schedule!r}: {e}") from None
+        why = str(e).split("; the model changed")[0]  # within one check: it did not change
+        raise Nondeterminism(
+            "the model is nondeterministic: it depends on something the checker does not control "
+            f"(random, time, state kept across executions): the search saw {finding.kind} with "
+            f"schedule {finding.schedule!r}, and a replay of it went otherwise ({why})"
+        ) from None
     if replayed is None:
         return
     finding.trace = replayed.steps

@@ -634,7 +634,7 @@ class Summary(StrategyBase):
         self.merged = merged
         self.blocked = merged.blocked
         n = merged.workers
-        what = ("worker" if n == 1 else "workers") if settings.backend == "local" else "Ray task(s)"
+        what = ("worker" if n == 1 else "workers") if settings.backend == "local" else "Ray tasks"
         self.where = f"{n} {what}" + ("" if settings.backend == "local" else f" at {settings.address}")
         if merged.capped:
             self.where += f" ({merged.capped})"

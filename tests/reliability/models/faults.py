@@ -1,5 +1,4 @@
 """Models that make the checker's own machinery misbehave: workers, probes, the watchdog."""
-# ruff: noqa: S110
 
 import os
 import signal
