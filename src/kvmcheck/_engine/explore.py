@@ -71,7 +71,11 @@ def run_execution(
     ex = Execution(body, strategy, session, max_steps, tracing=tracing)
     for hook in runtime_setup_hooks:
         hook(ex)
-    ex.run()
+    try:
+        ex.run()
+    except (guard.Stop, guard.StepTimeout):  # raised into the thread as the run was ending (its clean-up)
+        ex.outcome = "stopped"
+        guard.finish(ex)
     return ex
 
 

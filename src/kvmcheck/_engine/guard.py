@@ -265,6 +265,15 @@ def leave(w: Watch | None, ex: Execution) -> None:
         raise err
 
 
+def finish(ex: Execution) -> None:
+    """An execution's run was cut short by a Stop or StepTimeout that arrived after its own
+    handler (in its clean-up, before :func:`leave`): leave it now, so nothing more is raised."""
+    w: Watch | None = getattr(_local, "watch", None)
+    if w is not None and w.ex is ex:
+        ex.__dict__.pop("_swallowed", None)
+        leave(w, ex)
+
+
 def stop_requested() -> bool:
     """Between executions: has the check running in this OS thread been asked to stop?"""
     w: Watch | None = getattr(_local, "watch", None)

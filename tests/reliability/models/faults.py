@@ -95,15 +95,11 @@ def splits_forever() -> None:
 
 @scenario(kcsan=False)
 def loops_in_probe() -> None:
-    """A thread looping in pure Python: the split's probe runs it too."""
+    """Pure Python looping before the first choice: the split's probe run runs it too."""
     c = C()
-
-    def t() -> None:
-        c.a = 1
-        while True:
-            pass
-
-    join(spawn(t), spawn(lambda: setattr(c, "b", 1)))
+    c.a = 1
+    while True:
+        pass
 
 
 # -- stuck in a C call -----------------------------------------------------------------------
