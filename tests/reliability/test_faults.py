@@ -354,3 +354,13 @@ def test_a_dead_worker_is_one_line_naming_its_job(model: str, how: str) -> None:
     line = _one_error_line(p.stderr)
     assert "worker process running job" in line and "schedule prefix 0x" in line and how in line, line
     assert p.stdout.startswith(f"{model}: bounded")  # the result so far, first
+
+
+def test_help_says_what_the_checker_cannot_stop() -> None:
+    p = _run("check", "--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "What the checker cannot stop" in text and "time.sleep()" in text
+    assert "3 model code stuck in a C call" in text and "143 stopped by SIGTERM" in text
+    readme = (HERE.parents[1] / "README.md").read_text()
+    assert "### What the checker cannot stop" in readme

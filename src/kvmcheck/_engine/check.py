@@ -131,6 +131,12 @@ def check(
     :mod:`kvmcheck._engine.parallel`; a search that does not split runs as one job).
     ``workers=None`` (the CLI's default): one worker, and a search that splits and is not done
     after 2,000 executions starts again on every core.
+    Its probe runs (the split, the determinism probe) count against ``max_seconds``, and
+    what they report is the check's finding or a :class:`Nondeterminism` -- never dropped.
+    A checkpoint records what it was taken of (see ``checkpoint.py``): ``resume`` refuses
+    another scenario, variant, model source, tree-shaping option or kvmcheck version;
+    ``max_seconds`` on a resume is this run's budget.  A worker that died leaves the
+    result so far, with ``Result.error`` naming its job.
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
     ``step_timeout_s``: a model thread running pure Python this long without a visible
     operation is a finding (kind ``step-limit``) naming the thread and its line.
@@ -196,7 +202,8 @@ def check(
         )
         if seen.exhausted and seen.reported is None:  # about to say "complete": is the model deterministic?
             probe_determinism(body, session, settings.max_steps, use_kcsan)
-        parallel.settle(body, found, seen, settings.max_steps)
+        with guard.watching(None, settings.step_timeout_s):  # one execution: its own bound
+            parallel.settle(body, found, seen, settings.max_steps)
         seen.elapsed_s += _before_search(t0, seen, resumed)
         watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
         return _result(s, variant, settings, strat, seen, use_kcsan)

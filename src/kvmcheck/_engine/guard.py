@@ -268,6 +268,10 @@ def leave(w: Watch | None, ex: Execution) -> None:
 def finish(ex: Execution) -> None:
     """An execution's run was cut short by a Stop or StepTimeout that arrived after its own
     handler (in its clean-up, before :func:`leave`): leave it now, so nothing more is raised."""
+    from kvmcheck._engine import runtime
+
+    if runtime.current is ex:  # its clean-up did not get to restore it
+        runtime.current = None
     w: Watch | None = getattr(_local, "watch", None)
     if w is not None and w.ex is ex:
         ex.__dict__.pop("_swallowed", None)

@@ -48,6 +48,18 @@ Every run that added a dependency (or an irq usage) in a job is kept; when the
 jobs are done, those runs are replayed in job order in one session, and any
 report only their union makes (a cycle whose edges were seen in two jobs) is
 the check's finding, with every run it needs in its schedule.
+
+Probes.  The split runs model code (its probe runs) before any job: under the
+check's time budget and watchdog, like the jobs.  A report a probe run makes is
+never dropped: if the search does not report it, :func:`settle` runs the probe's
+path again to the end of an execution -- reported again, it is the check's
+finding; not, the model is nondeterministic (it is: the same steps, another outcome).
+
+Workers.  At most :data:`MAX_WORKERS_PER_CORE` per core and no more than there are
+jobs (the result says so when it caps).  Each is a forked process on a pipe
+(:mod:`workerproc`): it dies with the parent (``PR_SET_PDEATHSIG``), and a worker
+that dies (a crash in model code) is seen at once, with its job: the search ends
+there, the result so far is kept, and ``Merged.error`` names the job's schedule prefix.
 """
 
 from __future__ import annotations
