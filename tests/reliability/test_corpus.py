@@ -173,11 +173,12 @@ def test_corpus_size() -> None:
 
 
 WORKERS: list[list[str]] = [["--workers", "1"], ["--workers", "2"], []]  # [] is auto, the default
-TIMED = {
-    "pure-python-loop-max-seconds",
-    "hot-field",
-    "loops-in-split-probe",
-}  # bounded by time: the count varies
+# Bounded by time: how far a search gets in its seconds depends on the machine and on the
+# worker count (more workers cover more).  One worker gives the documented code; more give
+# it too, or 1 when they reached a bug within the budget that one worker did not (hot-field:
+# the split's probe runs its single execution to --max-steps before the 2 s are up, and that
+# report, replayed, is the check's finding) -- never another verdict, never a traceback.
+TIMED = {"pure-python-loop-max-seconds", "hot-field", "loops-in-split-probe"}
 
 
 def _summary(code: int | None, out: str) -> tuple[object, ...]:
@@ -200,7 +201,8 @@ def test_bad_input(tmp_path: Path, name: str, argv: list[str], code: int) -> Non
         got, out, err, exc = _run([*argv, *workers])
         assert exc is None, f"escaped: {type(exc).__name__}: {exc}"
         assert "Traceback" not in out + err
-        assert got == code, (workers, got, out[-2000:], err[-2000:])
+        timed_bug = name in TIMED and workers != ["--workers", "1"] and got == 1 and "replay:" in out
+        assert got == code or timed_bug, (workers, got, out[-2000:], err[-2000:])
         if code == 2:
             lines = [line for line in err.splitlines() if line.strip()]
             assert len(lines) == 1 and lines[0].startswith("kvmcheck: error:"), err
@@ -208,8 +210,6 @@ def test_bad_input(tmp_path: Path, name: str, argv: list[str], code: int) -> Non
             import json
 
             json.loads(out)
-        summary = _summary(got, out)
-        if name in TIMED:
-            summary = (got, tuple((n, v) for n, v, _ in summary[1]))  # type: ignore[misc]
-        seen[" ".join(workers) or "auto"] = summary
-    assert len(set(seen.values())) == 1, seen
+        if name not in TIMED:
+            seen[" ".join(workers) or "auto"] = _summary(got, out)
+    assert len(set(seen.values())) <= 1, seen

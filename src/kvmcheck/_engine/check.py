@@ -292,6 +292,7 @@ def _result(
         elapsed_s=seen.elapsed_s,
         finding=finding,
         coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted)
+        + ("; seen first by a probe run (the split into jobs) and run again" if seen.by_probe else "")
         + (f"; {seen.checkpoint_error}" if seen.checkpoint_error else ""),
         warnings=[
             w

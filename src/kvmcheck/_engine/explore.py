@@ -101,6 +101,7 @@ class Explored:
     warnings: dict[tuple[str, str], Finding] = field(default_factory=dict)  # every other report
     interrupted: bool = False  # stopped by SIGINT/SIGTERM (a checkpoint was written)
     checkpoint_error: str | None = None  # why the checkpoint could not be saved (the search went on)
+    by_probe: bool = False  # the reported finding was seen by a probe run (parallel.settle), not the search
 
     @property
     def reported(self) -> Finding | None:

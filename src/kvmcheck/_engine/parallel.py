@@ -260,6 +260,7 @@ def settle(body: Callable[[], Any], found: list[ProbeHit], out: Explored, max_st
             "and the same steps run again did not"
         )
     again.schedule = schedule_for(ex, again)
+    out.by_probe = True
     if again in ex.findings:
         out.finding = again
     else:
