@@ -32,7 +32,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": ROOT, "RAY_USAGE_STATS_ENABLED": "0"}
+    # the nodes import this checkout's kvmcheck (src/) and the tests' models (the root)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(ROOT) / "src"), ROOT]),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     tmp = tmp_path_factory.mktemp("ray")
     start = [
         RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",

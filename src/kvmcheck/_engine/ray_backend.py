@@ -125,7 +125,7 @@ class RayPool(Pool):
         where = f"the Ray task running job {job.index} (schedule prefix {job.prefix()})"
         if isinstance(e, self.ray.exceptions.RayTaskError):
             cause: BaseException = e.as_instanceof_cause()  # type: ignore[no-untyped-call]
-            if not isinstance(cause, ImportError):
+            if not isinstance(cause, ImportError | OSError):  # OSError: a node of an older kvmcheck
                 return cause  # raised by kvmcheck itself: a bug, with its traceback
             return WorkerDied(
                 f"{where} cannot load the scenario ({cause}); every node needs the model importable "
