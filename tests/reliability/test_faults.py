@@ -364,3 +364,21 @@ def test_help_says_what_the_checker_cannot_stop() -> None:
     assert "3 model code stuck in a C call" in text and "143 stopped by SIGTERM" in text
     readme = (HERE.parents[1] / "README.md").read_text()
     assert "### What the checker cannot stop" in readme
+
+
+def test_sigterm_to_the_process_group_is_143_not_a_dead_worker() -> None:
+    """A CI runner's timeout signals every process of the job: the workers too."""
+    p = subprocess.Popen(
+        [*KVMCHECK, "check", f"{FAULTS}::splits_forever", "--no-db", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    _wait_started(p)
+    time.sleep(2)  # the workers are running their jobs
+    os.killpg(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=BOUND_S)
+    assert p.returncode == 143, (out, err)
+    assert "bounded" in out and "died" not in err and "Traceback" not in err, err

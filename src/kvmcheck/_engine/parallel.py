@@ -406,6 +406,8 @@ class ProcessPool(Pool):
                 raise guard.Stop()
 
     def _died(self, w: _Worker) -> JobResult:
+        if guard.stop_requested():  # SIGTERM to the whole process group: the search is stopping anyway
+            raise guard.Stop()
         job = self.busy.pop(w)
         w.proc.join(1.0)
         code = w.proc.exitcode
