@@ -2,7 +2,10 @@
 
 Exit codes: 0 no bug (or every verdict as its scenario expects), 1 a bug (or
 a verdict that differs from its expectation), 2 a usage or model-file error --
-printed as one line, never a traceback -- and 130 when interrupted.
+printed as one line, never a traceback -- or a search that could not finish (a
+worker process died: the result so far is printed first), 3 a model stuck in a
+call the checker cannot interrupt (its stack is printed), 130/143 when stopped by
+SIGINT/SIGTERM (also with --checkpoint, which still saves the search).
 """
 
 from __future__ import annotations
@@ -29,8 +32,21 @@ EXIT_CODES = """\b
 Exit codes:
   0  no bug, or every verdict as its scenario's expect= says
   1  a bug, or a verdict that differs from its expectation
-  2  a usage or model-file error (one line on stderr)
-  130  interrupted"""
+  2  a usage or model-file error (one line on stderr), or a worker process
+     that died (one line naming its job, after the result so far)
+  3  model code stuck in a C call the checker cannot interrupt (see below)
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the result so far
+     is printed (and --checkpoint saved); a second signal exits at once
+
+\b
+What the checker cannot stop:
+  Model code blocked inside a C call -- time.sleep(), a blocking recv(), a
+  threading.Lock taken twice -- cannot be interrupted: --max-seconds,
+  --step-timeout and the first Ctrl-C take effect only when the call
+  returns.  Three seconds after one of them should have stopped it, kvmcheck
+  prints the stuck thread's Python stack and exits (3; 130/143 after a
+  signal) without a result.  Keep models to kernel operations and plain
+  Python."""
 
 MAIN_EPILOG = f"""\b
 Examples:
@@ -263,7 +279,8 @@ def check_cmd(
         raise UsageError("give a TARGET (FILE.py, FILE.py::SCENARIO or a bundled scenario) or --all")
     if run_all and target and not target.endswith(".py"):
         raise UsageError("--all takes no scenario: give --all alone, or --all FILE.py")
-    _cliguard.begin(as_json, {"--html": html_path})  # outputs checked now; SIGINT/SIGTERM stop cleanly
+    # outputs checked now; SIGINT/SIGTERM stop cleanly
+    _cliguard.begin(as_json, {"--html": html_path, "--checkpoint": checkpoint})
     scns = bundled() if not target else resolve(target)
     origin = target.partition("::")[0] if target and _is_file(target) else ""
     options = Options(
@@ -322,6 +339,11 @@ def check_cmd(
         _cliguard.write_atomic(write_html, html_path, [c.result for c in done], anns, roots)
     if as_json:
         click.echo(json.dumps([result_json(c) for c in done], indent=2), file=_cliguard.stdout())
+    errors = [c.result.error for c in done if c.result.error]
+    for err in errors:  # the search could not finish (a worker died): after the result so far
+        click.echo(f"kvmcheck: error: {err}", err=True)
+    if errors:
+        sys.exit(_cliguard.exit_code(2))
     if whole:
         differ = [c for c in done if not c.as_expected]
         if not as_json:
@@ -329,7 +351,7 @@ def check_cmd(
                 click.echo(_paint("SOME VERDICTS DIFFER FROM THEIR EXPECTATION:", "bug"))
                 for c in differ:
                     name = c.scenario.name + (f" [{c.variant}]" if c.variant else "")
-                    click.echo(f"  {name}: expected {c.expected}, got {c.result.verdict}")
+                    click.echo(f"  {name}: expected {c.expected or 'no bug'}, got {c.result.verdict}")
             else:
                 click.echo(_paint("all verdicts as expected", "ok"))
         sys.exit(_cliguard.exit_code(1 if differ else 0))

@@ -56,7 +56,10 @@ class Checked:
 
     @property
     def as_expected(self) -> bool:
-        return self.expected is None or self.expected == self.result.verdict
+        """The verdict its ``expect=`` declares; with none, no bug (as the pytest plugin says)."""
+        if self.expected is None:
+            return self.result.verdict != "bug"
+        return self.expected == self.result.verdict
 
     def replay_command(self) -> str | None:
         f = self.result.finding
