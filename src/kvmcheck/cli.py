@@ -14,15 +14,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from kvmcheck import __version__, _cliguard
+from kvmcheck._engine import guard
 from kvmcheck._engine.check import STRATEGIES, Result, replay
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
+from kvmcheck._pool import default_jobs, map_ordered
 from kvmcheck.report import database as db
 from kvmcheck.report.json_report import result_json
 from kvmcheck.report.session import Checked, Options, run_one
@@ -224,7 +227,9 @@ def _replay_target(target: str, s: Scenario) -> str:
     type=click.IntRange(min=1),
     default=None,
     help="Worker processes for the dpor search (default: one, and every core once a search "
-    "passes 2,000 executions; same verdict and count either way).",
+    "passes 2,000 executions; same verdict and count either way).  With several scenario x "
+    "variant pairs (--all, a FILE.py): how many pairs run side by side, each on one worker "
+    "(default: every core).",
 )
 @click.option(
     "--backend",
@@ -312,15 +317,7 @@ def check_cmd(
     done: list[Checked] = []
     anns: list[Any] = []
     width = terminal_width()
-    for s, v in pairs:
-        if _cliguard.interrupted():
-            break
-        prog = Progress(s.name + (f" [{v}]" if v else ""))
-        options.on_progress = prog
-        try:
-            c = run_one(s, v, _replay_target(target or s.name, s), origin, options)
-        finally:
-            prog.done()
+    for c in _checked(pairs, target, origin, options, opts):
         done.append(c)
         ann = (
             _annotate(c, options.kcsan, step_timeout)
@@ -356,6 +353,49 @@ def check_cmd(
                 click.echo(_paint("all verdicts as expected", "ok"))
         sys.exit(_cliguard.exit_code(1 if differ else 0))
     sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
+
+
+def _checked(
+    pairs: list[tuple[Scenario, str | None]],
+    target: str | None,
+    origin: str,
+    options: Options,
+    opts: dict[str, Any],
+) -> Iterator[Checked]:
+    """Each pair checked, in order.  Several pairs are independent searches: with the local
+    backend they run side by side, one forked process each, ``--workers`` of them at a time
+    (default: every core), each search on one worker -- the rows still come in order."""
+    targets = [_replay_target(target or s.name, s) for s, _ in pairs]
+    jobs = opts["workers"] or default_jobs()
+    if len(pairs) > 1 and jobs > 1 and opts["backend"] == "local":
+        options.engine["workers"] = 1
+
+        def one(i: int) -> tuple[Any, Any, bool]:
+            guard.set_escalation(True)  # a model stuck in C ends this child; the parent names the pair
+            s, v = pairs[i]
+            c = run_one(s, v, targets[i], origin, options)
+            return c.result, c.shrunk, c.from_db
+
+        def name(i: int) -> str:
+            s, v = pairs[i]
+            return s.name + (f" [{v}]" if v else "")
+
+        for i, (result, shrunk, from_db) in enumerate(map_ordered(one, len(pairs), jobs, name)):
+            s, v = pairs[i]
+            yield Checked(s, v, result, targets[i], shrunk, from_db)
+            if _cliguard.interrupted():
+                return
+        return
+    for (s, v), tgt in zip(pairs, targets, strict=True):
+        if _cliguard.interrupted():
+            return
+        prog = Progress(s.name + (f" [{v}]" if v else ""))
+        options.on_progress = prog
+        try:
+            c = run_one(s, v, tgt, origin, options)
+        finally:
+            prog.done()
+        yield c
 
 
 def _engine_options(
