@@ -10,8 +10,13 @@
 * :func:`write_atomic` -- a report file is written to a temporary file in its own
   directory, then renamed over the target: a reader (or a second kvmcheck writing the
   same file) sees the old file or the new one, never a mix.
-* :func:`exit_code` -- 0 no bug, 1 bug (or a verdict not as expected), 2 a usage error,
-  130 stopped by SIGINT, 143 stopped by SIGTERM (128 + the signal's number).
+* :func:`exit_code` -- 0 no bug, 1 bug (or a verdict not as expected), 2 a usage error
+  (or a search that could not finish: a worker process died), 3 a model stuck in a C call
+  (guard.EXIT_STUCK), 130 stopped by SIGINT, 143 stopped by SIGTERM (128 + the signal's
+  number) -- also with ``--checkpoint``, which still saves the search.
+* In the main thread, :func:`begin` also lets the watchdog end the process when model
+  code is stuck in a call it cannot interrupt (guard.set_escalation): after printing the
+  stuck thread's stack, never silently.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ def begin(as_json: bool, outputs: dict[str, str | None]) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in EXIT_SIGNAL:
             signal.signal(sig, _on_signal)
+        guard.set_escalation(True)  # this process is the checker's: a stuck model ends it
     import click
 
     ctx = click.get_current_context(silent=True)
@@ -125,4 +131,5 @@ def end() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in EXIT_SIGNAL:
             signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        guard.set_escalation(False)
     guard.clear_stop()

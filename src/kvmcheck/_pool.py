@@ -8,13 +8,12 @@ index, and only its pickled result (or the exception it raised) comes back throu
 
 One child per pair, not a pool of long-lived workers, so that a child that dies (killed, a crash
 in C code) is known exactly: the error names its pair.  Children die with their parent
-(``PR_SET_PDEATHSIG`` on Linux), and the ones still running are killed when the caller stops
-reading (an interrupt, an error).
+(``PR_SET_PDEATHSIG`` on Linux, as the search's own workers do), and the ones still running are
+killed when the caller stops reading (an interrupt, an error).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pickle
 import selectors
@@ -24,9 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.workerproc import die_with_parent
 
 T = TypeVar("T")
-_PR_SET_PDEATHSIG = 1
 
 
 def default_jobs() -> int:
@@ -87,6 +86,7 @@ def map_ordered(task: Callable[[int], T], n: int, jobs: int, name: Callable[[int
 
 def _fork(task: Callable[[int], Any], i: int) -> tuple[int, int]:
     r, w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         os.close(w)
@@ -95,7 +95,7 @@ def _fork(task: Callable[[int], Any], i: int) -> tuple[int, int]:
     code = 0
     try:
         os.close(r)
-        _die_with_parent()
+        die_with_parent(parent)
         try:
             out: tuple[str, Any] = ("return", task(i))
         except BaseException as e:  # noqa: BLE001 - carried to the parent, raised there in its turn
@@ -127,18 +127,6 @@ def _outcome(payload: bytes, status: int, name: str) -> tuple[str, Any]:
         f"the process checking {name} died ({why}: killed, or a crash in C code); "
         "check that pair alone to see why"
     )
-
-
-def _die_with_parent() -> None:
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl: the child still ends with its pair
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(70)
 
 
 def _kill(pid: int) -> None:

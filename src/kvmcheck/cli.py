@@ -2,7 +2,10 @@
 
 Exit codes: 0 no bug (or every verdict as its scenario expects), 1 a bug (or
 a verdict that differs from its expectation), 2 a usage or model-file error --
-printed as one line, never a traceback -- and 130 when interrupted.
+printed as one line, never a traceback -- or a search that could not finish (a
+worker process died: the result so far is printed first), 3 a model stuck in a
+call the checker cannot interrupt (its stack is printed), 130/143 when stopped by
+SIGINT/SIGTERM (also with --checkpoint, which still saves the search).
 """
 
 from __future__ import annotations
@@ -11,17 +14,19 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from kvmcheck import __version__, _cliguard
+from kvmcheck._engine import guard
 from kvmcheck._engine.check import STRATEGIES, Result, replay
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
-from kvmcheck.patching import Patch, PatchedPair, load_patch, patched_pairs, replay_command, replay_pair
+from kvmcheck._pool import default_jobs, map_ordered
+from kvmcheck.patching import Patch, load_patch, patched_pairs, replay_command, replay_pair
 from kvmcheck.report import database as db
 from kvmcheck.report.json_report import result_json
 from kvmcheck.report.session import Checked, Options, run_one
@@ -31,8 +36,21 @@ EXIT_CODES = """\b
 Exit codes:
   0  no bug, or every verdict as its scenario's expect= says
   1  a bug, or a verdict that differs from its expectation
-  2  a usage or model-file error (one line on stderr)
-  130  interrupted"""
+  2  a usage or model-file error (one line on stderr), or a worker process
+     that died (one line naming its job, after the result so far)
+  3  model code stuck in a C call the checker cannot interrupt (see below)
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the result so far
+     is printed (and --checkpoint saved); a second signal exits at once
+
+\b
+What the checker cannot stop:
+  Model code blocked inside a C call -- time.sleep(), a blocking recv(), a
+  threading.Lock taken twice -- cannot be interrupted: --max-seconds,
+  --step-timeout and the first Ctrl-C take effect only when the call
+  returns.  Three seconds after one of them should have stopped it, kvmcheck
+  prints the stuck thread's Python stack and exits (3; 130/143 after a
+  signal) without a result.  Keep models to kernel operations and plain
+  Python."""
 
 MAIN_EPILOG = f"""\b
 Examples:
@@ -177,6 +195,12 @@ def _replay_target(target: str, s: Scenario) -> str:
     help="Go on searching after a WARN-class finding (WARN_ON, lockdep, KCSAN) instead of stopping.",
 )
 @click.option(
+    "--memory-model",
+    type=click.Choice(["sc", "lkmm"]),
+    default=None,
+    help="Run under sequential consistency or the Linux-kernel memory model (default: the scenario's).",
+)
+@click.option(
     "--minimise/--no-minimise",
     default=True,
     show_default=True,
@@ -206,7 +230,9 @@ def _replay_target(target: str, s: Scenario) -> str:
     type=click.IntRange(min=1),
     default=None,
     help="Worker processes for the dpor search (default: one, and every core once a search "
-    "passes 2,000 executions; same verdict and count either way).",
+    "passes 2,000 executions; same verdict and count either way).  With several scenario x "
+    "variant pairs (--all, a FILE.py): how many pairs run side by side, each on one worker "
+    "(default: every core).",
 )
 @click.option(
     "--backend",
@@ -270,7 +296,8 @@ def check_cmd(
         raise UsageError("give a TARGET (FILE.py, FILE.py::SCENARIO or a bundled scenario) or --all")
     if run_all and target and not target.endswith(".py"):
         raise UsageError("--all takes no scenario: give --all alone, or --all FILE.py")
-    _cliguard.begin(as_json, {"--html": html_path})  # outputs checked now; SIGINT/SIGTERM stop cleanly
+    # outputs checked now; SIGINT/SIGTERM stop cleanly
+    _cliguard.begin(as_json, {"--html": html_path, "--checkpoint": checkpoint})
     scns = bundled() if not target else resolve(target)
     origin = target.partition("::")[0] if target and _is_file(target) else ""
     options = Options(
@@ -294,31 +321,27 @@ def check_cmd(
     pairs = _pairs(scns, variant)
     patch = load_patch(patch_spec) if patch_spec else None
     twins = patched_pairs(patch, pairs) if patch is not None else []
-    if twins:  # run each patched pair (no failure database: its variant is not a bundled one)
+    # each patched pair right after its base; no failure database (a patched variant is no bundled one)
+    if twins:
         if opts["backend"] != "local":
             raise UsageError("--patch runs on the local backend only (the patch class is not sent to Ray)")
-        pairs = [(t.patched, t.patched_variant) for t in twins]
+        options.use_db = False
+        pairs = [p for t in twins for p in ((t.scenario, t.variant), (t.patched, t.patched_variant))]
+    if opts["memory_model"] is not None:
+        pairs = [(s.under(opts["memory_model"]), v) for s, v in pairs]
     if (checkpoint or resume) and len(pairs) != 1:
         raise UsageError(
             f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
         )
-    table = _Table(pairs, base=bool(twins)) if run_all and not as_json else None
+    table = _Table(pairs[1::2] if twins else pairs, base=bool(twins)) if run_all and not as_json else None
     done: list[Checked] = []
     bases: list[Checked] = []
     anns: list[Any] = []
     width = terminal_width()
-    for i, (s, v) in enumerate(pairs):
-        if _cliguard.interrupted():
-            break
-        if twins:
-            bases.append(_run_base(twins[i], target, origin, options))
-        prog = Progress(s.name + (f" [{v}]" if v else ""))
-        options.on_progress = prog
-        try:
-            run_opts = replace(options, use_db=False) if twins else options
-            c = run_one(s, v, _replay_target(target or s.name, s), origin, run_opts)
-        finally:
-            prog.done()
+    for c in _checked(pairs, target, origin, options, opts):
+        if twins and len(bases) == len(done):  # the base of the patched pair that comes next
+            bases.append(c)
+            continue
         done.append(c)
         ann = (
             _annotate(c, options.kcsan, step_timeout)
@@ -327,11 +350,11 @@ def check_cmd(
         )
         anns.append(ann)
         if table is not None:
-            table.row(c, bases[i].result.verdict if twins else None)
+            table.row(c, bases[-1].result.verdict if twins else None)
         elif not as_json:
             _print_text(c, full, width, ann, patch)
             if twins:
-                click.echo(f"base {bases[i].variant}: {bases[i].result.verdict}")
+                click.echo(f"base {bases[-1].variant}: {bases[-1].result.verdict}")
     if html_path:
         from kvmcheck.report.html import write_html
 
@@ -342,6 +365,11 @@ def check_cmd(
         for row, b in zip(rows, bases, strict=False):
             row["base_variant"], row["base_verdict"] = b.variant, b.result.verdict
         click.echo(json.dumps(rows, indent=2), file=_cliguard.stdout())
+    errors = [c.result.error for c in [*bases, *done] if c.result.error]
+    for err in errors:  # the search could not finish (a worker died): after the result so far
+        click.echo(f"kvmcheck: error: {err}", err=True)
+    if errors:
+        sys.exit(_cliguard.exit_code(2))
     if twins:
         sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
     if whole:
@@ -351,26 +379,54 @@ def check_cmd(
                 click.echo(_paint("SOME VERDICTS DIFFER FROM THEIR EXPECTATION:", "bug"))
                 for c in differ:
                     name = c.scenario.name + (f" [{c.variant}]" if c.variant else "")
-                    click.echo(f"  {name}: expected {c.expected}, got {c.result.verdict}")
+                    click.echo(f"  {name}: expected {c.expected or 'no bug'}, got {c.result.verdict}")
             else:
                 click.echo(_paint("all verdicts as expected", "ok"))
         sys.exit(_cliguard.exit_code(1 if differ else 0))
     sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
 
 
-def _run_base(t: PatchedPair, target: str | None, origin: str, options: Options) -> Checked:
-    """The bundled pair a patched one stands beside (its verdict goes in the 'base verdict' column)."""
-    prog = Progress(f"{t.scenario.name} [{t.variant}]")
-    try:
-        return run_one(
-            t.scenario,
-            t.variant,
-            _replay_target(target or t.scenario.name, t.scenario),
-            origin,
-            replace(options, on_progress=prog),
-        )
-    finally:
-        prog.done()
+def _checked(
+    pairs: list[tuple[Scenario, str | None]],
+    target: str | None,
+    origin: str,
+    options: Options,
+    opts: dict[str, Any],
+) -> Iterator[Checked]:
+    """Each pair checked, in order.  Several pairs are independent searches: with the local
+    backend they run side by side, one forked process each, ``--workers`` of them at a time
+    (default: every core), each search on one worker -- the rows still come in order."""
+    targets = [_replay_target(target or s.name, s) for s, _ in pairs]
+    jobs = opts["workers"] or default_jobs()
+    if len(pairs) > 1 and jobs > 1 and opts["backend"] == "local":
+        options.engine["workers"] = 1
+
+        def one(i: int) -> tuple[Any, Any, bool]:
+            guard.set_escalation(True)  # a model stuck in C ends this child; the parent names the pair
+            s, v = pairs[i]
+            c = run_one(s, v, targets[i], origin, options)
+            return c.result, c.shrunk, c.from_db
+
+        def name(i: int) -> str:
+            s, v = pairs[i]
+            return s.name + (f" [{v}]" if v else "")
+
+        for i, (result, shrunk, from_db) in enumerate(map_ordered(one, len(pairs), jobs, name)):
+            s, v = pairs[i]
+            yield Checked(s, v, result, targets[i], shrunk, from_db)
+            if _cliguard.interrupted():
+                return
+        return
+    for (s, v), tgt in zip(pairs, targets, strict=True):
+        if _cliguard.interrupted():
+            return
+        prog = Progress(s.name + (f" [{v}]" if v else ""))
+        options.on_progress = prog
+        try:
+            c = run_one(s, v, tgt, origin, options)
+        finally:
+            prog.done()
+        yield c
 
 
 def _engine_options(
@@ -472,6 +528,12 @@ class _Table:
 @click.option("--full", is_flag=True, help="Show every step, not only the story.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of one result.")
 @click.option("--patch", "patch_spec", metavar="FILE.py:CLASS", help="The patch the run was checked with.")
+@click.option(
+    "--memory-model",
+    type=click.Choice(["sc", "lkmm"]),
+    default=None,
+    help="As given to check (default: the scenario's).",
+)
 def replay_cmd(
     target: str | None,
     schedule: str | None,
@@ -480,6 +542,7 @@ def replay_cmd(
     full: bool,
     as_json: bool,
     patch_spec: str | None,
+    memory_model: str | None,
 ) -> None:
     """Re-run one SCHEDULE of TARGET exactly and print its finding (or the last saved one: --last)."""
     if last:
@@ -497,6 +560,8 @@ def replay_cmd(
     patch = load_patch(patch_spec) if patch_spec else None
     scn = replay_pair(patch, scns[0], variant).patched if patch is not None else scns[0]
     _cliguard.begin(as_json, {})
+    if memory_model is not None:
+        scn = scn.under(memory_model)
     r = replay(scn, schedule, variant=variant)
     c = Checked(scn, variant, r, target if _is_file(target) else scn.name)
     if as_json:

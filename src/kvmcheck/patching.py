@@ -125,6 +125,7 @@ def patched_scenario(scn: Scenario, patch: Patch, bases: dict[str, str]) -> Scen
         kcsan=scn.kcsan,
         keep_going=scn.keep_going,
         source=scn.source,
+        memory_model=scn.memory_model,
         sources={pv: src for pv, bv in bases.items() if (src := scn.sources.get(bv)) is not None},
     )
 

@@ -4,6 +4,7 @@ the failure database replayed first, the options, and kvmcheck.testing."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,52 @@ def test_own_suite_scenarios_are_not_called_as_functions(pytester):
     r = pytester.runpytest_subprocess("--kvmcheck-no-db")
     r.assert_outcomes(passed=1)
     assert "UsageError" not in r.stdout.str()
+
+
+# -- the plugin is free for projects that do not use it (issue 21) ------------------------------
+_COUNT = """
+import sys
+def pytest_collection_finish(session):
+    mods = sorted(m for m in sys.modules if m.startswith("kvmcheck"))
+    print(f"\\nKVMCHECK-MODULES {len(mods)}")
+"""
+
+
+def _pytest_in(path: Path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-s", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-p", "no:kvmcheck", "-p", "_kvmcheck_pytest"],
+        capture_output=True, text=True, cwd=path, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},
+    )  # fmt: skip
+    return p.stdout
+
+
+def test_pytest_start_imports_nothing_of_kvmcheck(tmp_path: Path) -> None:
+    """The plugin was a module of the kvmcheck package: importing it imported the whole checker
+    (27 modules) at every pytest start."""
+    (tmp_path / "conftest.py").write_text(_COUNT)
+    (tmp_path / "test_plain.py").write_text("".join(f"def test_{i}():\n    pass\n" for i in range(20)))
+    out = _pytest_in(tmp_path)
+    assert "20 tests collected" in out and "KVMCHECK-MODULES 0" in out, out
+
+
+def test_a_collected_scenario_still_loads_the_checker(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(_COUNT)
+    (tmp_path / "test_s.py").write_text(PROJECT)
+    out = _pytest_in(tmp_path)
+    assert "test_locked" in out and "KVMCHECK-MODULES 0" not in out, out
+
+
+def test_the_entry_point_is_the_top_level_module() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    assert meta["project"]["entry-points"]["pytest11"] == {"kvmcheck": "_kvmcheck_pytest"}
+    assert "_kvmcheck_pytest" in meta["tool"]["setuptools"]["py-modules"]

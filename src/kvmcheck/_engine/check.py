@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kvmcheck._engine import checkpoint as ckpt
 from kvmcheck._engine import guard, parallel
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
     Progress,
     explore,
-    load_checkpoint,
     make_strategy,
     probe_determinism,
     replay_runs,
@@ -57,6 +57,9 @@ class Result:
     coverage: str  # one sentence: what was covered
     warnings: list[Finding] = field(default_factory=list)  # other WARN-class reports seen
     estimated_total: float | None = None  # the strategy's estimate of the whole search's executions
+    # the search could not finish as asked (a worker process died): the result is what was done
+    # before; the command line prints it, then this line, and exits 2
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,8 +111,12 @@ def check(
     workers: int | None = 1,
     backend: str = "local",
     address: str | None = None,
+    memory_model: str | None = None,
 ) -> Result:
     """Explore ``scn`` under ``strategy`` and return a :class:`Result`.
+
+    ``memory_model``: ``"sc"`` or ``"lkmm"`` (default: the scenario's choice; see
+    kernel/barrier.py for what LKMM exploration covers).
 
     ``kcsan`` turns data-race reports on or off (default: the scenario's choice).
     The search stops after the first execution with a finding -- hard (an oops,
@@ -128,6 +135,12 @@ def check(
     :mod:`kvmcheck._engine.parallel`; a search that does not split runs as one job).
     ``workers=None`` (the CLI's default): one worker, and a search that splits and is not done
     after 2,000 executions starts again on every core.
+    Its probe runs (the split, the determinism probe) count against ``max_seconds``, and
+    what they report is the check's finding or a :class:`Nondeterminism` -- never dropped.
+    A checkpoint records what it was taken of (see ``checkpoint.py``): ``resume`` refuses
+    another scenario, variant, model source, tree-shaping option or kvmcheck version;
+    ``max_seconds`` on a resume is this run's budget.  A worker that died leaves the
+    result so far, with ``Result.error`` naming its job.
     ``settings`` (a :class:`Settings`) replaces every other keyword argument.
     ``step_timeout_s``: a model thread running pure Python this long without a visible
     operation is a finding (kind ``step-limit``) naming the thread and its line.
@@ -153,13 +166,18 @@ def check(
         )
     settings = settings.with_defaults()
     s = _as_scenario(scn)
+    if memory_model is not None:
+        s = s.under(memory_model)
     if settings.keep_going is None:
         settings = replace(settings, keep_going=s.keep_going)
     body = s.body(variant)
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
-    name = f"{s.name}[{variant}]" if variant is not None else s.name
+    if settings.checkpoint is not None:
+        ckpt.probe(settings.checkpoint)  # now, not when the search has run to its bound
+    found: list[parallel.ProbeHit] = []  # what the split's probe runs reported (never dropped)
+    t0 = time.perf_counter()
     if settings.workers is None:  # auto
-        settings, done = _auto(s, variant, settings, on_progress)
+        settings, done = _auto(s, variant, settings, on_progress, found, use_kcsan)
         if done is not None:
             return done
     if settings.parallel:
@@ -168,50 +186,85 @@ def check(
         )
         with guard.watching(None, settings.step_timeout_s):
             summary = parallel.Summary(merged, settings)
-            return _result(s, variant, settings, summary, merged.explored, use_kcsan)
+            merged.explored.elapsed_s = time.perf_counter() - t0
+            return replace(
+                _result(s, variant, settings, summary, merged.explored, use_kcsan), error=merged.error
+            )
     with guard.watching(settings.max_seconds, settings.step_timeout_s) as watch:
         session = Session(kcsan=use_kcsan)
         resumed: Explored | None = None
+        ident = None
+        if settings.checkpoint is not None or settings.resume is not None:
+            ident = ckpt.identity(s, variant, settings, use_kcsan)
         if settings.resume is not None:
-            strat, resumed, saved = load_checkpoint(settings.resume, name)
+            assert ident is not None
+            strat, resumed, saved = ckpt.load(settings.resume, ident)
             if saved is not None:
                 session = saved
         else:
             strat = make_strategy(settings)
-        seen = explore(body, strat, settings, session, on_progress=on_progress, name=name, resumed=resumed)
+        seen = explore(
+            body, strat, settings, session, on_progress=on_progress, identity=ident, resumed=resumed
+        )
         if seen.exhausted and seen.reported is None:  # about to say "complete": is the model deterministic?
             probe_determinism(body, session, settings.max_steps, use_kcsan)
+        with guard.watching(None, settings.step_timeout_s):  # one execution: its own bound
+            parallel.settle(body, found, seen, settings.max_steps)
+        seen.elapsed_s += _before_search(t0, seen, resumed)
         watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
         return _result(s, variant, settings, strat, seen, use_kcsan)
+
+
+def _before_search(t0: float, seen: Explored, resumed: Explored | None) -> float:
+    """The time this check spent before its search (probes): counted in the result's time."""
+    return 0.0 if resumed is not None else max(0.0, time.perf_counter() - t0 - seen.elapsed_s)
 
 
 AUTO_FIRST = 2_000  # auto workers: a search not done after this many executions goes parallel
 
 
 def _auto(
-    s: Scenario, variant: str | None, settings: Settings, on_progress: Callable[[Progress], None] | None
+    s: Scenario,
+    variant: str | None,
+    settings: Settings,
+    on_progress: Callable[[Progress], None] | None,
+    found: list[parallel.ProbeHit],
+    kcsan: bool,
 ) -> tuple[Settings, Result | None]:
     """workers=None: one worker when the search does not split (parallel.py); else one worker
     for the first AUTO_FIRST executions (a count, not a time: the answer does not depend on
     the machine), and a search not done by then starts again on every core.  Its result, or
-    the settings to go on with."""
+    the settings to go on with.  The split's probe runs count against ``max_seconds``; what
+    they report goes to ``found``, and a split that reported anything stays on one worker
+    (the search then settles it: parallel.settle)."""
     one = replace(settings, workers=1)
     if settings.backend == "ray":
         return settings, None  # as many at a time as the cluster has CPUs
     workers = parallel.default_workers()
     if not settings.may_go_parallel or workers < 2:
         return one, None
-    with guard.watching(None, settings.step_timeout_s):
-        jobs = parallel.split(s.body(variant), workers * parallel.JOBS_PER_WORKER, settings.max_steps)
-    if len(jobs) < 2:  # nothing to share out (see parallel.py): one worker
-        return one, None
     t0 = time.perf_counter()
+    try:
+        with guard.watching(settings.max_seconds, settings.step_timeout_s):
+            jobs = parallel.split(
+                s.body(variant), workers * parallel.JOBS_PER_WORKER, settings.max_steps, found
+            )
+    except guard.Stop:  # the time was up (or a signal came) before the search started
+        seen = Explored(elapsed_s=time.perf_counter() - t0)
+        with guard.watching(None, settings.step_timeout_s):
+            parallel.settle(s.body(variant), found, seen, settings.max_steps)
+        return one, _result(s, variant, one, make_strategy(one), seen, kcsan)
+    left = None if settings.max_seconds is None else settings.max_seconds - (time.perf_counter() - t0)
+    if left is not None:
+        one = replace(one, max_seconds=max(left, 0.001))
+    if len(jobs) < 2 or found:  # nothing to share out (see parallel.py), or a report to settle
+        return one, None
     r = check(s, variant=variant, settings=replace(one, max_executions=AUTO_FIRST), on_progress=on_progress)
     if r.verdict != "bounded" or r.executions < AUTO_FIRST:  # done, or stopped by time or a signal
-        return one, r
+        return one, replace(r, elapsed_s=time.perf_counter() - t0)
     left = None if settings.max_seconds is None else settings.max_seconds - (time.perf_counter() - t0)
     if left is not None and left <= 0:
-        return one, r
+        return one, replace(r, elapsed_s=time.perf_counter() - t0)
     return replace(settings, workers=workers, max_seconds=left), None
 
 
@@ -244,7 +297,9 @@ def _result(
         steps=seen.steps,
         elapsed_s=seen.elapsed_s,
         finding=finding,
-        coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted),
+        coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted)
+        + ("; seen first by a probe run (the split into jobs) and run again" if seen.by_probe else "")
+        + (f"; {seen.checkpoint_error}" if seen.checkpoint_error else ""),
         warnings=[
             w
             for w in seen.warnings.values()
@@ -282,14 +337,24 @@ def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps:
     except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
         if isinstance(e, Nondeterminism):
             raise
-        raise Nondeterminism(f"replaying the finding's schedule {finding.schedule!r}: {e}") from None
+        why = str(e).split("; the model changed")[0]  # within one check: it did not change
+        raise Nondeterminism(
+            "the model is nondeterministic: it depends on something the checker does not control "
+            f"(random, time, state kept across executions): the search saw {finding.kind} with "
+            f"schedule {finding.schedule!r}, and a replay of it went otherwise ({why})"
+        ) from None
     if replayed is None:
         return
     finding.trace = replayed.steps
     again = next((f for f in replayed.findings + replayed.soft if f.kind == finding.kind), None)
-    if again is not None:
-        finding.message, finding.headline, finding.details = again.message, again.headline, again.details
-        finding.step = again.step
+    if again is None:  # the same steps, and no report: what the search saw depended on something else
+        raise Nondeterminism(
+            "the model is nondeterministic: it depends on something the checker does not control "
+            f"(random, time, state kept across executions): the search saw {finding.kind} "
+            f"({finding.message}) with schedule {finding.schedule!r}, and a replay of it did not"
+        )
+    finding.message, finding.headline, finding.details = again.message, again.headline, again.details
+    finding.step = again.step
 
 
 def replay(
@@ -300,6 +365,7 @@ def replay(
     max_steps: int = DEFAULT_MAX_STEPS,
     kcsan: bool | None = None,
     step_timeout_s: float | None = None,
+    memory_model: str | None = None,
 ) -> Result:
     """Re-run one schedule exactly; the result carries its finding (if any) with a trace.
 
@@ -307,6 +373,8 @@ def replay(
     """
     settings = Settings(max_steps=max_steps, kcsan=kcsan)
     s = _as_scenario(scn)
+    if memory_model is not None:
+        s = s.under(memory_model)
     t0 = time.perf_counter()
     use_kcsan = s.kcsan if settings.kcsan is None else settings.kcsan
     with guard.watching(None, step_timeout_s):  # a thread stuck in pure Python is a finding

@@ -16,7 +16,8 @@ Two checks, both cheap:
 * **Probe before "complete".**  A search about to say "ok, complete" re-runs its
   first execution's schedule :data:`PROBES` times and compares every step (a
   one-execution search has nothing else to compare with); a re-run that draws from
-  the global ``random`` module is nondeterministic whatever it drew.  (Another
+  the global ``random`` module is nondeterministic whatever it drew, and so is one
+  that reports anything (the search reported nothing, its first run included).  (Another
   Python thread drawing from it during those few executions would be blamed too.)
 
 The error names the step, the thread and both operations.
@@ -108,6 +109,14 @@ def probe(first: Any, run: Callable[[list[int], dict[int, int], Any], Execution]
             if isinstance(e, Nondeterminism):
                 raise
             raise Nondeterminism(f"{_HINT}: re-running its first execution, {e}") from None
+        if ex.outcome == "stopped":  # the check's time is up (or a signal): no verdict on this
+            return
+        again = ex.finding if ex.finding is not None else (ex.soft[0] if ex.soft else None)
+        if again is not None:  # the search saw no report at all, so its first execution had none
+            raise Nondeterminism(
+                f"{_HINT}: re-running its first execution reported {again.kind} "
+                f"({again.message}), which the search's own run of it did not"
+            )
         if random.getstate() != state:  # checked by value: cheap, and certain where a coin flip is not
             raise Nondeterminism(
                 f"{_HINT}: re-running its first execution drew from the global random module"

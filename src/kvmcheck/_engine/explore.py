@@ -7,8 +7,6 @@ brute-force reference (through :func:`explore` with its own strategy).
 
 from __future__ import annotations
 
-import os
-import pickle
 import signal
 import threading
 import time
@@ -17,15 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmcheck._engine import checkpoint as ckpt
 from kvmcheck._engine import determinism, guard
 from kvmcheck._engine.execution import Execution
-from kvmcheck._engine.finding import Finding, ScheduleMismatch, UsageError
+from kvmcheck._engine.finding import Finding, ScheduleMismatch
 from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import Settings
 from kvmcheck._engine.strategies.bounded import Bounded
 from kvmcheck._engine.strategies.dpor import Dpor
-from kvmcheck._engine.strategies.optimal import OptimalDpor, restore, snapshot
+from kvmcheck._engine.strategies.optimal import OptimalDpor
 from kvmcheck._engine.strategies.pct import Pct
 from kvmcheck._engine.strategies.random_walk import RandomWalk
 from kvmcheck._engine.strategies.replay import Replay
@@ -72,7 +71,11 @@ def run_execution(
     ex = Execution(body, strategy, session, max_steps, tracing=tracing)
     for hook in runtime_setup_hooks:
         hook(ex)
-    ex.run()
+    try:
+        ex.run()
+    except (guard.Stop, guard.StepTimeout):  # raised into the thread as the run was ending (its clean-up)
+        ex.outcome = "stopped"
+        guard.finish(ex)
     return ex
 
 
@@ -97,6 +100,8 @@ class Explored:
     soft: Finding | None = None  # the first WARN-class finding, its schedule set
     warnings: dict[tuple[str, str], Finding] = field(default_factory=dict)  # every other report
     interrupted: bool = False  # stopped by SIGINT/SIGTERM (a checkpoint was written)
+    checkpoint_error: str | None = None  # why the checkpoint could not be saved (the search went on)
+    by_probe: bool = False  # the reported finding was seen by a probe run (parallel.settle), not the search
 
     @property
     def reported(self) -> Finding | None:
@@ -115,54 +120,23 @@ def _collect(into: dict[tuple[str, str], Finding], found: list[Finding]) -> None
             into.setdefault((f.kind, f.message), f)
 
 
-CHECKPOINT_VERSION = 1
-
-
-def _write_checkpoint(path: str, name: str, strategy: Strategy, out: Explored, session: Session) -> None:
-    """Save the frontier of the search, atomically (written aside, then renamed)."""
-    assert isinstance(strategy, OptimalDpor)
-    try:
-        session_bytes: bytes | None = pickle.dumps(session)
-    except Exception:  # noqa: BLE001 - a layer's state that does not pickle: resume starts it afresh
-        session_bytes = None
-    data = {
-        "version": CHECKPOINT_VERSION,
-        "scenario": name,
-        "strategy": snapshot(strategy),
-        "explored": out,
-        "session": session_bytes,
-    }
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump(data, f)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str, name: str) -> tuple[Strategy, Explored, Session | None]:
-    """The strategy, totals so far and session saved in ``path`` for scenario ``name``."""
-    try:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError) as e:
-        raise UsageError(f"cannot resume from {path}: {e}") from None
-    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
-        raise UsageError(f"cannot resume from {path}: not a kvmcheck checkpoint")
-    if data["scenario"] != name:
-        raise UsageError(f"cannot resume from {path}: it is a checkpoint of {data['scenario']}, not {name}")
-    session = pickle.loads(data["session"]) if data["session"] is not None else None
-    return restore(data["strategy"]), data["explored"], session
-
-
 @contextmanager
 def _stop_on_signals(enabled: bool) -> Iterator[list[bool]]:
-    """SIGINT/SIGTERM set a flag the loop checks after each execution (main thread only)."""
+    """SIGINT/SIGTERM set a flag the loop checks after each execution (main thread only).
+
+    Where a caller already handles them (the command line: guard.request_stop and its exit
+    code 130/143), its handler stays: the loop sees ``guard.stop_requested()`` instead."""
     flag = [False]
     if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield flag
         return
 
     def handler(signum: int, frame: object) -> None:
         flag[0] = True
+        guard.request_stop(signal.Signals(signum).name)  # an execution that runs on is stopped too
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -170,6 +144,8 @@ def _stop_on_signals(enabled: bool) -> Iterator[list[bool]]:
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        if flag[0]:
+            guard.clear_stop()
 
 
 def explore(
@@ -180,7 +156,7 @@ def explore(
     *,
     on_execution: Callable[[Execution], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
-    name: str = "",
+    identity: ckpt.Identity | None = None,
     resumed: Explored | None = None,
 ) -> Explored:
     """Run executions of ``body`` until the strategy is done, a finding stops the search
@@ -188,9 +164,11 @@ def explore(
 
     With ``settings.checkpoint`` the search's frontier is saved there every
     ``checkpoint_every_s`` seconds and when SIGINT or SIGTERM stops it; ``resumed``
-    (from :func:`load_checkpoint`) carries the totals of the run it continues."""
+    (from :func:`checkpoint.load`) carries the totals of the run it continues;
+    ``settings.max_seconds`` is this run's budget (not the totals')."""
     out = resumed if resumed is not None else Explored()
-    t0 = time.perf_counter() - out.elapsed_s
+    run_t0 = time.perf_counter()
+    t0 = run_t0 - out.elapsed_s
     next_progress = t0 + PROGRESS_INTERVAL_S
     max_executions = settings.max_executions
     max_seconds = settings.max_seconds
@@ -198,6 +176,8 @@ def explore(
     max_steps = settings.max_steps
     checkpoint = settings.checkpoint
     next_checkpoint = time.perf_counter() + settings.checkpoint_every_s
+    if checkpoint is not None:  # at once: the file can be written, and resumes from here
+        _save(checkpoint, identity, strategy, out, session)
     with _stop_on_signals(checkpoint is not None) as stop:
         while True:
             ex = run_execution(body, strategy, session, max_steps)
@@ -230,25 +210,44 @@ def explore(
             if on_progress is not None and now >= next_progress:
                 on_progress(Progress(out.executions, now - t0, strategy.estimate()))
                 next_progress = now + PROGRESS_INTERVAL_S
-            if checkpoint is not None and (stop[0] or now >= next_checkpoint):
+            stopping = stop[0] or guard.stop_requested()  # SIGINT/SIGTERM
+            if checkpoint is not None and (stopping or now >= next_checkpoint):
                 out.elapsed_s = now - t0
-                _write_checkpoint(checkpoint, name, strategy, out, session)
+                _save(checkpoint, identity, strategy, out, session)
                 next_checkpoint = now + settings.checkpoint_every_s
-                if stop[0]:
-                    out.interrupted = True
-                    break
+                out.interrupted = stopping
+            if stopping:
+                break
             if max_executions is not None and out.executions >= max_executions:
                 break
-            if max_seconds is not None and now - t0 >= max_seconds:
+            if max_seconds is not None and now - run_t0 >= max_seconds:
                 break
-            if guard.stop_requested():  # SIGINT/SIGTERM (guard.request_stop)
-                break
+    clean = ex.outcome != "stopped"  # an abandoned execution leaves the strategy mid-run: not saved
     out.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(Progress(out.executions, out.elapsed_s, strategy.estimate()))
-    if checkpoint is not None and not out.interrupted and not out.exhausted and out.reported is None:
-        _write_checkpoint(checkpoint, name, strategy, out, session)  # a bounded run can go on later
+    if (
+        checkpoint is not None
+        and clean
+        and not out.interrupted
+        and not out.exhausted
+        and out.reported is None
+    ):
+        _save(checkpoint, identity, strategy, out, session)  # a bounded run can go on later
+    if checkpoint is not None and not clean and guard.stop_requested():
+        out.interrupted = True  # the checkpoint of the last clean point resumes it
     return out
+
+
+def _save(
+    path: str, identity: ckpt.Identity | None, strategy: Strategy, out: Explored, session: Session
+) -> None:
+    """Save a checkpoint; a failure (disk full) is said in the result, and the search goes on."""
+    assert identity is not None, "a checkpointed search needs its identity"
+    try:
+        ckpt.save(path, identity, strategy, out, session)
+    except OSError as e:
+        out.checkpoint_error = f"the checkpoint could not be saved to {path}: {e.strerror or e}"
 
 
 def probe_determinism(body: Callable[[], Any], session: Session, max_steps: int, kcsan: bool) -> None:

@@ -20,16 +20,25 @@ it runs forever without a visible operation, or the search must stop (budget, si
   the execution is abandoned and the search ends ``bounded``.
 
 An exception raised asynchronously lands where the thread is; a thread blocked inside a C
-call (``time.sleep``) gets it when the call returns.
+call (``time.sleep``, a blocking ``recv()``, a ``threading.Lock`` taken twice) gets it only
+when the call returns -- maybe never.  What the checker cannot stop, it reports: a check
+that a Stop or StepTimeout has not ended :data:`ESCALATE_S` seconds after the first one
+gets the stuck thread's Python stack printed on stderr.  Where the process is the
+checker's own (the command line, a worker process: :func:`set_escalation`), it then exits
+at once: with 130/143 when a SIGINT/SIGTERM asked it to stop, else :data:`EXIT_STUCK`.
+A ``check()`` called from Python only prints the stack, once, and waits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dis
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +52,9 @@ if TYPE_CHECKING:
 DEFAULT_STEP_TIMEOUT_S = 10.0
 GRACE_S = 0.25  # how long an execution may run on past its deadline before it is stopped
 TICK_S = 0.1  # the watchdog's period
+ESCALATE_S = 3.0  # a Stop / StepTimeout not delivered this long after the first: the thread is stuck
+EXIT_STUCK = 3  # the exit status of a process ended because model code was stuck in a C call
+_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class Stop(BaseException):
@@ -189,6 +201,8 @@ class Watch:
     stop: str | None = None  # why the search must stop now ("SIGINT", ...), else None
     stop_at: float = 0.0
     fired_at: float | None = None  # when a StepTimeout or Stop was last raised into ``ex``
+    first_fired: float | None = None  # ... and first (for this execution)
+    reported: bool = False  # the stuck thread's stack was printed
     outer: Watch | None = None  # the check this one runs inside (a check() in model code)
 
 
@@ -197,6 +211,7 @@ _LOCK = threading.Lock()
 _local = threading.local()
 _watchdog: threading.Thread | None = None
 _pending: str | None = None  # a request_stop() that checks started later obey too
+_escalate_exits = False  # set_escalation(True): a stuck check ends the process
 REFIRE_S = 1.0  # a model that swallowed the first one gets another after this long
 
 
@@ -232,7 +247,7 @@ def enter(ex: Execution) -> Watch | None:
     """An execution starts in this OS thread (called by ``Execution.run``)."""
     w: Watch | None = getattr(_local, "watch", None)
     if w is not None:
-        w.steps, w.since, w.fired_at = -1, time.perf_counter(), None
+        w.steps, w.since, w.fired_at, w.first_fired = -1, time.perf_counter(), None, None
         w.ex = ex
     return w
 
@@ -248,6 +263,19 @@ def leave(w: Watch | None, ex: Execution) -> None:
     err = ex.__dict__.pop("_swallowed", None)
     if err is not None:
         raise err
+
+
+def finish(ex: Execution) -> None:
+    """An execution's run was cut short by a Stop or StepTimeout that arrived after its own
+    handler (in its clean-up, before :func:`leave`): leave it now, so nothing more is raised."""
+    from kvmcheck._engine import runtime
+
+    if runtime.current is ex:  # its clean-up did not get to restore it
+        runtime.current = None
+    w: Watch | None = getattr(_local, "watch", None)
+    if w is not None and w.ex is ex:
+        ex.__dict__.pop("_swallowed", None)
+        leave(w, ex)
 
 
 def stop_requested() -> bool:
@@ -279,6 +307,12 @@ def stop_reason() -> str | None:
     return getattr(_local, "last_stop", None)
 
 
+def set_escalation(exit_process: bool) -> None:
+    """Whether a check stuck in a C call past its deadline ends the whole process (see above)."""
+    global _escalate_exits
+    _escalate_exits = exit_process
+
+
 def _ensure_watchdog() -> None:
     global _watchdog
     with _LOCK:
@@ -299,7 +333,11 @@ def _watch_loop() -> None:
 def _inspect(w: Watch, now: float) -> None:
     """Called with _LOCK held."""
     ex = w.ex
-    if ex is None or (w.fired_at is not None and now - w.fired_at < REFIRE_S):
+    if ex is None:
+        return
+    if w.first_fired is not None and now - w.first_fired >= ESCALATE_S and not w.reported:
+        _stuck(w, ex, now)
+    if w.fired_at is not None and now - w.fired_at < REFIRE_S:
         return
     steps = len(ex.schedule)
     if steps != w.steps:
@@ -314,13 +352,46 @@ def _inspect(w: Watch, now: float) -> None:
     else:
         return
     w.fired_at = now
+    if w.first_fired is None:
+        w.first_fired = now
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(w.ident), ctypes.py_object(exc))
+
+
+def _stuck(w: Watch, ex: Execution, now: float) -> None:
+    """The check did not stop ESCALATE_S after it was told to: print where it is; maybe exit."""
+    w.reported = True
+    frame = sys._current_frames().get(w.ident)
+    stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no Python frame)\n"
+    cur = ex.current
+    who = f"model thread {cur.name!r}" if cur is not None else "the model"
+    why = (
+        f"asked to stop by {w.stop}"
+        if w.stop is not None
+        else (
+            "past its time budget"
+            if w.deadline is not None and now >= w.deadline
+            else f"running {w.step_timeout_s:g} s without a kernel operation"
+        )
+    )
+    end = "stopping the process" if _escalate_exits else "the check cannot go on until that call returns"
+    sys.stderr.write(
+        f"kvmcheck: error: {who} is stuck in a call the checker cannot interrupt (a C call: "
+        f"time.sleep, a blocking recv(), a threading.Lock taken twice), {why}; {end}. "
+        f"Its Python stack, innermost last:\n{stack}"
+    )
+    sys.stderr.flush()
+    if _escalate_exits:
+        code = _SIGNAL_EXIT.get(w.stop or "", EXIT_STUCK)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os._exit(code)
 
 
 def _after_fork_in_child() -> None:
     """A forked worker (parallel.py) starts with no checks watched, a free lock and no watchdog:
     the parent's watchdog thread is not copied, and may have held the lock at the fork."""
-    global _LOCK, _watchdog, _pending
+    global _LOCK, _watchdog, _pending, _escalate_exits
+    _escalate_exits = False  # the worker sets its own
     _LOCK = threading.Lock()
     _WATCHES.clear()
     _watchdog = None

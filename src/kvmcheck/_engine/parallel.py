@@ -48,21 +48,32 @@ Every run that added a dependency (or an irq usage) in a job is kept; when the
 jobs are done, those runs are replayed in job order in one session, and any
 report only their union makes (a cycle whose edges were seen in two jobs) is
 the check's finding, with every run it needs in its schedule.
+
+Probes.  The split runs model code (its probe runs) before any job: under the
+check's time budget and watchdog, like the jobs.  A report a probe run makes is
+never dropped: if the search does not report it, :func:`settle` runs the probe's
+path again to the end of an execution -- reported again, it is the check's
+finding; not, the model is nondeterministic (it is: the same steps, another outcome).
+
+Workers.  At most :data:`MAX_WORKERS_PER_CORE` per core and no more than there are
+jobs (the result says so when it caps).  Each is a forked process on a pipe
+(:mod:`workerproc`): it dies with the parent (``PR_SET_PDEATHSIG``), and a worker
+that dies (a crash in model code) is seen at once, with its job: the search ends
+there, the result so far is kept, and ``Merged.error`` names the job's schedule prefix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
-from concurrent.futures import wait as futures_wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as conn_wait
 from typing import TYPE_CHECKING, Any
 
-from kvmcheck._engine import guard
+from kvmcheck._engine import guard, workerproc
 from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.explore import (
     Explored,
@@ -74,7 +85,7 @@ from kvmcheck._engine.explore import (
     schedule_for,
 )
 from kvmcheck._engine.finding import Finding, Nondeterminism, UsageError
-from kvmcheck._engine.schedule import split_runs
+from kvmcheck._engine.schedule import encode, split_runs
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.strategies.optimal import OptimalDpor, _ONode, restore, snapshot
 from kvmcheck._engine.strategies.replay import Replay
@@ -125,6 +136,15 @@ class Job:
     nodes: list[_ONode]  # the path: the state before each of its steps, as optimal DPOR keeps it
     terminal: bool = False  # no more branching on this path: the run ends, or no conflict
 
+    def prefix(self) -> str:
+        """The job's schedule prefix (every execution of the job starts with it)."""
+        values = {
+            i: n.value
+            for i, n in enumerate(self.nodes)
+            if n.pending.get(n.chosen) is not None and n.pending[n.chosen].choices
+        }
+        return encode([n.chosen for n in self.nodes], values) or "(the empty prefix: the whole search)"
+
     def state(self) -> dict[str, object]:
         """The job's search: optimal DPOR from the path's end."""
         d = OptimalDpor()
@@ -153,9 +173,23 @@ def _conflict(enabled: list[int], pending: dict[int, Op]) -> bool:
     return all(a.dependent(b) for i, a in enumerate(ops) for b in ops[i + 1 :])
 
 
-def split(body: Callable[[], Any], target: int, max_steps: int) -> list[Job]:
+@dataclass(frozen=True)
+class ProbeHit:
+    """A report seen in a probe run of the split: the path that led there, and the report."""
+
+    path: tuple[_ONode, ...]
+    kind: str
+    message: str
+
+
+def split(
+    body: Callable[[], Any], target: int, max_steps: int, found: list[ProbeHit] | None = None
+) -> list[Job]:
     """Jobs covering the whole search, at least ``target`` of them where the tree's conflicts
-    allow (see the module's docstring), in depth-first order."""
+    allow (see the module's docstring), in depth-first order.
+
+    Every report a probe run makes is appended to ``found`` (see :func:`settle`).  A probe
+    run stopped by the watchdog (the check's time is up, or a signal) raises ``guard.Stop``."""
     frontier = [Job(0, [])]
     for _ in range(MAX_SPLIT_DEPTH):
         if len(frontier) >= target or all(j.terminal for j in frontier):
@@ -166,7 +200,11 @@ def split(body: Callable[[], Any], target: int, max_steps: int) -> list[Job]:
                 nxt.append(job)
                 continue
             probe = _Probe(list(job.nodes))
-            run_execution(body, probe, Session(kcsan=False), max_steps)
+            ex = run_execution(body, probe, Session(kcsan=False), max_steps)
+            if ex.outcome == "stopped":
+                raise guard.Stop()
+            if found is not None:
+                found.extend(ProbeHit(tuple(job.nodes), f.kind, f.message) for f in ex.findings + ex.soft)
             job.nodes = probe.path  # with the steps where one thread only could go
             if probe.stop is None or not _conflict(*probe.stop):  # the run ended, or no conflict
                 job.terminal = True
@@ -182,6 +220,51 @@ def split(body: Callable[[], Any], target: int, max_steps: int) -> list[Job]:
     for i, job in enumerate(frontier):
         job.index = i
     return frontier
+
+
+class _Extend(StrategyBase):
+    """Runs a path, then on to the end taking the first runnable thread (and outcome 0)."""
+
+    def __init__(self, path: tuple[_ONode, ...]) -> None:
+        super().__init__()
+        self.path = path
+
+    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
+        d = len(ex.schedule)
+        return self.path[d].chosen if d < len(self.path) else enabled[0]
+
+    def choose_value(self, ex: Execution, n: int) -> int:
+        d = len(ex.schedule)
+        return self.path[d].value if d < len(self.path) else 0
+
+    def next_execution(self) -> bool:
+        return False
+
+
+def settle(body: Callable[[], Any], found: list[ProbeHit], out: Explored, max_steps: int) -> None:
+    """A report seen by a probe run and not by the search is never dropped: run the probe's
+    path again, on to the end of an execution.  Reported again, it is the search's finding
+    (its schedule is that execution's); not reported, the model is nondeterministic."""
+    if out.reported is not None or not found:
+        return
+    hit = found[0]
+    ex = run_execution(body, _Extend(hit.path), Session(kcsan=False), max_steps)
+    if ex.outcome == "stopped":
+        raise guard.Stop()
+    again = next((f for f in ex.findings + ex.soft if f.kind == hit.kind), None)
+    if again is None:
+        raise Nondeterminism(
+            "the model is nondeterministic: it depends on something the checker does not control "
+            "(random, time, state kept across executions): a probe run before the search reported "
+            f"{hit.kind} ({hit.message}) after {encode([n.chosen for n in hit.path]) or 'no steps'}, "
+            "and the same steps run again did not"
+        )
+    again.schedule = schedule_for(ex, again)
+    out.by_probe = True
+    if again in ex.findings:
+        out.finding = again
+    else:
+        out.soft = again
 
 
 # -- one job ----------------------------------------------------------------------------
@@ -253,8 +336,28 @@ class Pool:
         pass
 
 
+class WorkerDied(Exception):
+    """A worker process (or a Ray task) ended without a result: named by its job's schedule prefix."""
+
+
+def _forked_run(args: tuple[dict[str, object], int, int, float | None]) -> JobResult:
+    return _forked_job(args)
+
+
+def _forked_failed(args: tuple[dict[str, object], int, int, float | None], text: str) -> JobResult:
+    return JobResult(
+        args[2], Explored(), 0, [], error=RuntimeError(f"job {args[2]} failed in its worker:\n{text}")
+    )
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: Any  # multiprocessing.Process
+    conn: Any  # its end of the pipe
+
+
 class ProcessPool(Pool):
-    """Forked worker processes (concurrent.futures: a worker that dies fails its job, loudly)."""
+    """Forked worker processes, each with a pipe: a worker that dies is seen at once, with its job."""
 
     def __init__(
         self, workers: int, scn: Scenario, variant: str | None, settings: Settings, kcsan: bool
@@ -262,34 +365,80 @@ class ProcessPool(Pool):
         super().__init__(workers or default_workers())
         global _FORKED
         _FORKED = (scn, variant, settings, kcsan)
-        self.pool = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
+        self.ctx = multiprocessing.get_context("fork")
+        self.idle: list[_Worker] = []
+        self.busy: dict[_Worker, Job] = {}
+
+    def _start(self) -> _Worker:
+        mine, theirs = self.ctx.Pipe()
+        proc = self.ctx.Process(
+            target=workerproc.worker_loop,
+            args=(theirs, os.getpid(), _forked_run, _forked_failed),
+            daemon=True,
+            name="kvmcheck-worker",
         )
-        self.futures: set[Future[JobResult]] = set()
+        proc.start()
+        theirs.close()
+        return _Worker(proc, mine)
 
     def submit(self, job: Job, deadline: float | None) -> None:
-        self.futures.add(self.pool.submit(_forked_job, (job.state(), len(job.nodes), job.index, deadline)))
+        w = self.idle.pop() if self.idle else self._start()
+        self.busy[w] = job
+        w.conn.send((job.state(), len(job.nodes), job.index, deadline))
 
     def wait(self) -> JobResult:
         while True:
-            done, _ = futures_wait(self.futures, timeout=0.1, return_when=FIRST_COMPLETED)
-            if done:
-                f = min(done, key=id)
-                self.futures.discard(f)
-                try:
-                    return f.result()
-                except BrokenProcessPool as e:
-                    return JobResult(-1, Explored(), 0, [], error=RuntimeError(f"a worker process died: {e}"))
+            watched = [w.conn for w in self.busy] + [w.proc.sentinel for w in self.busy]
+            ready = set(conn_wait(watched, timeout=0.1)) if watched else set()
+            for w in list(self.busy):
+                if w.conn in ready:
+                    try:
+                        result: JobResult = w.conn.recv()
+                    except (EOFError, OSError):
+                        pass  # it died: its sentinel says so
+                    else:
+                        self.busy.pop(w)
+                        self.idle.append(w)
+                        return result
+                if w.proc.sentinel in ready or w.conn in ready:
+                    return self._died(w)
             if guard.stop_requested():
                 raise guard.Stop()
 
+    def _died(self, w: _Worker) -> JobResult:
+        if guard.stop_requested():  # SIGTERM to the whole process group: the search is stopping anyway
+            raise guard.Stop()
+        job = self.busy.pop(w)
+        w.proc.join(1.0)
+        code = w.proc.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        if code == guard.EXIT_STUCK:
+            how += ": the model is stuck in a C call (its stack is above)"
+        return JobResult(
+            job.index,
+            Explored(),
+            0,
+            [],
+            error=WorkerDied(
+                f"the worker process running job {job.index} (schedule prefix {job.prefix()}) died ({how}); "
+                "the result above covers the jobs finished before it"
+            ),
+        )
+
     def close(self) -> None:
-        procs = list(getattr(self.pool, "_processes", {}).values())  # jobs past a finding: stop them
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join()
+        everyone = self.idle + list(self.busy)
+        for w in self.idle:
+            with contextlib.suppress(OSError):
+                w.conn.send(None)
+        for w in self.busy:  # jobs past a finding or a bound: stop them
+            w.proc.kill()
+        for w in everyone:
+            w.proc.join(2.0)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(2.0)
+            w.conn.close()
+        self.idle, self.busy = [], {}
 
 
 # -- the driver ---------------------------------------------------------------------------
@@ -300,6 +449,20 @@ class Merged:
     jobs: int = 0
     split_depth: int = 0
     workers: int = 0
+    capped: str | None = None  # why fewer workers run than were asked for
+    error: str | None = None  # a job that could not finish (its worker died): the result is partial
+
+
+MAX_WORKERS_PER_CORE = 4  # more processes than this per core only share the cores
+
+
+def worker_cap(asked: int) -> tuple[int, str | None]:
+    """``asked`` workers, at most MAX_WORKERS_PER_CORE per core: the number, and why if capped."""
+    cores = default_workers()
+    most = MAX_WORKERS_PER_CORE * cores
+    if asked <= most:
+        return asked, None
+    return most, f"{asked} asked: at most {MAX_WORKERS_PER_CORE} per core on {cores} cores"
 
 
 def explore_parallel(
@@ -310,24 +473,41 @@ def explore_parallel(
     make_pool: Callable[[int], Pool],
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Merged:
-    """The whole search on ``settings.workers`` workers (see the module's docstring)."""
+    """The whole search on ``settings.workers`` workers (see the module's docstring).
+
+    Workers: at most MAX_WORKERS_PER_CORE per core, and no more than there are jobs.  The
+    split's probe runs count against ``settings.max_seconds`` like the jobs do."""
     t0 = time.perf_counter()
     body = scn.body(variant)
-    pool = make_pool(settings.workers or 0)  # before the split: a fork copies no running check
+    asked, capped = worker_cap(settings.workers or 0) if settings.backend == "local" else (0, None)
+    pool = make_pool(asked) if settings.backend == "ray" else None  # a cluster says how many CPUs
+    found: list[ProbeHit] = []
+    out = Merged(capped=capped)
     try:
-        with guard.watching(None, settings.step_timeout_s):
-            jobs = split(body, pool.workers * JOBS_PER_WORKER, settings.max_steps)
-            out = Merged(
-                jobs=len(jobs),
-                split_depth=max((len(j.nodes) for j in jobs), default=0),
-                workers=pool.workers,
-            )
-            results, stop_at = _run_jobs(jobs, settings, pool, on_progress, t0)
+        with guard.watching(settings.max_seconds, settings.step_timeout_s):
+            n = pool.workers if pool is not None else asked
+            jobs = split(body, n * JOBS_PER_WORKER, settings.max_steps, found)
+            if len(jobs) < n:  # a worker more than there are jobs would only wait
+                out.capped = f"{settings.workers} asked; the search is {len(jobs)} job(s)"
+                n = len(jobs)
+            if pool is None:
+                pool = make_pool(n)
+            pool.workers = min(pool.workers, n)
+            out.jobs, out.workers = len(jobs), pool.workers
+            out.split_depth = max((len(j.nodes) for j in jobs), default=0)
+            left = None if settings.max_seconds is None else settings.max_seconds - (time.perf_counter() - t0)
+            results, stop_at = _run_jobs(jobs, settings, pool, on_progress, t0, left, out)
+    except guard.Stop:  # the time was up (or a signal came) during the split: nothing searched
+        out.explored.elapsed_s = time.perf_counter() - t0
+        return out
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     _merge(out, jobs, results, stop_at)
     if out.explored.reported is None or settings.keep_going:
         _lockdep_union(out, body, results, settings, kcsan)
+    with guard.watching(None, settings.step_timeout_s):
+        settle(body, found, out.explored, settings.max_steps)
     out.explored.elapsed_s = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(Progress(out.explored.executions, out.explored.elapsed_s, None))
@@ -340,9 +520,13 @@ def _run_jobs(
     pool: Pool,
     on_progress: Callable[[Progress], None] | None,
     t0: float,
+    left: float | None,
+    out: Merged,
 ) -> tuple[dict[int, JobResult], int | None]:
-    """Hand the jobs out in order, at most ``pool.workers`` at a time; collect the results."""
-    deadline = None if settings.max_seconds is None else time.time() + settings.max_seconds
+    """Hand the jobs out in order, at most ``pool.workers`` at a time; collect the results.
+
+    A job whose worker died ends the search: ``out.error`` names it, the rest is kept."""
+    deadline = None if left is None else time.time() + max(left, 0.0)
     results: dict[int, JobResult] = {}
     stop_at: int | None = None  # the lowest job with a finding that stops the search
     queue = iter(jobs)
@@ -356,6 +540,9 @@ def _run_jobs(
         except guard.Stop:  # SIGINT/SIGTERM: what is done so far is the (bounded) result
             break
         inflight -= 1
+        if isinstance(r.error, WorkerDied):
+            out.error = str(r.error)
+            break
         if r.error is not None:
             raise r.error
         results[r.index] = r
@@ -451,14 +638,6 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _worker_init() -> None:
-    import gc
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (and says so)
-    gc.freeze()  # the parent's objects: never scanned, so their pages stay shared (copy-on-write)
-
-
 class Summary(StrategyBase):
     """What the result says of a parallel search (the strategy's part of a result)."""
 
@@ -470,7 +649,10 @@ class Summary(StrategyBase):
         self.merged = merged
         self.blocked = merged.blocked
         n = merged.workers
-        self.where = f"{n} workers" if settings.backend == "local" else f"{n} Ray tasks at {settings.address}"
+        what = ("worker" if n == 1 else "workers") if settings.backend == "local" else "Ray tasks"
+        self.where = f"{n} {what}" + ("" if settings.backend == "local" else f" at {settings.address}")
+        if merged.capped:
+            self.where += f" ({merged.capped})"
 
     def describe(self) -> str:
         m = self.merged

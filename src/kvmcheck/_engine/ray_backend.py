@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kvmcheck._engine import guard
 from kvmcheck._engine.explore import Explored
 from kvmcheck._engine.finding import UsageError
-from kvmcheck._engine.parallel import Job, JobResult, Pool, run_job
+from kvmcheck._engine.parallel import Job, JobResult, Pool, WorkerDied, run_job
 from kvmcheck._engine.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -52,10 +52,13 @@ def find(where: Locator) -> Scenario:
         if mod is None:
             spec = importlib.util.spec_from_file_location(modname, name)
             if spec is None or spec.loader is None:
-                raise UsageError(f"a Ray node cannot import the model file {name!r}")
+                raise ImportError(f"a Ray node cannot import the model file {name!r}")
             mod = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(mod)
+            except OSError as e:  # gone (deleted after the check started), or unreadable there
+                raise ImportError(f"cannot read the model file {name!r}: {e.strerror or e}") from None
             sys.modules[modname] = mod
-            spec.loader.exec_module(mod)
     else:
         mod = importlib.import_module(name)
     scn = getattr(mod, attr)
@@ -97,33 +100,49 @@ class RayPool(Pool):
         self.where = ray.put(locate(scn))
         self.fixed = (variant, settings, kcsan)
         self.pending: list[Any] = []
+        self.jobs: dict[Any, Job] = {}  # each task's job, to name it if the task fails
 
     def submit(self, job: Job, deadline: float | None) -> None:
         ref = self.task.remote(self.where, *self.fixed, job.state(), len(job.nodes), job.index, deadline)
         self.pending.append(ref)
+        self.jobs[ref] = job
 
     def wait(self) -> JobResult:
         while True:
             ready, self.pending = self.ray.wait(self.pending, num_returns=1, timeout=0.1)
             if ready:
+                job = self.jobs.pop(ready[0])
                 try:
                     result: JobResult = self.ray.get(ready[0])
-                except self.ray.exceptions.RayTaskError as e:
-                    cause = e.as_instanceof_cause()  # type: ignore[no-untyped-call]
-                    if isinstance(cause, ImportError):  # the node cannot load the model
-                        cause = UsageError(
-                            f"a Ray node cannot load the scenario ({cause}); every node needs the "
-                            "model importable (a bundled scenario, or a model file at the same path)"
-                        )
-                    return JobResult(-1, Explored(), 0, [], error=cause)
+                except self.ray.exceptions.RayError as e:
+                    return JobResult(job.index, Explored(), 0, [], error=self._failed(job, e))
                 return result
             if guard.stop_requested():
                 raise guard.Stop()
+
+    def _failed(self, job: Job, e: Exception) -> BaseException:
+        """A Ray task that ended without a result: one line naming its job (or kvmcheck's own bug)."""
+        where = f"the Ray task running job {job.index} (schedule prefix {job.prefix()})"
+        if isinstance(e, self.ray.exceptions.RayTaskError):
+            cause: BaseException = e.as_instanceof_cause()  # type: ignore[no-untyped-call]
+            if not isinstance(cause, ImportError | OSError):  # OSError: a node of an older kvmcheck
+                return cause  # raised by kvmcheck itself: a bug, with its traceback
+            return WorkerDied(
+                f"{where} cannot load the scenario ({cause}); every node needs the model importable "
+                "(a bundled scenario, or a model file at the same path); the result above covers "
+                "the jobs finished before it"
+            )
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return WorkerDied(
+            f"{where} failed ({type(e).__name__}{': ' + first if first else ''}); the result above "
+            "covers the jobs finished before it"
+        )
 
     def close(self) -> None:
         for ref in self.pending:
             self.ray.cancel(ref, force=True)
         self.pending = []
+        self.jobs = {}
         self.ray.shutdown()
 
 

@@ -6,11 +6,13 @@ the verdict it expects (``expect={"v6.8": "bug", "6addfcf27139": "ok"}``).
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, overload
 
+from kvmcheck._engine import weak
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.provenance import Source
 
@@ -27,8 +29,10 @@ class Scenario:
         keep_going: bool = False,
         source: Source | None = None,
         sources: dict[str, Source] | None = None,
+        memory_model: str = "sc",
     ) -> None:
         self.fn = fn
+        self.memory_model = weak.check_name(memory_model)  # "sc" or "lkmm" (_engine/weak.py)
         # where the scenario's setup was read (``source``) and each variant's code (``sources``)
         self.source = source
         self.sources: dict[str, Source] = dict(sources or {})
@@ -69,10 +73,18 @@ class Scenario:
                     f"unknown variant {variant!r} for scenario {self.name}; "
                     f"known variants: {', '.join(self.variants)}"
                 )
-            return functools.partial(self.fn, variant=variant)
+            return weak.wrap(functools.partial(self.fn, variant=variant), self.memory_model)
         if variant is not None:
             raise UsageError(f"scenario {self.name} has no variants (got --variant {variant})")
-        return self.fn
+        return weak.wrap(self.fn, self.memory_model)
+
+    def under(self, memory_model: str) -> Scenario:
+        """This scenario run under ``memory_model`` (itself when it already is)."""
+        if weak.check_name(memory_model) == self.memory_model:
+            return self
+        other = copy.copy(self)
+        other.memory_model = memory_model
+        return other
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -93,6 +105,7 @@ def scenario(
     keep_going: bool = False,
     source: Source | None = None,
     sources: dict[str, Source] | None = None,
+    memory_model: str = "sc",
 ) -> Callable[[Callable[..., Any]], Scenario]: ...
 
 
@@ -105,6 +118,7 @@ def scenario(
     keep_going: bool = False,
     source: Source | None = None,
     sources: dict[str, Source] | None = None,
+    memory_model: str = "sc",
 ) -> Scenario | Callable[[Callable[..., Any]], Scenario]:
     """Mark a function as a scenario: ``@scenario`` or ``@scenario(name=..., expect=..., ...)``."""
     if fn is not None:
@@ -112,7 +126,14 @@ def scenario(
 
     def wrap(f: Callable[..., Any]) -> Scenario:
         return Scenario(
-            f, name=name, expect=expect, kcsan=kcsan, keep_going=keep_going, source=source, sources=sources
+            f,
+            name=name,
+            expect=expect,
+            kcsan=kcsan,
+            keep_going=keep_going,
+            source=source,
+            sources=sources,
+            memory_model=memory_model,
         )
 
     return wrap

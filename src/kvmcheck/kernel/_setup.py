@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class KState:
     """Kernel state of one execution."""
 
-    __slots__ = ("allocs", "kcsan", "kcsan_on", "mb", "objects", "rcu", "rel", "system_wq")
+    __slots__ = ("allocs", "kcsan", "kcsan_on", "mb", "objects", "rcu", "rel", "system_wq", "weak")
 
     def __init__(self) -> None:
         self.kcsan_on = True
@@ -25,6 +25,7 @@ class KState:
         self.rel: dict[int, Any] = {}  # field key -> (clock, tid, epoch) of its last release store
         self.mb: dict[tuple[str, int], Any] = {}  # smp_mb__{before,after}_atomic bookkeeping
         self.system_wq: Any = None  # system_wq (kernel/workqueue.py), made at the first schedule_work
+        self.weak: Any = None  # the execution graph under memory_model="lkmm" (kernel/barrier.py)
 
 
 def _thread_exit(ex: Execution, t: Thread) -> None:

@@ -39,6 +39,7 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
 from kvmcheck._engine.execution import Thread
 from kvmcheck._engine.ops import object_key
+from kvmcheck.kernel import barrier
 from kvmcheck.kernel._core import Primitive
 from kvmcheck.kernel.struct import access, field_of
 
@@ -302,20 +303,24 @@ def smp_load_acquire(obj: Any, name: str) -> Any:
 
 
 def smp_mb() -> None:
-    """Full barrier.  A no-op here: the model is sequentially consistent."""
+    """Full barrier: a no-op under SC; an LKMM fence under memory_model="lkmm"."""
+    barrier.fence("mb")
 
 
 def smp_rmb() -> None:
-    """Read barrier.  A no-op here: the model is sequentially consistent."""
+    """Read barrier: a no-op under SC; an LKMM fence under memory_model="lkmm"."""
+    barrier.fence("rmb")
 
 
 def smp_wmb() -> None:
-    """Write barrier.  A no-op here: the model is sequentially consistent."""
+    """Write barrier: a no-op under SC; an LKMM fence under memory_model="lkmm"."""
+    barrier.fence("wmb")
 
 
 def smp_mb__before_atomic() -> None:
     """Makes the thread's next relaxed RMW (atomic_inc, refcount_inc, ...) fully ordered after
     everything before it: for KCSAN, that RMW releases the thread's clock."""
+    barrier.fence("before-atomic")
     ex = runtime.current
     if ex is not None and ex.current is not None:
         ex.k.mb[("before", ex.current.tid)] = True
@@ -324,6 +329,7 @@ def smp_mb__before_atomic() -> None:
 def smp_mb__after_atomic() -> None:
     """Orders the thread's last relaxed RMW before everything after it: for KCSAN, the thread
     acquires what that RMW read (the clocks released into the variable before it)."""
+    barrier.fence("after-atomic")
     ex = runtime.current
     if ex is None or ex.current is None:
         return

@@ -192,6 +192,8 @@ def _link(
     else:
         label = what or (f.wlabel if write else f.rlabel)
     ex.visible(Op(key, write, label, None, None, whole, FieldState(lh, f.name) if write else None))
+    if ex.k.weak is not None:  # LKMM exploration: a list link is a fully ordered sync (kernel/barrier.py)
+        ex.k.weak.link(ex, key)
     if owner is not None and owner._kc_freed is not None:
         _report_freed_link(owner, f"{d['member']}.{f.name}", write, d[f.name])
     t = ex.current

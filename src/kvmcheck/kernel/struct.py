@@ -83,7 +83,7 @@ class Field:
                 unset(obj, self.name)
         assert ex is not None
         d = obj.__dict__
-        if not ex.tracing and not ex.k.kcsan_on:  # access() for a plain read with its op built
+        if not ex.tracing and not ex.k.kcsan_on and ex.k.weak is None:  # access() for a plain read, op built
             op = d["_kc_ops"].get(self.index * 2)
             if op is not None:
                 ex.visible(op)
@@ -103,7 +103,7 @@ class Field:
             obj.__dict__[self.name] = value
             return
         d = obj.__dict__
-        if not ex.tracing and not ex.k.kcsan_on:  # access() for a plain write with its op built
+        if not ex.tracing and not ex.k.kcsan_on and ex.k.weak is None:  # a plain write, op built
             op = d["_kc_ops"].get(self.index * 2 + 1)
             if op is not None:
                 ex.visible(op)
@@ -169,6 +169,20 @@ def access(
         kcsan.on_access(ex, t, key, obj, f.name, write, marked)
         if not marked and obj._kc_contract:
             _check_contract(obj, f.name, write)
+    weak = ex.k.weak
+    if weak is not None:  # LKMM exploration (kernel/barrier.py): the access is a graph event
+        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update)
+        if update is not None:
+            old = obj.__dict__.get(f.name)
+            new = update(old)
+            new = freeze(new, obj, f.name) if new.__class__ in _MUTABLE else new
+            obj.__dict__[f.name] = weak.values[got] = new
+            return old
+        if write:
+            obj.__dict__[f.name] = weak.values[got] = value
+            return None
+        if got is not weak.NOTHING:
+            return got
     if update is not None:
         old = obj.__dict__.get(f.name)
         new = update(old)

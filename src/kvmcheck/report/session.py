@@ -56,14 +56,19 @@ class Checked:
 
     @property
     def as_expected(self) -> bool:
-        return self.expected is None or self.expected == self.result.verdict
+        """The verdict its ``expect=`` declares; with none, no bug (as the pytest plugin says)."""
+        if self.expected is None:
+            return self.result.verdict != "bug"
+        return self.expected == self.result.verdict
 
     def replay_command(self) -> str | None:
         f = self.result.finding
         if f is None:
             return None
         v = f" --variant {self.variant}" if self.variant else ""
-        return f"kvmcheck replay {self.target}{v} '{f.schedule}'"
+        mm = getattr(self.scenario, "memory_model", "sc")  # a weak-memory run replays under its model
+        m = f" --memory-model {mm}" if mm != "sc" else ""
+        return f"kvmcheck replay {self.target}{v}{m} '{f.schedule}'"
 
 
 def engine_accepts(name: str) -> bool:
