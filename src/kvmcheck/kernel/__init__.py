@@ -42,6 +42,7 @@ from kvmcheck.kernel.atomic import (
 )
 from kvmcheck.kernel.bug import BUG, BUG_ON, KVM_BUG_ON, WARN_ON, WARN_ON_ONCE
 from kvmcheck.kernel.bug import null_deref_finding as _null_deref
+from kvmcheck.kernel.cfunction import macro
 from kvmcheck.kernel.completion import (
     Completion,
     complete,
@@ -478,6 +479,7 @@ __all__ = [
     "lockdep_assert_held_write",
     "lockdep_assert_not_held",
     "lockdep_is_held",
+    "macro",
     "may_fail",
     "memremap",
     "memunmap",
