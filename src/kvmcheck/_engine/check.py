@@ -12,6 +12,7 @@ from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
     Progress,
+    earlier_warn,
     explore,
     load_checkpoint,
     make_strategy,
@@ -313,6 +314,11 @@ def replay(
         ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
     assert ex is not None
     finding = ex.finding
+    later: list[Finding] = []
+    if finding is not None and not s.keep_going:  # the first report of the run, as check() says
+        first = earlier_warn(ex, finding)
+        if first is not None and first is not finding:
+            later, finding = [finding], first
     if finding is not None:
         finding.schedule = schedule
         finding.scenario = s.name
@@ -329,4 +335,5 @@ def replay(
         elapsed_s=time.perf_counter() - t0,
         finding=finding,
         coverage="replay of one schedule",
+        warnings=later,
     )
