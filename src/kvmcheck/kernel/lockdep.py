@@ -418,6 +418,15 @@ def softirqs_on(kt: KThread) -> None:
                 mark_lock(kt, h, f"SOFTIRQ-ON-{_rw(h)}")
 
 
+def _irq_state(kt: KThread) -> str:
+    """[HC0[0]:SC0[0]:HE1:SE1]: in hard irq / softirq (and their counts), irqs / softirqs enabled."""
+    sc = int(kt.softirq) + kt.bh_off
+    return (
+        f"[HC{int(kt.hardirq)}[{int(kt.hardirq)}]:SC{int(kt.softirq)}[{sc}]:"
+        f"HE{int(kt.irqs_enabled())}:SE{int(kt.softirqs_enabled())}]"
+    )
+
+
 def _excl(bit: str) -> str:
     """exclusive_bit(): the same state, the other direction, the write bit."""
     state = bit.split("-")[1] if bit.startswith("IN-") else bit.split("-")[0]
@@ -496,8 +505,7 @@ def _print_usage_bug(kt: KThread, h: Held, cls: str, prev_bit: str, new_bit: str
         headline="WARNING: inconsistent lock state",
         details=[
             f"inconsistent {{{prev_bit}}} -> {{{new_bit}}} usage.",
-            f"{_task()} [HC{int(kt.hardirq)}:SC{int(kt.softirq)}:HE{int(kt.irqs_enabled())}:"
-            f"SE{int(kt.softirqs_enabled())}] takes:",
+            f"{_task()} {_irq_state(kt)} takes:",
             f" ({cls}){'(read)' if h.read else ''}, at: {site_here()}",
             f"{{{prev_bit}}} state was registered at:",
             f"  {g.usage[cls][prev_bit]}",
@@ -606,8 +614,7 @@ def _print_bad_irq_dependency(
         f"taken, which is also taken with {state.lower()}s enabled ({unsafe_at})",
         headline=f"WARNING: {state}-safe -> {state}-unsafe lock order detected",
         details=[
-            f"{_task()} [HC{int(kt.hardirq)}:SC{int(kt.softirq)}:HE{int(kt.irqs_enabled())}:"
-            f"SE{int(kt.softirqs_enabled())}] is trying to acquire:",
+            f"{_task()} {_irq_state(kt)} is trying to acquire:",
             f" ({nc}){'(read)' if new.read else ''}, at: {site_here()}",
             "",
             "and this task is already holding:",
