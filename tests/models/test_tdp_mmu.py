@@ -261,7 +261,7 @@ def leak_report(scn: Any, variant: str) -> tuple[Any, str]:
     from kvmcheck.report.text import render_finding
     from kvmcheck.report.values import annotate
 
-    r = check(scn, variant=variant)
+    r = check(scn, variant=variant, keep_going=True)  # the roots WARN_ON is printed first: ask for the leak
     f = r.finding
     assert f is not None and f.kind == "leak"
     return f, render_finding(f, annotate(scn, r, None), width=200)
