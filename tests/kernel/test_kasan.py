@@ -132,7 +132,7 @@ def test_double_kfree() -> None:
         kfree(o)
 
     r = run(body)
-    found(r, "double-free", "BUG: KASAN: double-free in kfree")
+    found(r, "double-free", "BUG: KASAN: double-free in body")  # the caller of kfree (its _RET_IP_)
     assert "first kfree by task main at: release_obj" in "\n".join(r.finding.details)  # type: ignore[union-attr]
 
 
@@ -409,3 +409,55 @@ def test_unpublish_and_free_under_a_lock_is_not_a_leak() -> None:
     r = run(body)
     ok(r)
     assert r.executions >= 2
+
+
+# -- the function a KASAN report is "in" (kernel/cfunction.py) -----------------------------------------
+def test_kasan_names_the_caller_of_an_iterator_macro() -> None:
+    """A generator is a for_each_* macro: the access inside it is in the function that loops."""
+
+    def for_each_live_obj(objs: list[Obj]) -> Any:
+        for o in objs:
+            if o.data >= 0:  # the read that hits freed memory, inside the "macro"
+                yield o
+
+    def walk_objs(objs: list[Obj]) -> None:
+        for _ in for_each_live_obj(objs):
+            pass
+
+    def body() -> None:
+        o = kmalloc(Obj)
+        kfree(o)
+        walk_objs([o])
+
+    r = run(body)
+    found(r, "use-after-free", "BUG: KASAN: use-after-free in walk_objs")
+
+
+def test_kasan_names_the_caller_of_a_macro_marked_function() -> None:
+    from kvmcheck.kernel import macro
+
+    @macro
+    def obj_data(o: Obj) -> int:
+        return o.data
+
+    def use_obj(o: Obj) -> int:
+        return obj_data(o)
+
+    def body() -> None:
+        o = kmalloc(Obj)
+        kfree(o)
+        use_obj(o)
+
+    found(run(body), "use-after-free", "BUG: KASAN: use-after-free in use_obj")
+
+
+def test_double_free_names_the_caller_of_kfree() -> None:
+    def release_obj(o: Obj) -> None:
+        kfree(o)
+
+    def body() -> None:
+        o = kmalloc(Obj)
+        release_obj(o)
+        release_obj(o)
+
+    found(run(body), "double-free", "BUG: KASAN: double-free in release_obj")

@@ -77,7 +77,9 @@ def test_every_pfnmap_scenario_and_variant_says_where_it_was_read():
 
 def test_v511_counterexample_tells_the_cve():
     """Which page, who took and dropped the reference, who reallocated it, the guest's access."""
-    r = check(pm.ttm_fault, variant="v5.11")
+    r = check(
+        pm.ttm_fault, variant="v5.11", keep_going=True
+    )  # a WARN is printed first in that run: ask for the first oops
     f = r.finding
     assert f is not None and f.kind == "use-after-free"
     assert f.headline == "BUG: write of freed pfn 2: guest write through SPTE gfn 1"
@@ -99,7 +101,8 @@ def test_v511_counterexample_tells_the_cve():
     # ... and TTM's own free of its block, later in the same run: the tail is someone else's
     assert any(w.headline == "BUG: Bad page state in process ttm  pfn:2" for w in r.warnings)
     again = replay(pm.ttm_fault, f.schedule, variant="v5.11")
-    assert again.finding is not None and again.finding.message == f.message
+    assert again.finding is not None  # its first report is the VM_BUG_ON_PAGE; the UAF follows
+    assert f.message in [again.finding.message, *(w.message for w in again.warnings)]
 
 
 def test_f8be156be163_pays_with_efault_on_the_tail_page():
@@ -112,7 +115,9 @@ def test_f8be156be163_pays_with_efault_on_the_tail_page():
 
 
 def test_v511_notifier_race_is_the_unlocked_follow_pfn():
-    r = check(pm.notifier_race, variant="v5.11")
+    r = check(
+        pm.notifier_race, variant="v5.11", keep_going=True
+    )  # a WARN is printed first in that run: ask for the first oops
     assert r.finding is not None
     # the get on the freed head is the first report; the release's second free is a
     # "Bad page state" report (not an oops: the kernel taints and carries on)

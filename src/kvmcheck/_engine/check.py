@@ -13,6 +13,7 @@ from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
     Explored,
     Progress,
+    earlier_warn,
     explore,
     make_strategy,
     probe_determinism,
@@ -381,6 +382,11 @@ def replay(
         ex = replay_runs(s.body(variant), schedule, settings.max_steps, tracing=True, kcsan=use_kcsan)
     assert ex is not None
     finding = ex.finding
+    later: list[Finding] = []
+    if finding is not None and not s.keep_going:  # the first report of the run, as check() says
+        first = earlier_warn(ex, finding)
+        if first is not None and first is not finding:
+            later, finding = [finding], first
     if finding is not None:
         finding.schedule = schedule
         finding.scenario = s.name
@@ -397,4 +403,5 @@ def replay(
         elapsed_s=time.perf_counter() - t0,
         finding=finding,
         coverage="replay of one schedule",
+        warnings=later,
     )

@@ -98,6 +98,8 @@ class Explored:
     exhausted: bool = False  # the strategy had nothing left to explore
     finding: Finding | None = None  # the first hard finding, its schedule set
     soft: Finding | None = None  # the first WARN-class finding, its schedule set
+    # a WARN-class report the execution of ``finding`` printed before it (the search stopped there)
+    first: Finding | None = None
     warnings: dict[tuple[str, str], Finding] = field(default_factory=dict)  # every other report
     interrupted: bool = False  # stopped by SIGINT/SIGTERM (a checkpoint was written)
     checkpoint_error: str | None = None  # why the checkpoint could not be saved (the search went on)
@@ -105,8 +107,23 @@ class Explored:
 
     @property
     def reported(self) -> Finding | None:
-        """What the check reports: the first hard finding, else the first WARN-class one."""
+        """What the check reports: the first hard finding, else the first WARN-class one -- but when
+        the search stopped at an execution whose WARN came before its oops, that WARN: the first
+        report of that execution, as the kernel's log shows it first."""
+        if self.first is not None:
+            return self.first
         return self.finding if self.finding is not None else self.soft
+
+
+def earlier_warn(ex: Execution, finding: Finding) -> Finding | None:
+    """The first WARN-class report of ``ex`` if it came before ``finding`` (at its step or earlier:
+    an oops stops its thread at once, so a WARN of the same step was printed first)."""
+    if not ex.soft:
+        return None
+    w = ex.soft[0]
+    if w.step is not None and finding.step is not None and w.step <= finding.step:
+        return w
+    return None
 
 
 def schedule_for(ex: Execution, finding: Finding) -> str:
@@ -193,6 +210,11 @@ def explore(
                     out.finding = ex.finding
                     out.finding.schedule = schedule_for(ex, ex.finding)
                     _collect(out.warnings, ex.findings[1:] + ex.soft)
+                    early = earlier_warn(ex, ex.finding)
+                    if early is not None and not keep_going:
+                        out.first = early
+                        early.schedule = schedule_for(ex, early)
+                        _collect(out.warnings, [ex.finding])
                 else:
                     _collect(out.warnings, ex.findings + ex.soft)
             else:

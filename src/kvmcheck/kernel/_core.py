@@ -32,6 +32,7 @@ class Held:
     trylock: bool
     subclass: int = 0
     irqsave: bool = False  # this acquisition disabled irqs (_irq / _irqsave)
+    read: int = 0  # lockdep's held_lock->read: 0 write, 1 non-recursive read, 2 recursive read
 
 
 @dataclass
@@ -43,6 +44,7 @@ class KThread:
     irq_off: int = 0  # nesting of local_irq_disable / *_irq / *_irqsave
     bh_off: int = 0
     hardirq: bool = False  # runs as a hard-irq handler
+    softirq: bool = False  # runs as a softirq handler (lockdep's softirq_context)
     srcu: dict[int, int] = field(default_factory=dict)  # srcu number -> nesting
     task: Any = None  # the task's scheduler state (sched.py), made at its first use
     wq_worker: Any = None  # a kworker: the workqueue of the work it is executing (workqueue.py)
@@ -58,6 +60,8 @@ class KThread:
         """Why this thread may not sleep now, or None."""
         if self.hardirq:
             return "in hard-irq context"
+        if self.softirq:
+            return "in softirq context"
         for h in self.held:
             if not h.lock.sleeps:
                 return f"{h.lock.name} ({h.lock.kind}) held"
@@ -71,6 +75,14 @@ class KThread:
 
     def irqs_enabled(self) -> bool:
         return not (self.irq_off or self.hardirq)
+
+    def softirqs_enabled(self) -> bool:
+        """lockdep's curr->softirqs_enabled: no local_bh_disable() in force, not in a softirq."""
+        return not (self.bh_off or self.softirq or self.hardirq)
+
+    def in_interrupt(self) -> bool:
+        """in_interrupt(): hard irq, softirq, or softirqs disabled (softirq_count() != 0)."""
+        return self.hardirq or self.softirq or self.bh_off > 0
 
 
 def execution() -> Execution | None:

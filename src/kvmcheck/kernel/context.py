@@ -5,9 +5,15 @@ RCU read-side section, irqs off) -- see ``KThread.atomic_reason``.  SRCU
 readers may sleep.
 
 A hard-irq handler runs as its own model thread (``spawn_irq``): it is
-atomic for its whole life, and lockdep marks every spinning lock it takes as
-used IN-HARDIRQ, so a class also taken with irqs enabled elsewhere is an
-"inconsistent lock state".
+atomic for its whole life, and lockdep marks every lock it takes as used
+IN-HARDIRQ, so a class also taken with irqs enabled elsewhere is an
+"inconsistent lock state".  A softirq handler (``spawn_softirq``: a tasklet,
+a timer, NET_RX) is the same one level down: it runs with softirqs disabled
+(``in_softirq()``) and hard irqs enabled, and its locks are IN-SOFTIRQ; a
+class it shares with code that runs with softirqs enabled is inconsistent
+unless that code uses ``spin_lock_bh()``/``local_bh_disable()``.  Enabling
+irqs (softirqs) with locks held marks them HARDIRQ-ON (SOFTIRQ-ON), as
+lockdep_hardirqs_on()/lockdep_softirqs_on() do.
 """
 
 from __future__ import annotations
@@ -79,18 +85,58 @@ def spawn_irq(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Th
     return ex.spawn(handler, args, name or f"irq:{handler.__name__}")
 
 
+def spawn_softirq(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Thread:
+    """Run ``fn`` as a softirq handler thread (a tasklet, a timer callback, NET_RX ...)."""
+    ex = runtime.current
+    if ex is None:
+        raise RuntimeError("spawn_softirq() outside a check")
+
+    def handler(*a: Any) -> Any:
+        kthread().softirq = True
+        return fn(*a)
+
+    handler.__name__ = getattr(fn, "__name__", "softirq")
+    return ex.spawn(handler, args, name or f"softirq:{handler.__name__}")
+
+
 def local_irq_disable() -> None:
     """Disable irqs on this task's CPU (nests)."""
     kthread().irq_off += 1
 
 
 def local_irq_enable() -> None:
-    """Re-enable irqs disabled by local_irq_disable()."""
-    kthread().irq_off -= 1
+    """Re-enable irqs disabled by local_irq_disable(); locks still held become HARDIRQ-ON."""
+    kt = kthread()
+    kt.irq_off -= 1
+    if kt.held and kt.irqs_enabled():
+        from kvmcheck.kernel import lockdep
+
+        lockdep.hardirqs_on(kt)
+
+
+def local_bh_disable() -> None:
+    """Disable softirqs on this task's CPU (nests); the task is atomic meanwhile."""
+    kthread().bh_off += 1
+
+
+def local_bh_enable() -> None:
+    """Re-enable softirqs disabled by local_bh_disable(); with irqs on, held locks become SOFTIRQ-ON."""
+    kt = kthread()
+    kt.bh_off -= 1
+    if kt.held and kt.softirqs_enabled():
+        from kvmcheck.kernel import lockdep
+
+        lockdep.softirqs_on(kt)
+
+
+def in_softirq() -> bool:
+    """in_softirq(): serving a softirq or softirqs disabled."""
+    kt = kthread()
+    return kt.softirq or kt.bh_off > 0
 
 
 def in_atomic() -> bool:
-    """True if the task may not sleep now (a spinning lock held, RCU reader, irqs off, hard irq)."""
+    """True if the task may not sleep now (a spinning lock held, RCU reader, irqs off, an irq or softirq)."""
     return kthread().atomic_reason() is not None
 
 

@@ -101,8 +101,13 @@ def report_embedded(home: Any, prim: Any, label: str) -> None:
 
 
 def _where() -> str:
+    """The C function the access is in (cfunction.py: macro and iterator frames skipped), while tracing."""
     ex = runtime.current
-    return site_here() if ex is not None and ex.tracing else ""
+    if ex is None or not ex.tracing:
+        return ""
+    from kvmcheck.kernel.cfunction import c_function_site
+
+    return c_function_site(2)
 
 
 def _task() -> str:
@@ -143,9 +148,10 @@ def check_free(obj: Any, how: str) -> None:
 def _check_not_freed(obj: Any, how: str) -> None:
     fr = obj._kc_freed
     if fr is not None:
+        where = _where() if how == "kfree" else ""  # KASAN names kfree()'s caller (its _RET_IP_)
         bug(
             "double-free",
             f"{how} of {type(obj).__name__} already released by {fr.how}",
-            f"BUG: KASAN: double-free in {how}",
+            f"BUG: KASAN: double-free in {where.split(' ')[0] or how}",
             [f"first {fr.how} by task {fr.thread} at: {fr.site}"],
         )

@@ -196,10 +196,9 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
             headline="WARNING: possible recursive locking detected",
         )
     held = Held(lock, shared, False, subclass, irqsave)
-    if busy or not lock.sleeps:  # lockdep: dependencies on held locks, irq usage of spinning locks
-        lockdep.on_acquire(kt, held)
+    lockdep.on_acquire(kt, held)  # dependencies on held locks, irq-usage bits
     if lock.fair_rw:
-        _fair_wait(lock, t.tid, shared, fn, subclass, kt.hardirq)  # type: ignore[arg-type]
+        _fair_wait(lock, t.tid, shared, fn, subclass, kt.in_interrupt())  # type: ignore[arg-type]
     else:
         assert ex is not None
         ex.visible(lock._op(fn, not shared, SHARED if shared else EXCL, subclass))
@@ -313,6 +312,8 @@ def _release(lock: _Lock, shared: bool, fn: str, *, irqrestore: bool = False) ->
             del held[i]
             if h.irqsave or irqrestore:
                 kt.irq_off -= 1
+                if held and kt.irqs_enabled():
+                    lockdep.hardirqs_on(kt)  # the locks still held are now taken with irqs on
             return
 
 
@@ -360,15 +361,17 @@ def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
 
 
 def spin_lock_bh(lock: SpinLock) -> None:
-    """spin_lock with softirqs disabled."""
-    _acquire(lock, False, "spin_lock_bh")
+    """spin_lock with softirqs disabled (local_bh_disable() first, so lockdep sees them off)."""
     kthread().bh_off += 1
+    _acquire(lock, False, "spin_lock_bh")
 
 
 def spin_unlock_bh(lock: SpinLock) -> None:
     """spin_unlock and re-enable softirqs."""
     _release(lock, False, "spin_unlock_bh")
-    kthread().bh_off -= 1
+    from kvmcheck.kernel.context import local_bh_enable
+
+    local_bh_enable()
 
 
 def spin_trylock(lock: SpinLock) -> bool:
@@ -562,6 +565,40 @@ class _ApiOf(dict[str, type]):
 
 
 _API_OF = _ApiOf()
+
+
+# -- initialisation of a lock in place -------------------------------------------------------------
+def _reinit(lock: _Lock, fn: str, typ: type[_Lock]) -> None:
+    """spin_lock_init() and friends on an existing lock: debug_check_no_locks_freed() over it
+    (initialising a lock the task holds is "held lock freed!", as lib/locking-selftest.c's
+    init_held_* cases expect), then an unlocked lock of the same class."""
+    if not isinstance(lock, typ):
+        raise UsageError(f"{fn}() takes a {typ.kind} ({typ.__name__}), not {lock!r}")
+    lockdep.check_no_held_locks(lock, [lock], f"{fn}({lock.name})")
+    lock.owner = None
+    lock.readers = {}
+    if lock.fair_rw:
+        lock.queued = []  # type: ignore[attr-defined]
+
+
+def spin_lock_init(lock: SpinLock) -> None:
+    """spin_lock_init(lock): (re)initialise a spinlock_t as unlocked."""
+    _reinit(lock, "spin_lock_init", SpinLock)
+
+
+def rwlock_init(lock: RwLock) -> None:
+    """rwlock_init(lock): (re)initialise an rwlock_t as unlocked."""
+    _reinit(lock, "rwlock_init", RwLock)
+
+
+def mutex_init(lock: Mutex) -> None:
+    """mutex_init(lock): (re)initialise a struct mutex as unlocked."""
+    _reinit(lock, "mutex_init", Mutex)
+
+
+def init_rwsem(sem: RwSem) -> None:
+    """init_rwsem(sem): (re)initialise a struct rw_semaphore as unlocked."""
+    _reinit(sem, "init_rwsem", RwSem)
 
 
 # -- lock-break points ----------------------------------------------------------------------

@@ -5,7 +5,10 @@ complete, executions, blocked, steps, elapsed_s, coverage, finding, warnings),
 plus ``schema``, ``expected``, ``as_expected``, ``replay`` (the command that
 replays the counterexample, or null), ``minimised`` (sizes before and after,
 or null) and ``from_db``.  A finding adds ``sites`` -- every site its report
-names, as ``{"role", "function", "file", "line"}`` -- and ``failing_step``.
+names, as ``{"role", "function", "file", "line"}`` -- and ``failing_step``: the step of the
+operation the report is about (the acquisition a lockdep WARN is printed before, the access
+KASAN caught), or -- when that operation never ran (the report stopped the task) or is every
+blocked thread's (a wait-for deadlock) -- the step at which the report was made; never null.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         for s in racing_steps(f, f.trace)
     ]
     fail = failing(f, f.trace)
-    d["failing_step"] = fail.step.index if fail is not None and fail.step is not None else None
+    d["failing_step"] = fail.step.index if fail is not None and fail.step is not None else f.step
     return d
 
 

@@ -20,7 +20,7 @@ Lifetime contract:
     kvm->devices when its fd is closed, under kvm->lock, and its ``.destroy``
     is never called by kvm_destroy_devices.
   * Freeing struct kvm while the task still holds kvm->lock is lockdep's
-    "BUG: held lock freed!": the mutex_unlock that follows writes freed memory.
+    "WARNING: held lock freed!": the mutex_unlock that follows writes freed memory.
 
 Lock: kvm->lock (mutex) protects kvm->devices for add/remove; it is taken
 outside the device's private locks (kvm-vfio: kv->lock is never taken under it).
