@@ -132,6 +132,31 @@ def test_plain_walk_freeing_the_current_entry_is_use_after_free() -> None:
     found(run(body), "use-after-free")
 
 
+def for_each_item(head: ListHead) -> Any:
+    """A model's own iterator macro (for_each_tdp_mmu_root_yield_safe-style) over the list."""
+    yield from list_for_each_entry(head)
+
+
+def zap_items(head: ListHead) -> None:
+    """A C function whose loop is the for_each_item macro, inlined into it."""
+    for it in for_each_item(head):
+        list_del(it.link)
+        kfree(it)
+
+
+def test_a_walk_through_a_freed_entry_names_the_function_the_macro_is_in() -> None:
+    """KASAN names the C function the access is in; the iterator macro is no function of its own."""
+
+    def body() -> None:
+        head = LIST_HEAD("items")
+        a, b = new_item(1), new_item(2)
+        list_add_tail(a.link, head)
+        list_add_tail(b.link, head)
+        zap_items(head)
+
+    found(run(body), "use-after-free", "BUG: KASAN: use-after-free in zap_items")
+
+
 def test_list_del_twice_writes_through_poison() -> None:
     def body() -> None:
         head = LIST_HEAD("items")

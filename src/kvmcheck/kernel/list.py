@@ -76,7 +76,8 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import vc_get, vc_join, vc_tick
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
 from kvmcheck.kernel import kasan, kcsan
-from kvmcheck.kernel._core import bug, site_here
+from kvmcheck.kernel._core import bug
+from kvmcheck.kernel.cfunction import c_function_site
 from kvmcheck.kernel.struct import Field, FieldState, Struct
 
 LIST_POISON1 = 0xDEAD000000000100  # POISON_POINTER_DELTA (0xdead000000000000 on x86-64) + 0x100
@@ -222,7 +223,7 @@ def _report_freed_link(owner: Any, field: str, write: bool, stale: Any) -> None:
         kasan.report_freed(owner, field, write)
     fr = owner._kc_freed
     name = f"{owner._kc_label()}->{field}"
-    where = site_here() if runtime.current is not None and runtime.current.tracing else ""
+    where = c_function_site(1) if runtime.current is not None and runtime.current.tracing else ""
     what = "LIST_POISON1" if stale == LIST_POISON1 else "LIST_POISON2"
     ex = runtime.current
     task = ex.current.name if ex is not None and ex.current is not None else "?"
@@ -276,7 +277,7 @@ def gpf(addr: Any, how: str) -> None:
             f"{how}: NULL list pointer (list_head never initialised)",
             "BUG: kernel NULL pointer dereference, address: 0000000000000000",
         )
-    where = site_here() if runtime.current is not None and runtime.current.tracing else ""
+    where = c_function_site(1) if runtime.current is not None and runtime.current.tracing else ""
     name = {LIST_POISON1: "LIST_POISON1", LIST_POISON2: "LIST_POISON2"}.get(addr, "a poison value")
     bug(
         GPF_KIND,
