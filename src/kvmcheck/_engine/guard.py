@@ -240,7 +240,6 @@ def watching(max_seconds: float | None, step_timeout_s: float | None) -> Iterato
         with _LOCK:
             _WATCHES.pop(id(w), None)
         _local.watch = outer
-        _local.last_stop = w.stop
 
 
 def enter(ex: Execution) -> Watch | None:
@@ -300,11 +299,6 @@ def clear_stop() -> None:
     """Forget a :func:`request_stop` (checks started from now on run normally)."""
     global _pending
     _pending = None
-
-
-def stop_reason() -> str | None:
-    """Why the last check in this OS thread stopped early (a :func:`request_stop` reason), if it did."""
-    return getattr(_local, "last_stop", None)
 
 
 def set_escalation(exit_process: bool) -> None:

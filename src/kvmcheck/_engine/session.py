@@ -51,9 +51,3 @@ class Session:
         if key not in self:
             self[key] = default
         return self[key]
-
-    def pop(self, key: str, default: Any = None) -> Any:
-        if key == "keep_run":
-            v, self.keep_run = self.keep_run, False
-            return v
-        return self.layers.pop(key, default)

@@ -119,12 +119,6 @@ def site_here() -> str:
     return str(site)
 
 
-def init_site() -> str:
-    """file:line of the model code constructing a primitive (its lockdep class)."""
-    site, _ = model_site(sys._getframe(1))
-    return f"{site.file}:{site.line}"
-
-
 def bug(kind: str, message: str, headline: str, details: list[str] | None = None) -> None:
     """A hard finding (oops, KASAN, BUG): the thread stops here."""
     # Any registered kind: a kind's class is how it is usually reported, but a check the
