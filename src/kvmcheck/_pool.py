@@ -28,14 +28,6 @@ from kvmcheck._engine.workerproc import die_with_parent
 T = TypeVar("T")
 
 
-def default_jobs() -> int:
-    """Every core this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def map_ordered(task: Callable[[int], T], n: int, jobs: int, name: Callable[[int], str]) -> Iterator[T]:
     """``task(0) .. task(n - 1)`` in order, each computed in a forked child, ``jobs`` at a time.
 

@@ -23,9 +23,10 @@ from kvmcheck import __version__, _cliguard
 from kvmcheck._engine import guard
 from kvmcheck._engine.check import STRATEGIES, Result, replay
 from kvmcheck._engine.finding import UsageError
+from kvmcheck._engine.parallel import default_workers
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
-from kvmcheck._pool import default_jobs, map_ordered
+from kvmcheck._pool import map_ordered
 from kvmcheck.patching import Patch, load_patch, patched_pairs, replay_command, replay_pair
 from kvmcheck.report import database as db
 from kvmcheck.report.json_report import result_json
@@ -397,7 +398,7 @@ def _checked(
     backend they run side by side, one forked process each, ``--workers`` of them at a time
     (default: every core), each search on one worker -- the rows still come in order."""
     targets = [_replay_target(target or s.name, s) for s, _ in pairs]
-    jobs = opts["workers"] or default_jobs()
+    jobs = opts["workers"] or default_workers()
     if len(pairs) > 1 and jobs > 1 and opts["backend"] == "local":
         options.engine["workers"] = 1
 
