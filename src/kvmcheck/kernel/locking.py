@@ -55,7 +55,8 @@ from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel import lockdep
-from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, warn
+from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, report_embedded, warn
+from kvmcheck.kernel.context import cond_resched, local_bh_enable, might_sleep_check
 
 EXCL = "x"
 SHARED = "s"  # a reader only an active writer blocks (qrwlock reader in interrupt context)
@@ -186,8 +187,6 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
         kt = kthread(t)
     busy = kt.held or kt.rcu_depth or kt.irq_off or kt.bh_off or kt.hardirq  # else: nothing to check
     if busy and lock.sleeps and kt.atomic_reason() is not None:
-        from kvmcheck.kernel.context import might_sleep_check
-
         might_sleep_check(f"{fn}({lock.name})")
     if lock.owner == t.tid or (t.tid in lock.readers and not (shared and lock.recursive_read)):
         bug(
@@ -238,8 +237,6 @@ def _fair_wait(lock: _FairRw, tid: int, shared: bool, fn: str, subclass: int, ir
 
 
 def _embedded_uaf(lock: _Lock, fn: str) -> None:
-    from kvmcheck.kernel.kasan import report_embedded
-
     report_embedded(lock._kc_home, lock, f"{fn}({lock.name})")
 
 
@@ -369,8 +366,6 @@ def spin_lock_bh(lock: SpinLock) -> None:
 def spin_unlock_bh(lock: SpinLock) -> None:
     """spin_unlock and re-enable softirqs."""
     _release(lock, False, "spin_unlock_bh")
-    from kvmcheck.kernel.context import local_bh_enable
-
     local_bh_enable()
 
 
@@ -605,8 +600,6 @@ def init_rwsem(sem: RwSem) -> None:
 def cond_resched_lock(lock: SpinLock) -> bool:
     """Drop ``lock``, offer a reschedule point, retake it.  Returns True (it always yields here)."""
     spin_unlock(lock)
-    from kvmcheck.kernel.context import cond_resched
-
     cond_resched()
     spin_lock(lock)
     return True
@@ -615,8 +608,6 @@ def cond_resched_lock(lock: SpinLock) -> bool:
 def cond_resched_rwlock_read(lock: RwLock) -> bool:
     """Drop a read-held rwlock_t, offer a reschedule point, retake it."""
     read_unlock(lock)
-    from kvmcheck.kernel.context import cond_resched
-
     cond_resched()
     read_lock(lock)
     return True
@@ -625,8 +616,6 @@ def cond_resched_rwlock_read(lock: RwLock) -> bool:
 def cond_resched_rwlock_write(lock: RwLock) -> bool:
     """Drop a write-held rwlock_t, offer a reschedule point, retake it."""
     write_unlock(lock)
-    from kvmcheck.kernel.context import cond_resched
-
     cond_resched()
     write_lock(lock)
     return True
