@@ -2,6 +2,10 @@
 
 Names are the kernel's own, so a model reads beside the C source:
 ``spin_lock(gpc.lock)`` for ``spin_lock(&gpc->lock)``.
+
+Each module's ``__all__`` lists what other modules may take from it; this package re-exports
+the part of those that models are written in, and nothing else
+(tests/kernel/test_module_all.py, tests/test_public_api.py).
 """
 
 import os as _os

@@ -27,6 +27,20 @@ if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
     from kvmcheck.kernel.kasan import Freed
 
+__all__ = [
+    "Held",
+    "KThread",
+    "Primitive",
+    "bug",
+    "creation",
+    "current_thread",
+    "execution",
+    "kthread",
+    "report_embedded",
+    "site_here",
+    "warn",
+]
+
 
 @dataclass(slots=True)
 class Held:

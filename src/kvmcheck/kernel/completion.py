@@ -23,6 +23,18 @@ from kvmcheck._engine.ops import Op
 from kvmcheck.kernel._core import Primitive
 from kvmcheck.kernel.context import might_sleep_check
 
+__all__ = [
+    "Completion",
+    "complete",
+    "complete_all",
+    "completion_done",
+    "init_completion",
+    "reinit_completion",
+    "try_wait_for_completion",
+    "wait_for_completion",
+    "wait_for_completion_timeout",
+]
+
 UINT_MAX = 0xFFFF_FFFF
 
 

@@ -28,6 +28,22 @@ from kvmcheck.kernel import kcsan, lockdep
 from kvmcheck.kernel._core import current_thread, kthread, warn
 from kvmcheck.kernel.struct import field_of
 
+__all__ = [
+    "cond_resched",
+    "cpu_relax",
+    "in_atomic",
+    "in_softirq",
+    "local_bh_disable",
+    "local_bh_enable",
+    "local_irq_disable",
+    "local_irq_enable",
+    "might_sleep",
+    "might_sleep_check",
+    "spawn_irq",
+    "spawn_softirq",
+    "spin_until_cond",
+]
+
 
 def might_sleep_check(what: str) -> None:
     reason = kthread().atomic_reason()

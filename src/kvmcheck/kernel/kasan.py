@@ -19,6 +19,8 @@ from kvmcheck.kernel._core import Primitive, _task, _where, bug, site_here
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
 
+__all__ = ["Freed", "check_free", "make_freeable", "mark_freed", "on_create", "report_freed"]
+
 
 @dataclass
 class Freed:

@@ -45,7 +45,27 @@ from kvmcheck.kernel.lockdep import held_by
 from kvmcheck.kernel.memory import kfree
 from kvmcheck.kernel.struct import READ_ONCE, WRITE_ONCE, access, field_of
 
-__all__ = ["GpDomain"]  # re-exported: srcu and older imports find it here
+__all__ = [
+    "RCU_INIT_POINTER",
+    "call_rcu",
+    "kfree_rcu",
+    "lockdep_is_held",
+    "rcu_access_pointer",
+    "rcu_assign_pointer",
+    "rcu_barrier",
+    "rcu_dereference",
+    "rcu_dereference_check",
+    "rcu_dereference_protected",
+    "rcu_dereference_raw",
+    "rcu_read_lock",
+    "rcu_read_lock_any_held",
+    "rcu_read_lock_held",
+    "rcu_read_unlock",
+    "rcu_replace_pointer",
+    "suspicious",
+    "synchronize_rcu",
+    "synchronize_rcu_expedited",
+]
 
 
 def _rcu() -> GpDomain:

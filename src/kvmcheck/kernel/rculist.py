@@ -37,6 +37,15 @@ from kvmcheck.kernel._core import warn
 from kvmcheck.kernel.rcu import _check, _label, rcu_read_lock_any_held
 from kvmcheck.kernel.struct import READ_ONCE, access, field_of
 
+__all__ = [
+    "list_add_rcu",
+    "list_add_tail_rcu",
+    "list_del_rcu",
+    "list_empty_rcu",
+    "list_first_or_null_rcu",
+    "list_for_each_entry_rcu",
+]
+
 # -- RCU lists ---------------------------------------------------------------------------
 _END = object()  # the list head, reached again: the end of the traversal
 

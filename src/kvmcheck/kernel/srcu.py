@@ -33,6 +33,20 @@ from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.gp import GpDomain
 from kvmcheck.kernel.rcu import suspicious
 
+__all__ = [
+    "Srcu",
+    "call_srcu",
+    "cleanup_srcu_struct",
+    "srcu_barrier",
+    "srcu_dereference",
+    "srcu_dereference_check",
+    "srcu_read_lock",
+    "srcu_read_lock_held",
+    "srcu_read_unlock",
+    "synchronize_srcu",
+    "synchronize_srcu_expedited",
+]
+
 
 class Srcu(GpDomain):
     """``struct srcu_struct`` (``DEFINE_SRCU`` / ``init_srcu_struct``)."""

@@ -48,6 +48,19 @@ from kvmcheck.kernel import kasan, kcsan
 from kvmcheck.kernel._core import Primitive, kthread, warn
 from kvmcheck.kernel.lockdep import held_by
 
+__all__ = [
+    "READ_ONCE",
+    "WRITE_ONCE",
+    "Field",
+    "FieldState",
+    "Struct",
+    "access",
+    "data_race",
+    "field_of",
+    "rmw",
+    "struct_init",
+]
+
 
 class FieldState:
     """The value a field had before a write: what DPOR records so that a

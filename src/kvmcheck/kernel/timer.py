@@ -39,6 +39,20 @@ from kvmcheck.kernel import lockdep
 from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, report_embedded, warn
 from kvmcheck.kernel.workqueue import _LockdepMap, container_of
 
+__all__ = [
+    "Timer",
+    "add_timer",
+    "del_timer",
+    "del_timer_sync",
+    "from_timer",
+    "mod_timer",
+    "timer_container_of",
+    "timer_delete",
+    "timer_delete_sync",
+    "timer_pending",
+    "timer_setup",
+]
+
 
 class _Fire:
     __slots__ = ("seq",)

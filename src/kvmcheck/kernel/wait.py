@@ -57,6 +57,17 @@ from kvmcheck.kernel.sched import (
     wake_up_state,
 )
 
+__all__ = [
+    "WaitQueueHead",
+    "finish_wait",
+    "init_waitqueue_head",
+    "prepare_to_wait",
+    "wait_event",
+    "waitqueue_active",
+    "wake_up",
+    "wake_up_all",
+]
+
 SLEEP = "sleep"
 
 

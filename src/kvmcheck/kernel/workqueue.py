@@ -70,6 +70,36 @@ from kvmcheck.kernel import lockdep
 from kvmcheck.kernel._core import Held, Primitive, current_thread, kthread, report_embedded, warn
 from kvmcheck.kernel.context import might_sleep_check
 
+__all__ = [
+    "INIT_DELAYED_WORK",
+    "INIT_WORK",
+    "WQ_MEM_RECLAIM",
+    "WQ_UNBOUND",
+    "DelayedWork",
+    "Work",
+    "Workqueue",
+    "alloc_ordered_workqueue",
+    "alloc_workqueue",
+    "cancel_delayed_work",
+    "cancel_delayed_work_sync",
+    "cancel_work",
+    "cancel_work_sync",
+    "container_of",
+    "delayed_work_pending",
+    "destroy_workqueue",
+    "drain_workqueue",
+    "flush_delayed_work",
+    "flush_work",
+    "flush_workqueue",
+    "mod_delayed_work",
+    "queue_delayed_work",
+    "queue_work",
+    "schedule_delayed_work",
+    "schedule_work",
+    "to_delayed_work",
+    "work_pending",
+]
+
 WQ_UNBOUND = 1 << 1
 WQ_FREEZABLE = 1 << 2
 WQ_MEM_RECLAIM = 1 << 3  # the workqueue has a rescuer thread

@@ -33,6 +33,21 @@ from kvmcheck.kernel._core import Primitive
 from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.locking import SpinLock, lockdep_assert_held, spin_lock, spin_unlock
 
+__all__ = [
+    "GFP_ATOMIC",
+    "GFP_KERNEL",
+    "GFP_NOWAIT",
+    "XArray",
+    "xa_empty",
+    "xa_erase",
+    "xa_for_each",
+    "xa_init",
+    "xa_load",
+    "xa_lock",
+    "xa_store",
+    "xa_unlock",
+]
+
 GFP_KERNEL = "GFP_KERNEL"
 GFP_ATOMIC = "GFP_ATOMIC"
 GFP_NOWAIT = "GFP_NOWAIT"
