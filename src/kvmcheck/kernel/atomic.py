@@ -45,8 +45,6 @@ from kvmcheck.kernel.struct import access, field_of
 
 __all__ = [
     "Atomic",
-    "Counter",
-    "acquire",
     "atomic_add",
     "atomic_add_return",
     "atomic_add_unless",
@@ -67,10 +65,6 @@ __all__ = [
     "atomic_sub_and_test",
     "atomic_sub_return",
     "atomic_xchg",
-    "load_acquire",
-    "relaxed",
-    "release",
-    "s32",
     "smp_load_acquire",
     "smp_mb",
     "smp_mb__after_atomic",
@@ -78,8 +72,6 @@ __all__ = [
     "smp_rmb",
     "smp_store_release",
     "smp_wmb",
-    "step",
-    "store_release",
 ]
 
 _U32 = 0xFFFF_FFFF

@@ -38,7 +38,6 @@ __all__ = [
     "local_irq_disable",
     "local_irq_enable",
     "might_sleep",
-    "might_sleep_check",
     "spawn_irq",
     "spawn_softirq",
     "spin_until_cond",

@@ -455,31 +455,25 @@ def list_first_or_null_rcu(head: ListHead, cond: bool = False) -> Any:
     return list_next_or_null_rcu(head, head, cond)
 
 
+# kvmcheck.kernel's part, re-exported whole.  Out of it, imported from kvmcheck.kernel.list by
+# name: the ListHead forms of the RCU list functions (kvmcheck.kernel's are rculist.py's), gpf.
 __all__ = [
-    "GPF_KIND",
     "INIT_LIST_HEAD",
     "LIST_HEAD",
     "LIST_POISON1",
     "LIST_POISON2",
     "ListHead",
-    "gpf",
-    "is_poison",
     "list_add",
-    "list_add_rcu",
     "list_add_tail",
-    "list_add_tail_rcu",
     "list_del",
     "list_del_init",
-    "list_del_rcu",
     "list_empty",
     "list_entry",
     "list_entry_is_head",
     "list_first_entry",
     "list_first_entry_or_null",
-    "list_first_or_null_rcu",
     "list_for_each",
     "list_for_each_entry",
-    "list_for_each_entry_rcu",
     "list_for_each_entry_safe",
     "list_next_entry",
     "list_next_or_null_rcu",

@@ -37,7 +37,6 @@ __all__ = [
     "kmalloc",
     "kmap",
     "kmemleak_not_leak",
-    "kmemleak_scan",
     "kunmap",
     "kzalloc",
     "memremap",

@@ -62,7 +62,6 @@ __all__ = [
     "rcu_read_lock_held",
     "rcu_read_unlock",
     "rcu_replace_pointer",
-    "suspicious",
     "synchronize_rcu",
     "synchronize_rcu_expedited",
 ]

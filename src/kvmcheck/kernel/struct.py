@@ -48,18 +48,7 @@ from kvmcheck.kernel import kasan, kcsan
 from kvmcheck.kernel._core import Primitive, kthread, warn
 from kvmcheck.kernel.lockdep import held_by
 
-__all__ = [
-    "READ_ONCE",
-    "WRITE_ONCE",
-    "Field",
-    "FieldState",
-    "Struct",
-    "access",
-    "data_race",
-    "field_of",
-    "rmw",
-    "struct_init",
-]
+__all__ = ["READ_ONCE", "WRITE_ONCE", "Struct", "data_race", "struct_init"]
 
 
 class FieldState:
