@@ -30,8 +30,7 @@ from kvmcheck.kernel import (
     wait_for_completion,
     wait_for_completion_timeout,
 )
-from tests.conformance.case import KernelCase
-from tests.conformance.test_workqueue import check_case
+from tests.conformance.case import KernelCase, check_case
 
 COMPLETION_C = "kernel/sched/completion.c"
 

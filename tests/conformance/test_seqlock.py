@@ -40,8 +40,7 @@ from kvmcheck.kernel import (
     write_sequnlock,
     write_sequnlock_irq,
 )
-from tests.conformance.case import KernelCase
-from tests.conformance.test_workqueue import check_case
+from tests.conformance.case import KernelCase, check_case
 
 SEQLOCK_H = "include/linux/seqlock.h"
 

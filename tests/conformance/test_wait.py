@@ -38,8 +38,7 @@ from kvmcheck.kernel import (
     wake_up_all,
     wake_up_process,
 )
-from tests.conformance.case import KernelCase
-from tests.conformance.test_workqueue import check_case
+from tests.conformance.case import KernelCase, check_case
 
 WAIT_H = "include/linux/wait.h"
 WAIT_C = "kernel/sched/wait.c"

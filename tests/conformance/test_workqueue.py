@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import check, join, scenario, spawn
+from kvmcheck import join, spawn
 from kvmcheck.kernel import (
     INIT_WORK,
     READ_ONCE,
@@ -42,29 +42,10 @@ from kvmcheck.kernel import (
     queue_delayed_work,
     queue_work,
 )
-from tests.conformance.case import KernelCase
+from tests.conformance.case import KernelCase, check_case
 
 WQ_C = "kernel/workqueue.c"
 WQ_H = "include/linux/workqueue.h"
-
-
-def check_case(c: KernelCase) -> None:
-    """The rule of the guarantee suites (workqueue, wait, completion, seqlock).
-
-    "ok": verdict ok and complete, no warning.  "bug": verdict bug, and if the case names a
-    kind, that kind among the execution's findings -- the hard one or a WARN-class one (lockdep's
-    report comes before the hang it predicts).
-    """
-    assert c.model is not None, c.id
-    r = check(scenario(c.model), keep_going=c.expect == "bug")
-    if c.expect == "ok":
-        assert r.verdict == "ok", f"{c.id}: {r.finding}"
-        assert r.complete, f"{c.id}: {r.coverage}"
-        assert r.warnings == [], f"{c.id}: {r.warnings}"
-        return
-    assert r.verdict == "bug", f"{c.id}: expected a {c.kind or 'finding'}, got {r.verdict}"
-    kinds = {w.kind for w in r.warnings} | ({r.finding.kind} if r.finding is not None else set())
-    assert not c.kind or c.kind in kinds, f"{c.id}: expected {c.kind}, got {sorted(kinds)}"
 
 
 class Obj(Struct):
