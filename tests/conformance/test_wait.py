@@ -254,6 +254,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="deadlock",
         why='wait_event(): "wake_up() has to be called after changing any variable that could change '
         'the result of the wait condition." -- called before, the wakeup can be lost',
+        report="waits for Ev.wq held by nobody",  # the queue named by its field, not its type
     ),
     KernelCase(
         WAIT_H,
