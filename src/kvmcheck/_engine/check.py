@@ -284,8 +284,7 @@ def _result(
     complete = seen.exhausted and strat.exhaustive
     finding = seen.reported
     if finding is not None:
-        finding.scenario = s.name
-        _attach_trace(s, variant, finding, settings.max_steps, kcsan)
+        finding = _attach_trace(s, variant, replace(finding, scenario=s.name), settings.max_steps, kcsan)
     estimate = strat.estimate()
     return Result(
         scenario=s.name,
@@ -331,7 +330,7 @@ def _coverage(
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
 
 
-def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:
+def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> Finding:
     """Replay the finding with tracing on: the trace, and the report's sites, come from there."""
     try:
         replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
@@ -345,8 +344,7 @@ def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps:
             f"schedule {finding.schedule!r}, and a replay of it went otherwise ({why})"
         ) from None
     if replayed is None:
-        return
-    finding.trace = replayed.steps
+        return finding
     again = next((f for f in replayed.findings + replayed.soft if f.kind == finding.kind), None)
     if again is None:  # the same steps, and no report: what the search saw depended on something else
         raise Nondeterminism(
@@ -354,8 +352,14 @@ def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps:
             f"(random, time, state kept across executions): the search saw {finding.kind} "
             f"({finding.message}) with schedule {finding.schedule!r}, and a replay of it did not"
         )
-    finding.message, finding.headline, finding.details = again.message, again.headline, again.details
-    finding.step = again.step
+    return replace(
+        finding,
+        trace=tuple(replayed.steps),
+        message=again.message,
+        headline=again.headline,
+        details=again.details,
+        step=again.step,
+    )
 
 
 def replay(
@@ -388,9 +392,7 @@ def replay(
         if first is not None and first is not finding:
             later, finding = [finding], first
     if finding is not None:
-        finding.schedule = schedule
-        finding.scenario = s.name
-        finding.trace = ex.steps
+        finding = replace(finding, schedule=schedule, scenario=s.name, trace=tuple(ex.steps))
     return Result(
         scenario=s.name,
         variant=variant,

@@ -214,7 +214,7 @@ class Execution:
         t = self.current
         if not self.aborting and (t is None or not t.dead):
             if finding.thread is None and t is not None:
-                finding.thread = t.tid
+                finding = replace(finding, thread=t.tid)
             self._record(finding)
             if t is not None:
                 t.dead = True
@@ -222,7 +222,7 @@ class Execution:
 
     def _record(self, finding: Finding) -> None:
         if finding.step is None:
-            finding.step = len(self.schedule) - 1
+            finding = replace(finding, step=len(self.schedule) - 1)
         self.findings.append(finding)
         if self.finding is None:
             self.finding = finding
@@ -231,10 +231,10 @@ class Execution:
         """Record a WARN-class finding (lockdep, KCSAN, WARN_ON); the thread goes on."""
         if self.aborting or (self.current is not None and self.current.dead):
             raise Abort
-        if finding.thread is None and self.current is not None:
-            finding.thread = self.current.tid
-        finding.step = len(self.schedule) - 1
-        self.soft.append(finding)
+        thread = finding.thread
+        if thread is None and self.current is not None:
+            thread = self.current.tid
+        self.soft.append(replace(finding, thread=thread, step=len(self.schedule) - 1))
 
     # -- the scheduler -------------------------------------------------------
     def run(self) -> None:

@@ -126,7 +126,7 @@ def bug(kind: str, message: str, headline: str, details: list[str] | None = None
     # "stop here") may report a WARN-class kind as an oops.
     lookup(kind)
     ex = runtime.current
-    f = Finding(kind, message, headline=headline, details=details or [])
+    f = Finding(kind, message, headline=headline, details=tuple(details or ()))
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.report(f)
@@ -143,7 +143,7 @@ def warn(
     if lookup(kind).cls != WARN:
         raise AssertionError(f"warn() with the oops-class kind {kind!r} (see _engine/kinds.py)")
     ex = runtime.current
-    f = Finding(kind, message, headline=headline, details=details or [], needs=needs or [])
+    f = Finding(kind, message, headline=headline, details=tuple(details or ()), needs=tuple(needs or ()))
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.warn(f)

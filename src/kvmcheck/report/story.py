@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kvmcheck._engine.finding import Finding, Step
 
 # Headlines of checks that fire before the operation they are about takes effect.
@@ -91,7 +93,7 @@ def _mentions(text: str, name: str) -> bool:
     return False
 
 
-def named_objects(f: Finding, steps: list[Step], values: dict[int, str]) -> set[str]:
+def named_objects(f: Finding, steps: Sequence[Step], values: dict[int, str]) -> set[str]:
     """The objects of the trace that the finding's report names."""
     text = _finding_text(f)
     cands: set[str] = set()
@@ -103,7 +105,7 @@ def named_objects(f: Finding, steps: list[Step], values: dict[int, str]) -> set[
     return {c for c in named if not any(x.startswith(c + "->") for x in fields) or _mentions(text, c)}
 
 
-def failing(f: Finding, trace: list[Step]) -> Failing | None:
+def failing(f: Finding, trace: Sequence[Step]) -> Failing | None:
     """The operation the finding is about (see the module docstring)."""
     if f.kind == "deadlock" and f.message.startswith("wait-for cycle"):
         return None  # every blocked thread's pending operation: see blocked_lines()
@@ -148,7 +150,7 @@ def blocked_lines(f: Finding) -> list[tuple[str, str]]:
     return out
 
 
-def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[Step], Failing | None]:
+def story(f: Finding, trace: Sequence[Step], values: dict[int, str]) -> tuple[list[Step], Failing | None]:
     """The steps of the story (ending with the failing one, when it was traced) and the failing op."""
     fail = failing(f, trace)
     end = (
@@ -301,7 +303,7 @@ def _setup_len(steps: list[Step]) -> int:
     return 0
 
 
-def racing_steps(f: Finding, trace: list[Step]) -> list[Step]:
+def racing_steps(f: Finding, trace: Sequence[Step]) -> list[Step]:
     """A data race's two accesses: the reported one, then the other thread's last one to that field."""
     if f.kind != "data-race" or f.step is None:
         return []

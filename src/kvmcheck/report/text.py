@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, racing_steps, story
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kvmcheck._engine.check import Result
     from kvmcheck._engine.finding import Finding, Step
     from kvmcheck._engine.minimise import Shrunk
@@ -66,7 +68,7 @@ def shown(f: Finding) -> list[Step]:
     fail = failing(f, f.trace)
     end = fail.step.index if fail is not None and fail.step is not None else f.step
     if end is None:
-        return f.trace
+        return list(f.trace)
     return [s for s in f.trace if s.index <= end]
 
 
@@ -192,7 +194,7 @@ def render_full(f: Finding, ann: Annotated | None, width: int) -> list[str]:
     return out
 
 
-def race_sites(f: Finding, trace: list[Step]) -> list[str]:
+def race_sites(f: Finding, trace: Sequence[Step]) -> list[str]:
     """KCSAN: both racing accesses with their sites, as the kernel's report gives them."""
     out = []
     for s in racing_steps(f, trace):
