@@ -38,6 +38,9 @@ class Step:
     site: Site
     held: tuple[str, ...]  # locks the thread holds once the step has taken effect
     stack: tuple[str, ...] = ()  # model functions, outermost first
+    # what it read or wrote, as the report appends it to the operation (" = NULL", " 0→1");
+    # put there by the kernel layer while the traced run goes (Execution.note_value)
+    value: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
