@@ -20,12 +20,13 @@ from kvmcheck._engine.explore import (
     replay_runs,
     runtime_setup_hooks,
 )
-from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch, UsageError
+from kvmcheck._engine.finding import Finding, UsageError
 from kvmcheck._engine.parallel import Pool, ProcessPool
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
 from kvmcheck._engine.strategy import Strategy
+from kvmcheck._engine.traced import traced
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
@@ -284,7 +285,7 @@ def _result(
     complete = seen.exhausted and strat.exhaustive
     finding = seen.reported
     if finding is not None:
-        finding = _attach_trace(s, variant, replace(finding, scenario=s.name), settings.max_steps, kcsan)
+        finding = traced(s, variant, replace(finding, scenario=s.name), settings.max_steps, kcsan)
     estimate = strat.estimate()
     return Result(
         scenario=s.name,
@@ -328,38 +329,6 @@ def _coverage(
     if estimate is not None and estimate > 0:
         extra += f"; covered ~{100 * min(1.0, executions / estimate):.1f}% of an estimated {estimate:,.0f}"
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
-
-
-def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> Finding:
-    """Replay the finding with tracing on: the trace, and the report's sites, come from there."""
-    try:
-        replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
-    except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
-        if isinstance(e, Nondeterminism):
-            raise
-        why = str(e).split("; the model changed")[0]  # within one check: it did not change
-        raise Nondeterminism(
-            "the model is nondeterministic: it depends on something the checker does not control "
-            f"(random, time, state kept across executions): the search saw {finding.kind} with "
-            f"schedule {finding.schedule!r}, and a replay of it went otherwise ({why})"
-        ) from None
-    if replayed is None:
-        return finding
-    again = next((f for f in replayed.findings + replayed.soft if f.kind == finding.kind), None)
-    if again is None:  # the same steps, and no report: what the search saw depended on something else
-        raise Nondeterminism(
-            "the model is nondeterministic: it depends on something the checker does not control "
-            f"(random, time, state kept across executions): the search saw {finding.kind} "
-            f"({finding.message}) with schedule {finding.schedule!r}, and a replay of it did not"
-        )
-    return replace(
-        finding,
-        trace=tuple(replayed.steps),
-        message=again.message,
-        headline=again.headline,
-        details=again.details,
-        step=again.step,
-    )
 
 
 def replay(
