@@ -8,6 +8,8 @@ layer put on them -- the report never runs the model again, nor peeks at its fra
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,9 @@ from kvmcheck._engine.target import Target
 from kvmcheck._loader import resolve
 from kvmcheck.kernel import struct
 from tests.report.test_golden import KINDS
+
+REPORT = Path(__file__).resolve().parents[2] / "src" / "kvmcheck" / "report"
+
 
 def _uaf():
     return resolve(f"{KINDS}::kinds.use_after_free")[0]
@@ -97,3 +102,14 @@ def test_confirm_runs_the_model_only_to_shrink(runs):
     assert cx.shrink is not None
     assert runs[0] == 1 + cx.shrink.tries + (1 if cx.shrink.shrank else 0)
 
+
+def test_the_report_layer_inspects_no_frames():
+    """Values come on the steps; nothing in report/ reads the model's stack frames."""
+    peeks = re.compile(r"_getframe|f_back|f_locals|gr_frame")
+    hits = [
+        f"{p.name}:{n}"
+        for p in sorted(REPORT.rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if peeks.search(line)
+    ]
+    assert hits == []
