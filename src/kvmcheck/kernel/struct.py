@@ -45,6 +45,7 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel import kasan, kcsan
+from kvmcheck.kernel.trace_values import note_access
 
 
 class FieldState:
@@ -156,6 +157,8 @@ def access(
             )
     key = op.key
     ex.visible(op)
+    if ex.tracing:  # the value the step read or wrote, for the report
+        note_access(ex, obj, f.name, write, value, update)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
