@@ -145,7 +145,7 @@ def bug(kind: str, message: str, headline: str, details: list[str] | None = None
     # "stop here") may report a WARN-class kind as an oops.
     lookup(kind)
     ex = runtime.current
-    f = Finding(kind, message, headline=headline, details=details or [])
+    f = Finding(kind, message, headline=headline, details=tuple(details or ()))
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.report(f)
@@ -162,7 +162,7 @@ def warn(
     if lookup(kind).cls != WARN:
         raise AssertionError(f"warn() with the oops-class kind {kind!r} (see _engine/kinds.py)")
     ex = runtime.current
-    f = Finding(kind, message, headline=headline, details=details or [], needs=needs or [])
+    f = Finding(kind, message, headline=headline, details=tuple(details or ()), needs=tuple(needs or ()))
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.warn(f)
@@ -295,10 +295,16 @@ class Primitive:
         if ex is None or ex.current is None:
             return None
         ex.visible(self.op(excl, label, arg))
+        if ex.tracing:  # the value the step saw, for the report
+            self._kc_traced(ex, label)
         home = self._kc_home
         if home is not None and home._kc_freed is not None:
             report_embedded(home, self, label)
         return ex.current
+
+    def _kc_traced(self, ex: Execution, label: str) -> None:
+        """A traced run announced ``label`` on this primitive: put its value on the step (a
+        counter's before->after); most primitives have none."""
 
     # -- the engine's Blocker protocol: by default, never blocks ----------------------------
     def _kc_state(self) -> Any:

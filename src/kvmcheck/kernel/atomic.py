@@ -37,11 +37,12 @@ from typing import Any
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
-from kvmcheck._engine.execution import Thread
+from kvmcheck._engine.execution import Execution, Thread
 from kvmcheck._engine.ops import object_key
 from kvmcheck.kernel import barrier
 from kvmcheck.kernel._core import Primitive
 from kvmcheck.kernel.struct import access, field_of
+from kvmcheck.kernel.trace_values import note_counter
 
 __all__ = [
     "Atomic",
@@ -96,6 +97,9 @@ class Counter(Primitive):
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} = {self.counter}>"
+
+    def _kc_traced(self, ex: Execution, label: str) -> None:
+        note_counter(ex, self, label)
 
 
 def step(c: Counter, excl: bool, label: str) -> Thread | None:

@@ -95,11 +95,11 @@ def null_deref_finding(e: BaseException, site: Site, tid: int) -> Finding | None
         f"NULL pointer dereference: {'store to' if write else 'load of'} NULL{what} at {site}",
         headline="BUG: kernel NULL pointer dereference",
         thread=tid,
-        details=[
+        details=(
             f"#PF: supervisor {'write' if write else 'read'} access in kernel mode",
             f"RIP: {site.function}",
             f"access: NULL{what} in {site}",
-        ],
+        ),
     )
 
 

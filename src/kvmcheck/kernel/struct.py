@@ -47,6 +47,7 @@ from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel import kasan, kcsan
 from kvmcheck.kernel._core import Primitive, kthread, warn
 from kvmcheck.kernel.lockdep import held_by
+from kvmcheck.kernel.trace_values import note_access
 
 __all__ = ["READ_ONCE", "WRITE_ONCE", "Struct", "data_race", "struct_init"]
 
@@ -160,6 +161,8 @@ def access(
             )
     key = op.key
     ex.visible(op)
+    if ex.tracing:  # the value the step read or wrote, for the report
+        note_access(ex, obj, f.name, write, value, update)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
