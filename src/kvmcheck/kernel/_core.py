@@ -9,6 +9,9 @@ context is *derived* from it, never set by hand.
 
 from __future__ import annotations
 
+import linecache
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,9 +21,25 @@ from kvmcheck._engine.execution import model_site
 from kvmcheck._engine.finding import Finding, UsageError
 from kvmcheck._engine.kinds import WARN, lookup
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
+from kvmcheck.kernel.cfunction import c_function_site
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
+    from kvmcheck.kernel.kasan import Freed
+
+__all__ = [
+    "Held",
+    "KThread",
+    "Primitive",
+    "bug",
+    "creation",
+    "current_thread",
+    "execution",
+    "kthread",
+    "report_embedded",
+    "site_here",
+    "warn",
+]
 
 
 @dataclass(slots=True)
@@ -156,8 +175,6 @@ _KERNEL_DIRS: tuple[str, ...] = ()
 def _kernel_dirs() -> tuple[str, ...]:
     global _KERNEL_DIRS
     if not _KERNEL_DIRS:
-        import os
-
         pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         _KERNEL_DIRS = (os.path.join(pkg, "kernel") + os.sep, os.path.join(pkg, "_engine") + os.sep)
     return _KERNEL_DIRS
@@ -202,9 +219,6 @@ def creation() -> tuple[Creation, Any]:
 
 
 def _creation(f: Any) -> Creation:
-    import linecache
-    import re
-
     global _TARGET
     if _TARGET is None:
         _TARGET = re.compile(r"^\s*(?:[\w.]+\s*=\s*)*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=\s*$")
@@ -285,8 +299,6 @@ class Primitive:
             self._kc_traced(ex, label)
         home = self._kc_home
         if home is not None and home._kc_freed is not None:
-            from kvmcheck.kernel.kasan import report_embedded
-
             report_embedded(home, self, label)
         return ex.current
 
@@ -309,3 +321,40 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name}>"
+
+
+# -- KASAN on an operation of a primitive embedded in a freed object (Primitive.step) ------------
+# Here, not in kasan.py, so that _core needs nothing above it: kasan.py builds on _core.
+def report_embedded(home: Any, prim: Any, label: str) -> None:
+    """KASAN: ``label`` (e.g. "refcount_inc(vfio_group.users)") on a primitive inside a freed object."""
+    fr: Freed = home._kc_freed
+    op = label.split("(", 1)[0]
+    unmap = fr.how in ("kunmap", "memunmap", "vunmap")
+    kind = "use-after-unmap" if unmap else "use-after-free"
+    where = _where()
+    what = f"{op} on {'unmapped' if unmap else 'freed'} object"
+    headline = (
+        f"BUG: unable to handle page fault for address: {home._kc_label()} (unmapped by {fr.how})"
+        if unmap
+        else f"BUG: KASAN: use-after-free in {where.split(' ')[0] or op}"
+    )
+    details = [
+        f"{what}: {label} ({prim.kind} {prim.name} inside {home._kc_label()}) by task {_task()}"
+        + (f" at {where}" if where else ""),
+        f"Allocated at: {home.__dict__.get('_kc_kmalloc') or home.__dict__.get('_kc_alloc_site', '?')}",
+        f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
+    ]
+    bug(kind, f"{what}: {label}", headline, details)
+
+
+def _where() -> str:
+    """The C function the access is in (cfunction.py: macro and iterator frames skipped), while tracing."""
+    ex = runtime.current
+    if ex is None or not ex.tracing:
+        return ""
+    return c_function_site(2)
+
+
+def _task() -> str:
+    ex = runtime.current
+    return ex.current.name if ex is not None and ex.current is not None else "?"

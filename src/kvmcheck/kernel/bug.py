@@ -11,6 +11,8 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.finding import Finding, Site
 from kvmcheck.kernel._core import bug, site_here, warn
 
+__all__ = ["BUG", "BUG_ON", "KVM_BUG_ON", "WARN_ON", "WARN_ON_ONCE"]
+
 
 def BUG_ON(cond: object, msg: str = "") -> None:
     """BUG_ON(cond): an oops if ``cond`` holds (kind bug-on)."""

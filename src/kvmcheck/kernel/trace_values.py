@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from kvmcheck._engine.execution import Execution
 
+__all__ = ["note_access", "note_counter"]
+
 
 def fmt(v: Any) -> str:
     """A value as the kernel developer would say it: NULL, true, khva[pfn 1], 3."""
