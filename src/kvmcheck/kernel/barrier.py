@@ -87,6 +87,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kvmcheck._engine import runtime, weak
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
+from kvmcheck.kernel.lkmm_dep import Dep, plain, sources
 from kvmcheck.lkmm.events import Event
 from kvmcheck.lkmm.model import check
 from kvmcheck.lkmm.rel import Rel
@@ -99,6 +100,43 @@ _ACQUIRE = ("smp_load_acquire", "atomic_read_acquire")
 _RELEASE = ("smp_store_release", "rcu_assign_pointer", "atomic_set_release")
 _LATEST = ("data_race", "rcu_dereference_protected")  # marked for KCSAN, but never read stale here
 NOTHING = object()
+_STATS = "kernel.barrier.stats"  # session layer: Stats of the whole check
+
+
+@dataclass
+class Stats:
+    """Figures of one check under the LKMM (kept in the session; the tests and docs quote them)."""
+
+    revisits: int = 0  # outcomes added to a read's choice: a write performed after it
+    lost: int = 0  # revisits the strategy could not take (not dpor, or a parallel job's fixed path)
+    unencodable: int = 0  # writes of a value a read cannot guess (not None/bool/int)
+    dropped: int = 0  # runs whose guesses did not come true (not executions)
+    graphs: set[int] = field(default_factory=set)  # hashes of the consistent graphs explored
+    duplicates: int = 0  # executions whose graph an earlier execution already had
+
+
+def stats(session: Any) -> Stats:
+    st: Stats = session.layers.setdefault(_STATS, Stats())
+    return st
+
+
+def encode(value: Any) -> int | None:
+    """A value a read may take from a write not yet performed, as a choice outcome (>= 0)."""
+    if value is None:
+        return 0
+    if value is False or value is True:
+        return 1 + int(value)
+    if type(value) is int or type(value) is Dep:
+        i = int.__int__(value)
+        return 3 + (2 * i if i >= 0 else -2 * i - 1)
+    return None
+
+
+def decode(code: int) -> Any:
+    if code < 3:
+        return (None, False, True)[code]
+    z = code - 3
+    return z // 2 if z % 2 == 0 else -(z + 1) // 2
 
 
 @dataclass
@@ -114,6 +152,7 @@ class _Ev:
     addr: frozenset[int] = frozenset()
     ctrl: frozenset[int] = frozenset()
     label: str = ""
+    data: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -132,6 +171,15 @@ class Graph:
     # from a release-like write when an acquire-like read reads it (see _learn).
     view: dict[int, dict[str, int]] = field(default_factory=dict)
     wview: dict[int, dict[str, int]] = field(default_factory=dict)  # release-like write -> its view
+    # Dependencies (kernel/lkmm_dep.py): per thread, the local indices of the reads whose
+    # value decided something (used) and of those whose value is not tracked (opaque).
+    used: dict[int, set[int]] = field(default_factory=dict)
+    opaque: dict[int, set[int]] = field(default_factory=dict)
+    # Reads of a write not yet performed: read id -> the value guessed (bound in accept()).
+    promised: dict[int, Any] = field(default_factory=dict)
+    # Every marked read's open choice: (read id, loc, tid, step of its choice, outcomes in the graph)
+    open_reads: list[tuple[int, str, int, int, int]] = field(default_factory=list)
+    invalid: bool = False  # a choice that cannot stand (see _place): the run is dropped
     NOTHING: ClassVar[object] = NOTHING  # what access() returns for "the field's current value"
     checks: int = 0  # consistency checks run (a figure for the docs)
     stale: int = 0  # reads that read a write other than the co-last one
@@ -153,9 +201,9 @@ class Graph:
             self.co[loc] = [w]
             self.values[w] = value
 
-    def _reads_before(self, tid: int) -> frozenset[int]:
-        evs = self.threads.get(tid, [])
-        return frozenset(k for k, e in enumerate(evs) if self.events[e].kind == "R")
+    def _deps(self, tid: int) -> frozenset[int]:
+        """The reads every write of ``tid`` from now on depends on (ctrl, conservatively)."""
+        return frozenset(self.used.get(tid, set()) | self.opaque.get(tid, set()))
 
     def _addr_of(self, tid: int, obj: Any) -> frozenset[int]:
         return frozenset(k for k, o in self.refs.get(tid, ()) if o == id(obj))
@@ -195,7 +243,7 @@ class Graph:
     # -- views: which writes a read cannot read, known without the full check -------------------
     def _wrote(self, tid: int, loc: str, w: int, release: bool) -> None:
         v = self.view.setdefault(tid, {})
-        v[loc] = len(self.co[loc]) - 1  # co-last: its own write (po-loc coherence)
+        v[loc] = self.co[loc].index(w)  # its own write (po-loc coherence)
         if release:  # a release, a plain write, an RMW, a sync: carries everything its thread saw
             self.wview[w] = dict(v)
 
@@ -214,9 +262,20 @@ class Graph:
                 if v.get(x, 0) < i:
                     v[x] = i
 
+    def _shift(self, loc: str, p: int) -> None:
+        """A write was inserted at co index ``p`` of ``loc``: the views' indices from there move up."""
+        for v in itertools.chain(self.view.values(), self.wview.values()):
+            i = v.get(loc)
+            if i is not None and i >= p:
+                v[loc] = i + 1
+
     # -- the LKMM's check ------------------------------------------------------------
     def consistent(self, st: tuple[Static, dict[int, int]] | None = None) -> bool:
-        """Do the LKMM's axioms hold on the graph as it is now (``st``: its layout, when known)?"""
+        """Do the LKMM's axioms hold on the graph as it is now (``st``: its layout, when known)?
+
+        A read of a write not yet performed has no ``rf`` yet: the check is then of the graph
+        without that edge (the LKMM's axioms only gain edges with it, so what fails here fails
+        with it too); accept() checks the whole graph once the write is there."""
         self.checks += 1
         st_, pos = st if st is not None else self.layout()
         n = st_.n
@@ -243,7 +302,7 @@ class Graph:
                     x.atomic,
                     x.rmw_read,
                     x.addr,
-                    frozenset(),
+                    x.data,
                     x.ctrl,
                     text=x.label,
                 )
@@ -276,8 +335,11 @@ class Graph:
         write: bool,
         what: str | None,
         update: Any,
+        value: Any = None,
     ) -> Any:
-        """Record one field access; for a read, the value it reads (``NOTHING``: the current one)."""
+        """Record one field access; for a read, the value it reads (``NOTHING``: the current one).
+
+        A write (not an RMW) is stored here, in the field when it is co-last."""
         self._begin(ex, t)
         d = obj.__dict__
         loc = f"{type(obj).__name__}#{obj._kc_num}.{name}"
@@ -293,53 +355,208 @@ class Graph:
             self.rf[r] = self.co[loc][-1]
             self._learn(tid, loc, self.co[loc][-1], True)
             w = self._add(
-                _Ev("W", loc, frozenset({"once"}), tid, True, k, addr, self._reads_before(tid), what or name)
+                _Ev("W", loc, frozenset({"once"}), tid, True, k, addr, self._deps(tid), what or name)
             )
             self.co[loc].append(w)
             self._wrote(tid, loc, w, True)
             self.fence(tid, "mb")
-            return w  # the caller records the value stored
-        if write:  # a plain write is a release (see the docstring: stronger than the LKMM)
-            tags = frozenset({"once"} if marked and fn not in _RELEASE else {"release"})
-            w = self._add(_Ev("W", loc, tags, tid, False, None, addr, self._reads_before(tid), what or name))
-            self.co[loc].append(w)
-            self._wrote(tid, loc, w, "release" in tags)
-            return w  # the caller records the value stored
+            return w  # the caller stores the value (rmw_stored)
+        if write:
+            self._write(ex, tid, obj, name, loc, fn, marked, addr, what, value)
+            return None
+        return self._read(ex, tid, obj, name, loc, fn, marked, addr, what)
+
+    def rmw_stored(self, ex: Execution, w: int, value: Any) -> None:
+        """The value an RMW's write ``w`` stored (known once the caller applied the update)."""
+        self.values[w] = value
+        self._revisit(ex, w)
+
+    def _write(
+        self,
+        ex: Execution,
+        tid: int,
+        obj: Any,
+        name: str,
+        loc: str,
+        fn: str,
+        marked: bool,
+        addr: frozenset[int],
+        what: str | None,
+        value: Any,
+    ) -> None:
+        # a plain write is a release (see the docstring: stronger than the LKMM)
+        tags = frozenset({"once"} if marked and fn not in _RELEASE else {"release"})
+        data = sources(value, tid)
+        w = self._add(_Ev("W", loc, tags, tid, False, None, addr, self._deps(tid), what or name, data))
+        self.values[w] = value = plain(value)
+        ws = self.co[loc]
+        ws.append(w)
+        if marked:
+            self._place(ex, tid, loc, w, what)
+        self._wrote(tid, loc, w, "release" in tags)
+        if ws[-1] == w:
+            obj.__dict__[name] = value
+        self._revisit(ex, w)
+
+    def _place(self, ex: Execution, tid: int, loc: str, w: int, what: str | None) -> None:
+        """Where a marked write goes in ``co``: co-last (choice 0, the interleaving's order) or
+        before writes already there, wherever the graph stays consistent (2+2W, S)."""
+        ws = self.co[loc]
+        lo = self.view.get(tid, {}).get(loc, 0)  # co-after what its thread has seen there
+        if lo >= len(ws) - 2:
+            return
+        ws.pop()
+        places = [len(ws)]
+        layout = self.layout()
+        for p in range(len(ws) - 1, lo, -1):
+            ws.insert(p, w)
+            if self.consistent(layout):
+                places.append(p)
+            ws.pop(p)
+        ws.append(w)
+        if len(places) == 1:
+            return
+        n_events = len(self.events)
+        p = places[ex.nondet(len(places), f"co {what}")]
+        if p == len(ws) - 1:
+            return
+        if len(self.events) != n_events:  # another thread ran between: the places computed are stale
+            self.invalid = True
+            return
+        ws.pop()
+        ws.insert(p, w)
+        self._shift(loc, p)
+
+    def _read(
+        self,
+        ex: Execution,
+        tid: int,
+        obj: Any,
+        name: str,
+        loc: str,
+        fn: str,
+        marked: bool,
+        addr: frozenset[int],
+        what: str | None,
+    ) -> Any:
         # a plain read, data_race() and rcu_dereference_protected() are acquires (the docstring says why)
         tags = frozenset({"once"} if marked and fn not in _ACQUIRE and fn not in _LATEST else {"acquire"})
+        acquire = "acquire" in tags
         k = self._local(tid)
         r = self._add(_Ev("R", loc, tags, tid, False, None, addr, label=what or name))
         ws = self.co[loc]
         last = ws[-1]
         self.rf[r] = last
-        acquire = "acquire" in tags
-        first = self.view.get(tid, {}).get(loc, 0)  # what the LKMM already forbids (see _learn)
-        if marked and fn not in _LATEST and first < len(ws) - 1:
+        pick = last
+        if marked and fn not in _LATEST:
+            first = self.view.get(tid, {}).get(loc, 0)  # what the LKMM already forbids (see _learn)
             ok = [last]
-            layout = self.layout()  # one layout for every candidate: only rf differs
-            for w in reversed(ws[first:-1]):
-                self.rf[r] = w
-                if self.consistent(layout):
-                    ok.append(w)
-            self.rf[r] = last
-            if len(ok) > 1:
-                pick = ok[ex.nondet(len(ok), f"rf {what}")]
-                self.rf[r] = pick
-                self._learn(tid, loc, pick, acquire)
-                if pick != last:
-                    self.stale += 1
-                    value = self.values[pick]
-                    if value is NOTHING:
-                        return NOTHING  # an unset field: the caller reports it
-                    self._note_ref(tid, k, value)
-                    return value
-        self._learn(tid, loc, last, acquire)
-        self._note_ref(tid, k, d.get(name))
-        return NOTHING
+            if first < len(ws) - 1:
+                layout = self.layout()  # one layout for every candidate: only rf differs
+                for w in reversed(ws[first:-1]):
+                    self.rf[r] = w
+                    if self.consistent(layout):
+                        ok.append(w)
+            v = ex.nondet(len(ok), f"rf {what}", open_=True)
+            self.open_reads.append((r, loc, tid, len(ex.schedule) - 1, len(ok)))
+            if v >= len(ok):  # a write not performed yet (a revisit): bound in accept()
+                del self.rf[r]
+                value = self.promised[r] = decode(v - len(ok))
+                self.stale += 1
+                return self._value(tid, k, value, acquire)
+            pick = ok[v]
+            self.rf[r] = pick
+            if pick != last:
+                self.stale += 1
+        self._learn(tid, loc, pick, acquire)
+        value = obj.__dict__.get(name, NOTHING) if pick == last else self.values[pick]
+        return self._value(tid, k, value, acquire)
 
-    def _note_ref(self, tid: int, k: int, value: Any) -> None:
+    def _value(self, tid: int, k: int, value: Any, acquire: bool) -> Any:
+        """What a read returns: an int carries its dependencies (lkmm_dep); other values are noted."""
+        if value is NOTHING:
+            return NOTHING  # an unset field: the caller reports it
+        if type(value) is int and not acquire:  # an acquire orders everything after it anyway
+            return Dep(value, frozenset({(tid, k)}), self.used)
+        self.opaque.setdefault(tid, set()).add(k)
         if value is not None and not isinstance(value, (int, str, bool, float, tuple, frozenset)):
             self.refs.setdefault(tid, []).append((k, id(value)))
+        return value
+
+    # -- reads of writes not yet performed (after GenMC's revisits) ----------------------------
+    def _revisit(self, ex: Execution, w: int) -> None:
+        """Write ``w`` is in the graph: every earlier marked read of its location by another thread
+        may read it as well -- a new outcome of that read's choice, explored after this subtree."""
+        e = self.events[w]
+        code = None
+        st = stats(ex.session)
+        for _r, loc, tid, step, n in self.open_reads:
+            if loc != e.loc or tid == e.thread:
+                continue
+            if code is None:
+                code = encode(self.values[w])
+                if code is None:
+                    st.unencodable += 1
+                    return
+            if ex.add_outcome(step, n + code):
+                st.revisits += 1
+            else:
+                st.lost += 1
+
+    def accept(self, ex: Execution) -> bool:
+        """At the end of a run: is it an execution?  Each read of a write not yet performed must
+        read one now in the graph, with the value it guessed, and the whole graph be consistent."""
+        st = stats(ex.session)
+        if self.invalid or not self._bind():
+            st.dropped += 1
+            return False
+        h = hash(self._signature())
+        if h in st.graphs:
+            st.duplicates += 1
+        st.graphs.add(h)
+        return True
+
+    def _bind(self) -> bool:
+        if not self.promised:
+            return True
+        reads = sorted(self.promised)
+        options = []
+        for r in reads:
+            e = self.events[r]
+            want = encode(self.promised[r])
+            options.append(
+                [
+                    w
+                    for w in self.co[e.loc]  # type: ignore[index]
+                    if encode(self.values[w]) == want and not (self.events[w].thread == e.thread and w > r)
+                ]
+            )
+        layout = self.layout()
+        for pick in itertools.product(*options):
+            for r, w in zip(reads, pick, strict=True):
+                self.rf[r] = w
+            if self.consistent(layout):
+                return True
+        for r in reads:
+            self.rf.pop(r, None)
+        return False
+
+    def _signature(self) -> tuple[Any, ...]:
+        """The graph up to event identity: each thread's events, rf and co by (thread, po index)."""
+        where: dict[int, tuple[int, int]] = {}
+        for tid, evs in self.threads.items():
+            for k, e in enumerate(evs):
+                where[e] = (tid, k)
+        for e, x in enumerate(self.events):
+            if x.thread < 0:
+                where[e] = (-1, e)
+        shape = tuple(
+            (tid, tuple((self.events[e].kind, self.events[e].loc) for e in evs))
+            for tid, evs in sorted(self.threads.items())
+        )
+        rf = tuple(sorted((where[r], where[w]) for r, w in self.rf.items()))
+        co = tuple(sorted((loc, tuple(where[w] for w in ws)) for loc, ws in self.co.items()))
+        return shape, rf, co
 
 
 def start() -> None:
@@ -348,10 +565,11 @@ def start() -> None:
     assert ex is not None
     g = Graph()
     ex.k.weak = g
-    plain = ex.visible
+    ex.accept = g.accept
+    plain_visible = ex.visible
 
     def visible(op: Op) -> None:
-        plain(op)
+        plain_visible(op)
         g.on_op(ex, op)
 
     ex.visible = visible  # type: ignore[method-assign]
