@@ -3,32 +3,51 @@
 Selected per scenario (``@scenario(memory_model="lkmm")``) or per run (``check(...,
 memory_model="lkmm")``, ``kvmcheck check --memory-model lkmm``).  Under SC (the
 default) nothing here runs: no graph, no hook, the engine and kernel layer take
-exactly their old paths.
+exactly their old paths (tests/kernel/test_lkmm_engine.py pins the SC execution
+counts of its 65 programs and of two bundled seed scenarios).
 
 The design follows execution-graph model checking -- GenMC / HMC (Kokologiannakis,
 Raad, Vafeiadis: "Model checking for weakly consistent libraries", PLDI 2019;
 Kokologiannakis & Vafeiadis: "HMC: Model checking for hardware memory models",
 ASPLOS 2020, which covers the LKMM): the run builds a graph of events (po per
 thread, ``rf`` and ``co`` per location), each read chooses which write it reads
-from, and a graph the memory model forbids is never extended.  What is kept from
-GenMC is the graph and the consistency check (the LKMM's axioms, computed by
-:mod:`kvmcheck.lkmm.model` -- linux-kernel.cat and lock.cat translated line by
-line); what is NOT kept is GenMC's revisiting of reads by po-later writes: here
-the graph grows in the interleaving order the engine's DPOR explores, so
+from, each write where it goes in ``co``, and a graph the memory model forbids is
+never extended.  The consistency check is the LKMM's axioms as
+:mod:`kvmcheck.lkmm.model` computes them (linux-kernel.cat and lock.cat translated
+line by line, shared with ``kvmcheck litmus``).  What differs from GenMC is how the
+graphs are enumerated: the engine re-executes the model under its DPOR over
+interleavings, so every choice of the graph is a ``nondet`` step of the run.
 
-* a **write** is appended co-last on its location (``co`` = the order in which
-  the interleaving performs the writes; every order of two writes is an
-  interleaving DPOR explores);
 * a **marked read** (``READ_ONCE``, ``smp_load_acquire``, ``rcu_dereference*``,
-  ``srcu_dereference``, an RCU-list traversal) may read from any same-location
-  write *already in the graph* that keeps the graph LKMM-consistent: a ``nondet``
-  choice the DPOR explores (choice 0 is the co-last write, i.e. the SC behaviour);
+  ``srcu_dereference``, an RCU-list traversal) is an *open* choice
+  (``ops.OPEN``): outcomes ``0..n-1`` read one of the ``n`` same-location writes
+  already in the graph that keep it LKMM-consistent (0 is the co-last write: the
+  SC behaviour); outcome ``n + encode(v)`` reads a write *not performed yet* that
+  will store ``v``.  Those outcomes are GenMC's backward revisits (PLDI 2019, §5;
+  HMC §4, where the revisiting write need not be porf-after the read, since the
+  LKMM allows ``po | rf`` cycles): when a write of ``v`` is added to the graph,
+  every earlier marked read of its location by another thread gets outcome
+  ``n + encode(v)`` added to its choice (``Execution.add_outcome``; the optimal
+  DPOR explores it after the subtree under way, once per state and value).  Such
+  a run reads ``v`` at once and goes on; when it ends, :meth:`Graph.accept` binds
+  each such read to a write of ``v`` now in the graph (not a po-later one of its
+  own thread) so that the whole graph is consistent, or drops the run as *not an
+  execution* (blocked; its reports dropped).  Only ``None``, ``bool`` and ``int``
+  values can be read this way (the outcome encodes the value, so a schedule
+  replays with no other state); a read of an object pointer from a later write is
+  not explored (``Stats.unencodable`` counts the writes concerned);
+* a **marked write** (``WRITE_ONCE``, ``smp_store_release``, ``rcu_assign_pointer``)
+  goes co-last (choice 0) or, as a ``nondet`` choice, before any writes already in
+  ``co`` after what its own thread has seen there, wherever the graph stays
+  consistent: the coherence orders no interleaving performs (2+2W, S).  The
+  field holds the co-last value, whatever the order the writes ran in;
 * a **plain read**, ``data_race()``, ``rcu_dereference_protected()`` and the read
   of an **RMW** read the co-last write (a plain read of a stale value is a data
   race the LKMM gives no semantics to; the bundled seed models sample
   ``mmu_invalidate_seq`` with ``data_race()`` and keep the C's ``smp_rmb()`` as a
   comment, so letting those read stale values would invent outcomes the kernel's
   barrier forbids; an RMW must read co-last for the LKMM's ``atomic`` axiom);
+  plain writes and RMWs go co-last;
 * a **plain write** is a release and a **plain read** (also ``data_race()`` and
   ``rcu_dereference_protected()``) an acquire.  The LKMM gives racing plain
   accesses no meaning at all (a data race), and models use them where the C has
@@ -44,39 +63,53 @@ the graph grows in the interleaving order the engine's DPOR explores, so
   own object that reads the co-last write there -- a fully ordered,
   fully synchronising operation, *stronger* than most of these are in the kernel.
 
-Why a read's choice is checked once, when it is made: an event appended at the
-end of its thread that nobody reads yet (a write, a fence, a read of the co-last
-write) has no outgoing edge in any LKMM relation, so it cannot close a cycle;
-only a read of an older write can, and that is the moment it is checked.  Reading
-the co-last write is always consistent, so a run never has to be discarded.
+When a choice is checked.  A read of a write in the graph is checked when it is
+made; a write's co place likewise; a read of a write not yet performed has no
+``rf`` until the run ends, and the checks meanwhile are of the graph without that
+edge (the axioms only gain edges with it, so what they forbid stays forbidden);
+the whole graph is checked at the end.  Events appended at the end of a thread
+that nobody reads yet (a co-last write, a fence, a read of the co-last write) have
+no outgoing edge in any LKMM relation and cannot close a cycle, so the all-zeros
+path (the SC one) is never dropped.
 
-Covered, and tested against the brute-force oracle (tests/kernel/test_lkmm_engine.py):
-the executions whose graph is LKMM-consistent *and* has ``po | rf | co`` acyclic
-(every read reads a write performed before it in some interleaving, and co is
-such an interleaving's order of writes) -- for programs of marked accesses and
-fences, which is what that test runs; with plain accesses, locks or atomics the
-strengthenings below make it a subset.  Not covered (missed, never reported):
+Dependencies (:mod:`kvmcheck.kernel.lkmm_dep`), which order LB: a marked read of
+an ``int`` returns an ``int`` that remembers the read; arithmetic keeps it, so a
+write of a value computed from it has a ``data`` dependency; any other use (truth
+in an ``if``, a comparison, a dict key) makes every later write of the thread
+depend on it (``ctrl``, with the rest of the thread as its scope: stronger than
+the LKMM's ``if``-branches).  Reads of anything else (objects, ``None``, ``bool``)
+keep the old rule: every later write of the thread depends on them.  ``addr`` is
+reconstructed by identity: an access to a field of object ``o`` depends on each
+earlier read of that thread that returned ``o`` itself (``p = READ_ONCE(gp);
+READ_ONCE(p->x)``).  Not seen: an address computed from an integer read (an
+array index: CPython reads an ``int`` subclass's value directly there).
 
-* outcomes that need a read from a po-later or not-yet-performed write
-  (load buffering, LB) or a coherence order against every interleaving (2+2W);
-  they need GenMC's revisits;
+Covered, and tested against the brute-force oracle (tests/kernel/test_lkmm_engine.py,
+65 programs of marked accesses, fences, data and control dependencies -- MP, SB,
+LB and its fenced/ordered/dependent forms, 2+2W, S, R, Co*, WRC, ISA2, IRIW, Z6.0,
+Z6.3): the engine's final states equal the LKMM's on every one.  Each
+LKMM-consistent execution is explored at least once, up to which of several writes
+of the same value a read of a not-yet-performed write reads (the program cannot
+tell them apart); duplicates remain -- a revisit may rebuild a graph that an
+interleaving also reaches -- and are counted (``Stats.duplicates``: e.g. 2 of MP's
+14 executions, 36 of CoRR2's 144), as are the runs dropped (``Stats.dropped``).
+Not covered (missed, never reported):
+
 * anything the stronger synchronisation above forbids: a lock, an atomic_t or an
   RCU call is a full barrier here (e.g. store buffering across ``spin_lock``);
-* plain reads never read stale values; ``atomic_t``/``refcount_t`` operations are
-  never relaxed (``smp_mb__before/after_atomic`` around them change nothing).
-
-Dependencies, which the LKMM uses to order accesses: a Python model has no
-registers, so ``ctrl``/``data`` are over-approximated -- every write depends on
-every earlier read of its thread (stronger than the code: outcomes may be missed,
-none invented) -- and ``addr`` is reconstructed by identity: an access to a field
-of object ``o`` depends on each earlier read of that thread that returned ``o``
-itself (``p = READ_ONCE(gp); READ_ONCE(p->x)``).  An address computed from an
-integer read (an array index) is not seen; such a model would need the ordering
-by a barrier to be found consistent with the kernel.
+* plain reads never read stale values, and plain writes and RMWs are co-last;
+  ``atomic_t``/``refcount_t`` operations are never relaxed
+  (``smp_mb__before/after_atomic`` around them change nothing);
+* reads of a later write of a non-int value (pointers), and revisits under a
+  strategy that does not enumerate (random, PCT: ``Stats.lost``) or, with several
+  workers, of a read above a job's fixed path (``Stats.lost`` too): only the
+  one-worker dpor search is complete;
+* the ``data-race`` flag: KCSAN keeps reporting plain races from the interleaving.
 
 The kernel layer's checks run unchanged on these executions (KASAN, lockdep, RCU,
-refcount, WARN/BUG); KCSAN keeps its own happens-before from the interleaving,
-so it may miss a race a stale marked read would expose, never invents one.
+refcount, WARN/BUG) and only on runs :meth:`Graph.accept` keeps; KCSAN keeps its
+own happens-before from the interleaving, so it may miss a race a stale marked read
+would expose, never invents one.
 """
 
 from __future__ import annotations
