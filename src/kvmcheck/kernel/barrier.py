@@ -186,6 +186,8 @@ class _Ev:
     ctrl: frozenset[int] = frozenset()
     label: str = ""
     data: frozenset[int] = frozenset()
+    marked: bool = False  # a marked access of a field (READ_ONCE, WRITE_ONCE, ...): what explain() shows
+    step: int = -1  # the run's step that performed it (set by _add)
 
 
 @dataclass
@@ -213,6 +215,7 @@ class Graph:
     # Every marked read's open choice: (read id, loc, tid, step of its choice, outcomes in the graph)
     open_reads: list[tuple[int, str, int, int, int]] = field(default_factory=list)
     invalid: bool = False  # a choice that cannot stand (see _place): the run is dropped
+    now: int = -1  # the step being performed (each event records it, for lkmm_explain)
     NOTHING: ClassVar[object] = NOTHING  # what access() returns for "the field's current value"
     checks: int = 0  # consistency checks run (a figure for the docs)
     stale: int = 0  # reads that read a write other than the co-last one
@@ -220,6 +223,7 @@ class Graph:
     # -- building ------------------------------------------------------------------
     def _add(self, ev: _Ev) -> int:
         i = len(self.events)
+        ev.step = self.now
         self.events.append(ev)
         if ev.thread >= 0:
             self.threads.setdefault(ev.thread, []).append(i)
@@ -348,6 +352,7 @@ class Graph:
         t = ex.current
         if t is None or op.key < 0 or op.key % FIELD_SLOTS != WHOLE or op.key == t.key:
             return  # a choice, a field access (access() records those), a scheduling point
+        self.now = len(ex.schedule) - 1
         self._begin(ex, t)
         loc = f"obj{op.key}"
         if op.arg == "join" and op.obj is not None:
@@ -373,6 +378,7 @@ class Graph:
         """Record one field access; for a read, the value it reads (``NOTHING``: the current one).
 
         A write (not an RMW) is stored here, in the field when it is co-last."""
+        self.now = len(ex.schedule) - 1
         self._begin(ex, t)
         d = obj.__dict__
         loc = f"{type(obj).__name__}#{obj._kc_num}.{name}"
@@ -420,7 +426,9 @@ class Graph:
         # a plain write is a release (see the docstring: stronger than the LKMM)
         tags = frozenset({"once"} if marked and fn not in _RELEASE else {"release"})
         data = sources(value, tid)
-        w = self._add(_Ev("W", loc, tags, tid, False, None, addr, self._deps(tid), what or name, data))
+        w = self._add(
+            _Ev("W", loc, tags, tid, False, None, addr, self._deps(tid), what or name, data, marked)
+        )
         self.values[w] = value = plain(value)
         ws = self.co[loc]
         ws.append(w)
@@ -476,7 +484,7 @@ class Graph:
         tags = frozenset({"once"} if marked and fn not in _ACQUIRE and fn not in _LATEST else {"acquire"})
         acquire = "acquire" in tags
         k = self._local(tid)
-        r = self._add(_Ev("R", loc, tags, tid, False, None, addr, label=what or name))
+        r = self._add(_Ev("R", loc, tags, tid, False, None, addr, label=what or name, marked=marked))
         ws = self.co[loc]
         last = ws[-1]
         self.rf[r] = last
@@ -614,6 +622,7 @@ def fence(kind: str) -> None:
     if ex is None or ex.k is None or ex.k.weak is None or ex.current is None:
         return
     g: Graph = ex.k.weak
+    g.now = len(ex.schedule) - 1
     g._begin(ex, ex.current)
     g.fence(ex.current.tid, kind)
 
