@@ -320,6 +320,15 @@ class Graph:
         co = Rel.of_pairs(n, [(pos[a], pos[b]) for ws in self.co.values() for a, b in itertools.pairwise(ws)])
         return check(st_, rf, co, set()).failed is None
 
+    def relations(self) -> tuple[dict[int, int], dict[str, Rel]]:
+        """The layout position of each event and the LKMM's relations on the graph as it is
+        (``ppo``, ``hb``, ``prop``, ...; for kernel/lkmm_explain.py)."""
+        st, pos = self.layout()
+        n = st.n
+        rf = Rel.of_pairs(n, [(pos[w], pos[r]) for r, w in self.rf.items()])
+        co = Rel.of_pairs(n, [(pos[a], pos[b]) for ws in self.co.values() for a, b in itertools.pairwise(ws)])
+        return pos, check(st, rf, co, set()).rels
+
     def layout(self) -> tuple[Static, dict[int, int]]:
         """The events as the LKMM's check lays them out (init writes, then each thread in po)."""
         order = [i for i, e in enumerate(self.events) if e.thread < 0]

@@ -14,7 +14,7 @@ traced replay of a finding) and says, from its graph (kernel/barrier.py):
   reads and writes belong to that the LKMM leaves unordered (no ``ppo``: no fence,
   dependency, acquire or release between them) -- the
   :func:`kvmcheck.lkmm.explain` wording for litmus tests, computed on the same
-  relations (:func:`kvmcheck.lkmm.model.check`).
+  relations (``Graph.relations``: :func:`kvmcheck.lkmm.model.check`'s).
 
 The answer is a frozen :class:`LkmmExplanation`; ``lines()`` is its text.
 """
@@ -24,9 +24,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from kvmcheck.lkmm.model import check
-from kvmcheck.lkmm.rel import Rel
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
@@ -80,11 +77,7 @@ def explain(ex: Execution) -> LkmmExplanation | None:
     g: Graph | None = ex.k.weak if ex.k is not None else None
     if g is None:
         return None
-    st, pos = g.layout()
-    n = st.n
-    rf = Rel.of_pairs(n, [(pos[w], pos[r]) for r, w in g.rf.items()])
-    co = Rel.of_pairs(n, [(pos[a], pos[b]) for ws in g.co.values() for a, b in itertools.pairwise(ws)])
-    out = check(st, rf, co, set())
+    pos, rels = g.relations()
     reads = []
     involved: set[int] = set()
     matter: set[str] = set()
@@ -109,7 +102,7 @@ def explain(ex: Execution) -> LkmmExplanation | None:
     )
     for loc in locs:
         involved.update(g.events[x].thread for x in g.co[loc] if g.events[x].thread >= 0)
-    ppo = out.rels.get("ppo")
+    ppo = rels.get("ppo")
     unordered = []
     for tid in sorted(involved):
         evs = [e for e in g.threads.get(tid, []) if g.events[e].kind in "RW" and g.events[e].marked]
