@@ -240,6 +240,11 @@ def engine_states(
     sessions: list[Stats] = []
     locs = used_locs(threads)
 
+    def end(ex: Any, state: tuple[Any, ...]) -> None:
+        seen.add(state)
+        if ex.k.weak is not None:  # an execution kept is LKMM-consistent as a whole
+            assert ex.k.weak.consistent(), state
+
     @scenario(memory_model=memory_model)
     def prog() -> None:
         ex = runtime.current
@@ -269,7 +274,7 @@ def engine_states(
         state = tuple(int(got[k]) for k in regs(threads)) + tuple(getattr(m, x) for x in locs)
         # counted only if the run is an execution: a run whose read of a write not yet
         # performed did not come true is dropped (barrier.Graph.accept) before the end hooks
-        runtime.current.end_hooks.append(lambda ex: seen.add(state))  # type: ignore[union-attr]
+        runtime.current.end_hooks.append(lambda ex: end(ex, state))  # type: ignore[union-attr]
 
     r = check(prog, keep_going=True)
     assert r.verdict == "ok", r  # the determinism probe ran too (an "ok, complete" verdict needs it)

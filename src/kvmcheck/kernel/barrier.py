@@ -519,7 +519,8 @@ class Graph:
             if pick != last:
                 self.stale += 1
         self._learn(tid, loc, pick, acquire)
-        value = obj.__dict__.get(name, NOTHING) if pick == last else self.values[pick]
+        # the field holds the co-last write's value (also what any write outside the graph left)
+        value = obj.__dict__.get(name, NOTHING) if pick == ws[-1] else self.values[pick]
         return self._value(tid, k, value, acquire)
 
     def _value(self, tid: int, k: int, value: Any, acquire: bool) -> Any:
