@@ -178,15 +178,15 @@ def access(
             _check_contract(obj, f.name, write)
     weak = ex.k.weak
     if weak is not None:  # LKMM exploration (kernel/barrier.py): the access is a graph event
-        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update)
+        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update, value)
         if update is not None:
             old = obj.__dict__.get(f.name)
             new = update(old)
             new = freeze(new, obj, f.name) if new.__class__ in _MUTABLE else new
-            obj.__dict__[f.name] = weak.values[got] = new
+            obj.__dict__[f.name] = new
+            weak.rmw_stored(ex, got, new)
             return old
-        if write:
-            obj.__dict__[f.name] = weak.values[got] = value
+        if write:  # stored by the graph: in the field only when co-last
             return None
         if got is not weak.NOTHING:
             return got
