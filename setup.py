@@ -1,0 +1,68 @@
+"""Build the optional compiled hot path (issue 19): mypyc compiles the modules that
+src/kvmcheck/_hotpath.py lists into C extensions beside their .py files.
+
+Everything else is in pyproject.toml.  When mypy (mypyc) or a C compiler is missing, or the
+build fails, the install goes on with pure Python after one line saying so; KVMCHECK_NO_COMPILE=1
+skips the attempt.  KVMCHECK_PURE=1 runs pure Python even when the extensions are built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _say(msg: str) -> None:
+    print(f"kvmcheck: {msg}", file=sys.stderr, flush=True)
+
+
+def _modules() -> list[str]:
+    ns: dict[str, Any] = {}
+    with open(os.path.join(HERE, "src", "kvmcheck", "_hotpath.py"), encoding="utf-8") as f:
+        exec(compile(f.read(), "_hotpath.py", "exec"), ns)  # the list, without importing kvmcheck
+    return list(ns["MODULES"])
+
+
+class _OptionalBuildExt(build_ext):
+    """build_ext that never fails the install: a failed compile leaves pure Python."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as e:  # noqa: BLE001 - any build failure means: pure Python
+            _say(f"compiled hot path not built ({type(e).__name__}: {e}); using pure Python")
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as e:  # noqa: BLE001
+            _say(f"compiled hot path not built ({type(e).__name__}: {e}); using pure Python")
+
+
+def _ext_modules() -> list[Any]:
+    if os.environ.get("KVMCHECK_NO_COMPILE", "") not in ("", "0"):
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        _say("compiled hot path not built (mypy is not installed); using pure Python")
+        return []
+    paths = [os.path.join("src", *m.split(".")) + ".py" for m in _modules()]
+    cwd = os.getcwd()
+    os.chdir(HERE)
+    try:
+        return list(mypycify(["--config-file", "pyproject.toml", *paths], opt_level="3"))
+    except BaseException as e:  # noqa: BLE001 - mypyc's type check exits via SystemExit
+        _say(f"compiled hot path not built (mypyc: {e!r}); using pure Python")
+        return []
+    finally:
+        os.chdir(cwd)
+
+
+setup(ext_modules=_ext_modules(), cmdclass={"build_ext": _OptionalBuildExt})
