@@ -26,6 +26,8 @@ MODULES: tuple[str, ...] = (
     "kvmcheck._engine.ops",
     "kvmcheck._engine.schedule",
     "kvmcheck._engine.execution",
+    "kvmcheck._engine.strategies.dpor",
+    "kvmcheck._engine.strategies.optimal",
 )
 
 ENV = "KVMCHECK_PURE"
