@@ -28,6 +28,8 @@ MODULES: tuple[str, ...] = (
     "kvmcheck._engine.execution",
     "kvmcheck._engine.strategies.dpor",
     "kvmcheck._engine.strategies.optimal",
+    "kvmcheck.kernel.kcsan",
+    "kvmcheck.kernel.lockdep",
 )
 
 ENV = "KVMCHECK_PURE"
