@@ -5,7 +5,8 @@
 import system prefers an extension module to a ``.py`` of the same name in the same
 folder, so the pure-Python path is chosen here, before any of them is imported:
 ``KVMCHECK_PURE=1`` puts a finder first on ``sys.meta_path`` that loads each listed
-module from its ``.py`` source.  Without it, whatever was built is used.
+module from its ``.py`` source.  Without it, whatever was built is used, unless a ``.py``
+was edited after the build (then pure Python, with one line saying so).
 
 Imports nothing of kvmcheck (kvmcheck/__init__.py imports it first).
 """
@@ -57,9 +58,42 @@ class _SourceFirst:
         return None
 
 
+def stale() -> list[str]:
+    """The listed modules whose built extension is older than their ``.py`` (edited since the
+    build): running it would run old code, so then every listed module runs from source (the
+    compiled ones call each other natively: all or none)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = []
+    for name in MODULES:
+        base = os.path.join(root, *name.split("."))
+        try:
+            src = os.stat(base + ".py").st_mtime
+        except OSError:
+            continue
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            try:
+                if os.stat(base + suffix).st_mtime < src:
+                    out.append(name)
+            except OSError:
+                continue
+    return out
+
+
 def install() -> None:
-    """Put the source-first finder in front when KVMCHECK_PURE asks for it (idempotent)."""
-    if pure_requested() and not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+    """Put the source-first finder in front when KVMCHECK_PURE asks for it, or when a built
+    extension is older than its source (one line says so); idempotent."""
+    if any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+        return
+    if pure_requested():
+        sys.meta_path.insert(0, _SourceFirst())
+        return
+    old = stale()
+    if old:
+        print(
+            f"kvmcheck: the compiled hot path is older than {old[0].rsplit('.', 1)[1]}.py "
+            "(pip install -e . rebuilds it); running pure Python",
+            file=sys.stderr,
+        )
         sys.meta_path.insert(0, _SourceFirst())
 
 

@@ -8,10 +8,13 @@ at import."""
 from __future__ import annotations
 
 import glob
+import importlib.machinery
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,18 @@ def test_pure_requested_reads_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
         assert _hotpath.pure_requested() is want
     monkeypatch.delenv("KVMCHECK_PURE")
     assert _hotpath.pure_requested() is False
+
+
+def test_an_edited_source_runs_pure(tmp_path: Path) -> None:
+    """A .py newer than its extension: the extension is old code, so all run from source."""
+    shutil.copytree(os.path.join(SRC, "kvmcheck"), tmp_path / "kvmcheck")
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for name in _hotpath.MODULES:
+        ext = os.path.join(tmp_path, *name.split(".")) + suffix
+        Path(ext).write_bytes(b"")  # stands for an extension built before the last edit
+        os.utime(ext, (1, 1))
+    code = "from kvmcheck import _hotpath as h; print(h.stale() == list(h.MODULES), h.describe())"
+    env = dict(os.environ, KVMCHECK_PURE="", PYTHONPATH=str(tmp_path))
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert p.stdout.startswith("True kvmcheck: pure Python"), (p.stdout, p.stderr)
+    assert p.stderr.count("older than") == 1
