@@ -8,6 +8,7 @@ skips the attempt.  KVMCHECK_PURE=1 runs pure Python even when the extensions ar
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from typing import Any
@@ -23,10 +24,14 @@ def _say(msg: str) -> None:
 
 
 def _modules() -> list[str]:
-    ns: dict[str, Any] = {}
+    """_hotpath.MODULES, read from its source (importing kvmcheck here would need its dependencies)."""
     with open(os.path.join(HERE, "src", "kvmcheck", "_hotpath.py"), encoding="utf-8") as f:
-        exec(compile(f.read(), "_hotpath.py", "exec"), ns)  # the list, without importing kvmcheck
-    return list(ns["MODULES"])
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "MODULES":
+            assert node.value is not None
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("kvmcheck/_hotpath.py has no MODULES")
 
 
 class _OptionalBuildExt(build_ext):
