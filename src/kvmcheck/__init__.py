@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from kvmcheck._engine import runtime as _runtime
-from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings, check, replay
+from kvmcheck._engine.api import check, replay
+from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings
 from kvmcheck._engine.execution import Thread, skip_frames_under
 from kvmcheck._engine.finding import Finding, Site, Step, UsageError
 from kvmcheck._engine.provenance import PROVENANCES, Source

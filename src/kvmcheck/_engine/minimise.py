@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import guard
-from kvmcheck._engine.check import replay
+from kvmcheck._engine.api import replay
 from kvmcheck._engine.explore import end_run, run_execution
 from kvmcheck._engine.schedule import encode, split_runs
 from kvmcheck._engine.session import Session
