@@ -34,8 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kvmcheck-strategy",
         default="dpor",
-        choices=("dpor", "bounded", "random", "pct"),
-        help="Search strategy for collected scenarios (default: dpor).",
+        help="Search strategy for collected scenarios: dpor, bounded, random, pct or a registered one "
+        "(default: dpor).",
     )
     group.addoption(
         "--kvmcheck-no-db",
@@ -124,8 +124,12 @@ class ScenarioItem(pytest.Item):
         raise ScenarioFailed(f"{want}, got {r.verdict}\n{text}" + (f"\nreplay: {cmd}" if cmd else ""))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from kvmcheck._engine.finding import UsageError
+
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
+        if isinstance(excinfo.value, UsageError):  # a bad option (--kvmcheck-strategy magic): one line
+            return f"kvmcheck: error: {excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

@@ -14,6 +14,7 @@ from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings
 from kvmcheck._engine.execution import Thread, skip_frames_under
 from kvmcheck._engine.finding import Finding, Site, Step, UsageError
 from kvmcheck._engine.provenance import PROVENANCES, Source
+from kvmcheck._engine.registry import BackendSpec, StrategySpec, register_backend, register_strategy
 from kvmcheck._engine.scenario import Scenario, scenario
 
 __version__ = "0.1.0"
@@ -58,6 +59,7 @@ def nondet(n: int = 2, what: str = "") -> int:
 __all__ = [
     "PROVENANCES",
     "STRATEGIES",
+    "BackendSpec",
     "Finding",
     "Progress",
     "Result",
@@ -66,11 +68,14 @@ __all__ = [
     "Site",
     "Source",
     "Step",
+    "StrategySpec",
     "Thread",
     "UsageError",
     "check",
     "join",
     "nondet",
+    "register_backend",
+    "register_strategy",
     "replay",
     "scenario",
     "spawn",

@@ -25,7 +25,7 @@ from kvmcheck._engine.check import STRATEGIES, Result, replay
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import default_workers
 from kvmcheck._engine.scenario import Scenario
-from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.settings import BACKENDS, Settings
 from kvmcheck._engine.target import Target
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
 from kvmcheck._pool import map_ordered
@@ -232,7 +232,7 @@ def _is_file(target: str) -> bool:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["local", "ray"]),
+    type=click.Choice(BACKENDS),
     default="local",
     show_default=True,
     help="Where the workers run: processes here, or a Ray cluster (--address).",

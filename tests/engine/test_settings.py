@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kvmcheck import Settings, UsageError, check
-from kvmcheck._engine.explore import make_strategy
+from kvmcheck._engine.registry import make_strategy
 from kvmcheck._engine.settings import STRATEGIES
 from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
@@ -61,7 +61,9 @@ def test_check_takes_a_settings_object() -> None:
 
 
 def test_positional_options_and_settings_with_keywords_replaced() -> None:
-    assert Settings.of("pct", 500, 2.0, 7) == Settings(strategy="pct", max_executions=500, max_seconds=2.0, seed=7)
+    assert Settings.of("pct", 500, 2.0, 7) == Settings(
+        strategy="pct", max_executions=500, max_seconds=2.0, seed=7
+    )
     base = Settings(strategy="bounded", bound=1)
     assert Settings.of(settings=base, bound=2) == Settings(strategy="bounded", bound=2)
     with pytest.raises(UsageError, match="strategy given twice"):

@@ -9,24 +9,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvmcheck._engine import checkpoint as ckpt
-from kvmcheck._engine import guard, parallel
+from kvmcheck._engine import guard, search
 from kvmcheck._engine.explore import (
     PROGRESS_INTERVAL_S,
-    Explored,
     Progress,
     earlier_warn,
-    explore,
-    make_strategy,
-    probe_determinism,
     replay_runs,
     runtime_setup_hooks,
 )
 from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch
-from kvmcheck._engine.parallel import Pool, ProcessPool
 from kvmcheck._engine.scenario import Scenario
-from kvmcheck._engine.session import Session
+from kvmcheck._engine.search import Searched
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
-from kvmcheck._engine.strategy import Strategy
 from kvmcheck._engine.target import Target
 
 __all__ = [
@@ -92,120 +86,31 @@ def check(
     entry point (``kvmcheck.check(scn, strategy=..., ...)`` builds both and calls it).
 
     What ``settings`` leave to the scenario is decided first (:meth:`Settings.resolve`); the
-    resolved settings go down unchanged to the search, its worker processes and Ray tasks.
-    ``on_progress`` is called with a :class:`Progress` at most ~5 times a second and once at
-    the end.  See :func:`kvmcheck.check` for what each setting does.
+    resolved settings go down unchanged to the search (``search.choose``: serial, parallel or
+    auto), its worker processes and Ray tasks.  ``on_progress`` is called with a
+    :class:`Progress` at most ~5 times a second and once at the end.  See
+    :func:`kvmcheck.check` for what each setting does.
     """
     target, settings = settings.resolve(target)
-    use_kcsan = settings.kcsan_on
-    body = target.body()
     if settings.checkpoint is not None:
         ckpt.probe(settings.checkpoint)  # now, not when the search has run to its bound
-    found: list[parallel.ProbeHit] = []  # what the split's probe runs reported (never dropped)
     t0 = time.perf_counter()
-    if settings.workers is None:  # auto
-        settings, done = _auto(target, settings, on_progress, found)
-        if done is not None:
-            return done
-    if settings.parallel:
-        merged = parallel.explore_parallel(target, settings, _pool_maker(target, settings), on_progress)
-        with guard.watching(None, settings.step_timeout_s):
-            summary = parallel.Summary(merged, settings)
-            merged.explored.elapsed_s = time.perf_counter() - t0
-            return replace(_result(target, settings, summary, merged.explored), error=merged.error)
-    with guard.watching(settings.max_seconds, settings.step_timeout_s) as watch:
-        session = Session(kcsan=use_kcsan)
-        resumed: Explored | None = None
-        ident = None
-        if settings.checkpoint is not None or settings.resume is not None:
-            ident = ckpt.identity(target, settings)
-        if settings.resume is not None:
-            assert ident is not None
-            strat, resumed, saved = ckpt.load(settings.resume, ident)
-            if saved is not None:
-                session = saved
-        else:
-            strat = make_strategy(settings)
-        seen = explore(
-            body, strat, settings, session, on_progress=on_progress, identity=ident, resumed=resumed
-        )
-        if seen.exhausted and seen.reported is None:  # about to say "complete": is the model deterministic?
-            probe_determinism(body, session, settings.max_steps, use_kcsan)
-        with guard.watching(None, settings.step_timeout_s):  # one execution: its own bound
-            parallel.settle(body, found, seen, settings.max_steps)
-        seen.elapsed_s += _before_search(t0, seen, resumed)
-        watch.deadline = None  # the finding's traced replay is not cut short by max_seconds
-        return _result(target, settings, strat, seen)
+    searched = search.choose(settings).run(target, settings, on_progress)
+    if not searched.resumed:  # the time before the search (probes, auto's first part) counts too
+        searched.explored.elapsed_s = max(searched.explored.elapsed_s, time.perf_counter() - t0)
+    with guard.watching(None, settings.step_timeout_s):  # the traced replay: not cut short by max_seconds
+        return replace(_result(target, settings, searched), error=searched.error)
 
 
-def _before_search(t0: float, seen: Explored, resumed: Explored | None) -> float:
-    """The time this check spent before its search (probes): counted in the result's time."""
-    return 0.0 if resumed is not None else max(0.0, time.perf_counter() - t0 - seen.elapsed_s)
-
-
-AUTO_FIRST = 2_000  # auto workers: a search not done after this many executions goes parallel
-
-
-def _auto(
-    target: Target,
-    settings: Settings,
-    on_progress: Callable[[Progress], None] | None,
-    found: list[parallel.ProbeHit],
-) -> tuple[Settings, Result | None]:
-    """workers=None: one worker when the search does not split (parallel.py); else one worker
-    for the first AUTO_FIRST executions (a count, not a time: the answer does not depend on
-    the machine), and a search not done by then starts again on every core.  Its result, or
-    the settings to go on with.  The split's probe runs count against ``max_seconds``; what
-    they report goes to ``found``, and a split that reported anything stays on one worker
-    (the search then settles it: parallel.settle)."""
-    one = replace(settings, workers=1)
-    if settings.backend == "ray":
-        return settings, None  # as many at a time as the cluster has CPUs
-    workers = parallel.default_workers()
-    if not settings.may_go_parallel or workers < 2:
-        return one, None
-    t0 = time.perf_counter()
-    try:
-        with guard.watching(settings.max_seconds, settings.step_timeout_s):
-            jobs = parallel.split(
-                target.body(), workers * parallel.JOBS_PER_WORKER, settings.max_steps, found
-            )
-    except guard.Stop:  # the time was up (or a signal came) before the search started
-        seen = Explored(elapsed_s=time.perf_counter() - t0)
-        with guard.watching(None, settings.step_timeout_s):
-            parallel.settle(target.body(), found, seen, settings.max_steps)
-        return one, _result(target, one, make_strategy(one), seen)
-    left = None if settings.max_seconds is None else settings.max_seconds - (time.perf_counter() - t0)
-    if left is not None:
-        one = replace(one, max_seconds=max(left, 0.001))
-    if len(jobs) < 2 or found:  # nothing to share out (see parallel.py), or a report to settle
-        return one, None
-    r = check(target, replace(one, max_executions=AUTO_FIRST), on_progress)
-    if r.verdict != "bounded" or r.executions < AUTO_FIRST:  # done, or stopped by time or a signal
-        return one, replace(r, elapsed_s=time.perf_counter() - t0)
-    left = None if settings.max_seconds is None else settings.max_seconds - (time.perf_counter() - t0)
-    if left is not None and left <= 0:
-        return one, replace(r, elapsed_s=time.perf_counter() - t0)
-    return replace(settings, workers=workers, max_seconds=left), None
-
-
-def _pool_maker(target: Target, settings: Settings) -> Callable[[int], Pool]:
-    """Where a parallel search's jobs run: forked worker processes, or a Ray cluster."""
-    if settings.backend == "ray":
-        from kvmcheck._engine.ray_backend import RayPool
-
-        return lambda n: RayPool(n, target, settings)
-    return lambda n: ProcessPool(n, target, settings)
-
-
-def _result(target: Target, settings: Settings, strat: Strategy, seen: Explored) -> Result:
+def _result(target: Target, settings: Settings, searched: Searched) -> Result:
     s, variant, kcsan = target.scenario, target.variant, settings.kcsan_on
-    complete = seen.exhausted and strat.exhaustive
+    seen = searched.explored
+    complete = seen.exhausted and searched.exhaustive
     finding = seen.reported
     if finding is not None:
         finding.scenario = s.name
         _attach_trace(s, variant, finding, settings.max_steps, kcsan)
-    estimate = strat.estimate()
+    estimate = searched.estimate
     return Result(
         scenario=s.name,
         variant=variant,
@@ -213,11 +118,11 @@ def _result(target: Target, settings: Settings, strat: Strategy, seen: Explored)
         verdict="bug" if finding is not None else "ok" if complete else "bounded",
         complete=complete and finding is None,
         executions=seen.executions,
-        blocked=strat.blocked,
+        blocked=searched.blocked,
         steps=seen.steps,
         elapsed_s=seen.elapsed_s,
         finding=finding,
-        coverage=_coverage(strat, seen.executions, complete, finding, estimate, seen.interrupted)
+        coverage=_coverage(searched, seen.executions, complete, finding, seen.interrupted)
         + ("; seen first by a probe run (the split into jobs) and run again" if seen.by_probe else "")
         + (f"; {seen.checkpoint_error}" if seen.checkpoint_error else ""),
         warnings=[
@@ -230,24 +135,20 @@ def _result(target: Target, settings: Settings, strat: Strategy, seen: Explored)
 
 
 def _coverage(
-    strat: Strategy,
-    executions: int,
-    complete: bool,
-    finding: Finding | None,
-    estimate: float | None,
-    interrupted: bool = False,
+    searched: Searched, executions: int, complete: bool, finding: Finding | None, interrupted: bool = False
 ) -> str:
+    method, estimate = searched.method, searched.estimate
     if finding is not None:
-        return f"bug found after {executions} execution(s) by {strat.describe()}"
+        return f"bug found after {executions} execution(s) by {method}"
     if complete:
-        return f"complete: all {executions} distinct interleavings explored by {strat.describe()}"
-    note = strat.coverage_note()
+        return f"complete: all {executions} distinct interleavings explored by {method}"
+    note = searched.note
     if interrupted:
         note = "interrupted; the checkpoint file resumes it" + (f"; {note}" if note else "")
     extra = f"; {note}" if note else ""
     if estimate is not None and estimate > 0:
         extra += f"; covered ~{100 * min(1.0, executions / estimate):.1f}% of an estimated {estimate:,.0f}"
-    return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
+    return f"bounded: {executions} execution(s) by {method}, search not exhausted{extra}"
 
 
 def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:

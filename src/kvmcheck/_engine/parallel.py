@@ -458,17 +458,19 @@ def worker_cap(asked: int) -> tuple[int, str | None]:
 def explore_parallel(
     target: Target,
     settings: Settings,
+    remote: bool,
     make_pool: Callable[[int], Pool],
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Merged:
     """The whole search on ``settings.workers`` workers (see the module's docstring).
 
     Workers: at most MAX_WORKERS_PER_CORE per core, and no more than there are jobs.  The
-    split's probe runs count against ``settings.max_seconds`` like the jobs do."""
+    split's probe runs count against ``settings.max_seconds`` like the jobs do.  A ``remote``
+    backend's pool (a Ray cluster) says itself how many jobs run at once."""
     t0 = time.perf_counter()
     body = target.body()
-    asked, capped = worker_cap(settings.workers or 0) if settings.backend == "local" else (0, None)
-    pool = make_pool(asked) if settings.backend == "ray" else None  # a cluster says how many CPUs
+    asked, capped = worker_cap(settings.workers or 0) if not remote else (0, None)
+    pool = make_pool(asked) if remote else None  # a cluster says how many CPUs
     found: list[ProbeHit] = []
     out = Merged(capped=capped)
     try:
@@ -624,33 +626,3 @@ def _lockdep_union(
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class Summary(StrategyBase):
-    """What the result says of a parallel search (the strategy's part of a result)."""
-
-    name = "dpor"
-    exhaustive = True
-
-    def __init__(self, merged: Merged, settings: Settings) -> None:
-        super().__init__()
-        self.merged = merged
-        self.blocked = merged.blocked
-        n = merged.workers
-        what = ("worker" if n == 1 else "workers") if settings.backend == "local" else "Ray tasks"
-        self.where = f"{n} {what}" + ("" if settings.backend == "local" else f" at {settings.address}")
-        if merged.capped:
-            self.where += f" ({merged.capped})"
-
-    def describe(self) -> str:
-        m = self.merged
-        return (
-            f"dpor (optimal: wakeup trees + sleep sets) on {self.where} "
-            f"({m.jobs} jobs split at depth {m.split_depth})"
-        )
-
-    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
-        raise AssertionError("a summary does not run executions")
-
-    def next_execution(self) -> bool:
-        return False

@@ -17,15 +17,16 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from kvmcheck._engine import weak
+import kvmcheck._engine.backends  # registers the bundled backends (local, ray)
+import kvmcheck._engine.strategies  # noqa: F401 - registers the bundled strategies
+from kvmcheck._engine import registry, weak
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.target import Target
 
-STRATEGIES = ("dpor", "bounded", "random", "pct")
-HIDDEN_STRATEGIES = ("dpor-source",)  # runnable by name, for comparison (not listed)
+STRATEGIES = registry.strategy_names()  # the bundled ones (the registry takes more: registry.py)
+BACKENDS = registry.backend_names()
 DEFAULT_MAX_STEPS = 20_000
-DEFAULT_SAMPLES = 1_000  # executions of random / pct when no bound is given
-BACKENDS = ("local", "ray")
+DEFAULT_SAMPLES = 1_000  # executions of a sampling strategy (random, pct) when no bound is given
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ class Settings:
         return replace(settings, **knobs) if settings is not None else cls(**knobs)
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES + HIDDEN_STRATEGIES:
-            raise UsageError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        strategy = registry.strategy(self.strategy)  # an unknown name: one line
         _positive_int("max_executions", self.max_executions, optional=True)
         _positive_number("max_seconds", self.max_seconds, optional=True)
         _positive_int("max_steps", self.max_steps)
@@ -85,21 +85,21 @@ class Settings:
         _positive_int("workers", self.workers, optional=True)
         _positive_number("checkpoint_every_s", self.checkpoint_every_s)
         _positive_number("step_timeout_s", self.step_timeout_s)
-        if self.backend not in BACKENDS:
-            raise UsageError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
-        if self.address is not None and self.backend != "ray":
-            raise UsageError("address is only for backend='ray'")
-        if self.backend == "ray" and self.address is None:
-            raise UsageError("backend='ray' needs the address of a running Ray cluster (e.g. 127.0.0.1:6379)")
-        if (self.workers or 1) > 1 or self.backend == "ray":
-            if self.strategy != "dpor":
+        backend = registry.backend(self.backend)
+        if self.address is not None and not backend.remote:
+            remote = [n for n in registry.backend_names() if registry.backend(n).remote]
+            raise UsageError(f"address is only for {' or '.join(f'backend={n!r}' for n in remote)}")
+        if backend.remote and self.address is None:
+            raise UsageError(f"backend={self.backend!r} needs {backend.address_help}")
+        if self.parallel:
+            if not strategy.splits:
                 raise UsageError(
                     f"several workers explore the dpor search; strategy {self.strategy!r} runs on one "
                     "(use workers=1)"
                 )
             if self.checkpoint is not None or self.resume is not None:
                 raise UsageError("checkpoint/resume runs on one worker (use workers=1)")
-        if (self.checkpoint is not None or self.resume is not None) and self.strategy != "dpor":
+        if (self.checkpoint is not None or self.resume is not None) and not strategy.resumable:
             raise UsageError(f"checkpoint/resume needs strategy 'dpor' (got {self.strategy!r})")
         if self.memory_model is not None:
             weak.check_name(self.memory_model)
@@ -133,7 +133,7 @@ class Settings:
         """Can auto (workers=None) move this search to every core?  Only an exhaustive dpor
         search with no execution bound and no checkpoint (their counts are one worker's)."""
         return (
-            self.strategy == "dpor"
+            registry.strategy(self.strategy).splits
             and self.max_executions is None
             and self.checkpoint is None
             and self.resume is None
@@ -142,11 +142,11 @@ class Settings:
     @property
     def parallel(self) -> bool:
         """Is the search split into jobs for worker processes (or a Ray cluster)?"""
-        return (self.workers or 1) > 1 or self.backend == "ray"
+        return (self.workers or 1) > 1 or registry.backend(self.backend).remote
 
     @property
     def sampling(self) -> bool:
-        return self.strategy in ("random", "pct")
+        return registry.strategy(self.strategy).sampling
 
     def with_defaults(self) -> Settings:
         """A sampling strategy with no bound at all gets DEFAULT_SAMPLES executions."""
