@@ -87,8 +87,11 @@ def test_an_unregistered_name_is_unknown() -> None:
 class InlinePool(Pool):
     """A toy backend: every job runs here, in this process, as it is submitted."""
 
+    made: list[InlinePool] = []
+
     def __init__(self, workers: int, target: Target, settings: Settings) -> None:
         super().__init__(workers or 1)
+        InlinePool.made.append(self)
         self.target, self.settings = target, settings
         self.done: list[JobResult] = []
         self.ran = 0
@@ -118,3 +121,8 @@ def test_a_registered_backend_runs_the_jobs_of_a_split_search(inline: None) -> N
     assert "on 2 workers (" in two.coverage and "jobs split at depth" in two.coverage, two.coverage
     local = check(scn, workers=2)  # the bundled backend: the same jobs, the same answer
     assert (local.executions, local.coverage) == (two.executions, two.coverage)
+    # the jobs got the check's settings as Settings.resolve made them, and nothing else
+    pool = InlinePool.made[-1]
+    asked = Settings(workers=2, backend="inline")
+    assert (pool.target, pool.settings) == asked.resolve(Target(scn))
+    assert pool.ran > 1
