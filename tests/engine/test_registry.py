@@ -6,7 +6,7 @@ are registered through the public registration, then named like the bundled ones
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -87,7 +87,7 @@ def test_an_unregistered_name_is_unknown() -> None:
 class InlinePool(Pool):
     """A toy backend: every job runs here, in this process, as it is submitted."""
 
-    made: list[InlinePool] = []
+    made: ClassVar[list[InlinePool]] = []
 
     def __init__(self, workers: int, target: Target, settings: Settings) -> None:
         super().__init__(workers or 1)
