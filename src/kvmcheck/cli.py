@@ -22,6 +22,7 @@ import click
 from kvmcheck import __version__, _cliguard
 from kvmcheck._engine import guard
 from kvmcheck._engine.check import STRATEGIES, Result, replay
+from kvmcheck._engine.confirm import Counterexample, confirm
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import default_workers
 from kvmcheck._engine.scenario import Scenario
@@ -343,11 +344,7 @@ def check_cmd(
             bases.append(c)
             continue
         done.append(c)
-        ann = (
-            _annotate(c, settings.kcsan, settings.step_timeout_s)
-            if html_path or (table is None and not as_json)
-            else None
-        )
+        ann = _annotate(c, settings) if html_path or (table is None and not as_json) else None
         anns.append(ann)
         if table is not None:
             table.row(c, bases[-1].result.verdict if twins else None)
@@ -395,15 +392,15 @@ def _checked(targets: list[Target], settings: Settings, output: Output, jobs: in
         def one(i: int) -> tuple[Any, Any, bool]:
             guard.set_escalation(True)  # a model stuck in C ends this child; the parent names the pair
             c = run_one(targets[i], settings, output)
-            return c.result, c.shrunk, c.from_db
+            return c.result, c.counterexample, c.from_db
 
         def name(i: int) -> str:
             t = targets[i]
             return t.scenario.name + (f" [{t.variant}]" if t.variant else "")
 
-        for i, (result, shrunk, from_db) in enumerate(map_ordered(one, len(targets), jobs, name)):
+        for i, (result, cx, from_db) in enumerate(map_ordered(one, len(targets), jobs, name)):
             t, _ = settings.resolve(targets[i])
-            yield Checked(t, result, shrunk, from_db)
+            yield Checked(t, result, cx, from_db)
             if _cliguard.interrupted():
                 return
         return
@@ -418,18 +415,19 @@ def _checked(targets: list[Target], settings: Settings, output: Output, jobs: in
         yield c
 
 
-def _annotate(c: Checked, kcsan: bool | None, step_timeout_s: float | None = None) -> Any:
-    """The counterexample's steps with their values (None without a finding)."""
-    from kvmcheck.report.values import annotate
+def _annotate(c: Checked, settings: Settings) -> Counterexample | None:
+    """The counterexample the report shows (None without a finding): the one the check confirmed,
+    or a saved or replayed finding as its traced replay gave it (nothing runs again)."""
+    if c.counterexample is not None or c.result.finding is None:
+        return c.counterexample
+    return confirm(c.target, c.result, settings, shrink=False)
 
-    if c.result.finding is None:
-        return None
-    return annotate(c.scenario, c.result, kcsan, step_timeout_s)
 
-
-def _print_text(c: Checked, full: bool, width: int, ann: Any, patch: Patch | None = None) -> None:
+def _print_text(
+    c: Checked, full: bool, width: int, cx: Counterexample | None, patch: Patch | None = None
+) -> None:
     r = c.result
-    text = render_result(r, ann, full=full, width=width, shrunk=c.shrunk)
+    text = render_result(r, cx, full=full, width=width)
     first, _, rest = text.partition("\n")
     click.echo(_paint(first, r.verdict) + ("\n" + rest if rest else ""))
     cmd = c.replay_command() if patch is None else replay_command(c.replay_command(), patch)
@@ -547,7 +545,7 @@ def replay_cmd(
     if as_json:
         click.echo(json.dumps([result_json(c)], indent=2), file=_cliguard.stdout())
     else:
-        _print_text(c, full, terminal_width(), _annotate(c, None), patch)
+        _print_text(c, full, terminal_width(), _annotate(c, settings), patch)
     sys.exit(1 if r.verdict == "bug" else 0)
 
 

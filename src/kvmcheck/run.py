@@ -1,9 +1,9 @@
 """The run pipeline: one target checked the way the CLI and the pytest plugin check it.
 
 Saved counterexample first (the failure database), else the search (the engine's
-``check(target, settings)``); a bug found by the search is minimised (fewest preemptions,
-then fewest steps) and saved for the next run.  It sits above the engine and the reports:
-it imports both, and neither imports it.
+``check(target, settings)``); a bug found by the search is confirmed (``confirm()``:
+traced, minimised to the fewest preemptions, then fewest steps) and saved for the next
+run.  It sits above the engine and the reports: it imports both, and neither imports it.
 
 What to check is a :class:`Target`; how to search, one :class:`Settings` (built once by
 the caller, passed down unchanged); what to do around the search and how to report it,
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kvmcheck._engine.check import Progress, check, replay
+from kvmcheck._engine.confirm import confirm
 from kvmcheck._engine.finding import UsageError
-from kvmcheck._engine.minimise import minimise
 from kvmcheck._engine.settings import Settings
 from kvmcheck._engine.target import Target
 from kvmcheck.report import database as db
@@ -30,7 +30,7 @@ __all__ = ["Checked", "Output", "run_one"]
 class Output:
     """The report-only knobs: what happens around the search, and how it is shown."""
 
-    minimise: bool = True  # shrink a counterexample (fewest preemptions, then steps)
+    minimise: bool = True  # shrink a counterexample (fewest preemptions, then steps): confirm(shrink=)
     use_db: bool = True  # replay the saved counterexample first; save new ones
     full: bool = False  # the text report shows every step, not only the story
     as_json: bool = False  # a JSON list of results instead of text
@@ -55,21 +55,15 @@ def run_one(
         if hit is not None:
             return hit
     r = check(target, settings, on_progress)
-    shrunk = None
-    if r.finding is not None and output.minimise:
-        shrunk = minimise(
-            target.scenario,
-            r,
-            max_steps=settings.max_steps,
-            kcsan=settings.kcsan,
-            step_timeout_s=settings.step_timeout_s,
-        )
-        r = shrunk.result
+    cx = None
+    if r.finding is not None:
+        cx = confirm(target, r, settings, shrink=output.minimise)
+        r = replace(r, finding=cx.finding)
     if r.finding is not None and output.use_db:
         f = r.finding
         s, variant = target.scenario, target.variant
         db.save(db.Saved(target.locator(), s.name, variant, f.schedule, f.kind, f.headline, db.now()), origin)
-    return Checked(target, r, shrunk)
+    return Checked(target, r, cx)
 
 
 def _replay_saved(target: Target, settings: Settings, origin: str) -> Checked | None:

@@ -28,13 +28,12 @@ from kvmcheck._engine.target import Target
 
 def _run(scn: Scenario | Callable[..., Any], variant: str | None, kw: dict[str, Any]) -> tuple[Result, str]:
     from kvmcheck.report.text import render_result
-    from kvmcheck.report.values import annotate
     from kvmcheck.run import Output, run_one
 
     settings = Settings.of(**kw)
     c = run_one(Target(as_scenario(scn), variant), settings, Output(use_db=False))
     r = c.result
-    text = render_result(r, annotate(c.scenario, r, settings.kcsan) if r.finding else None, shrunk=c.shrunk)
+    text = render_result(r, c.counterexample)
     cmd = c.replay_command()
     return r, text + (f"\nreplay: {cmd}" if cmd else "")
 

@@ -1,6 +1,6 @@
 """A result with what the report needs around it: the target it is of, its expectation, the
-command that replays it, the counterexample's shrink statistics, whether it came from the
-failure database.  Built by the run pipeline (``kvmcheck/run.py``); read by the reports."""
+command that replays it, the confirmed counterexample (with its shrink statistics), whether it
+came from the failure database.  Built by the run pipeline (``kvmcheck/run.py``); read by the reports."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
-    from kvmcheck._engine.minimise import Shrunk
+    from kvmcheck._engine.confirm import Counterexample
     from kvmcheck._engine.scenario import Scenario
     from kvmcheck._engine.target import Target
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class Checked:
     target: Target  # as checked: under the memory model the run asked for
     result: Result
-    shrunk: Shrunk | None = None
+    counterexample: Counterexample | None = None  # the finding confirmed (traced, minimised)
     from_db: bool = False  # the saved counterexample was replayed first
 
     @property
