@@ -108,3 +108,37 @@ def test_2_2w_found_only_under_lkmm() -> None:
     assert lk.verdict == "bug" and lk.finding is not None and "2+2W" in lk.finding.message
     again = replay(two_plus_two_w, lk.finding.schedule, memory_model="lkmm")
     assert again.finding is not None and "2+2W" in again.finding.message
+
+
+def test_a_run_the_search_abandons_is_validated_too() -> None:
+    """A report from a run the search abandons (sleep-set blocked) is dropped when the weak
+    model's validation fails: page_track.fast_path [v6.1] reported a guest that spun on a
+    value read from a write that never came, in a run DPOR abandoned before its end."""
+    from kvmcheck._engine import runtime
+    from kvmcheck._engine.explore import run_execution
+    from kvmcheck._engine.session import Session
+    from kvmcheck._engine.strategy import StrategyBase
+
+    class AbandonAtStep2(StrategyBase):
+        def choose(self, ex: object, enabled: list[int]) -> int | None:
+            return None if len(ex.schedule) >= 2 else max(enabled)  # type: ignore[attr-defined]
+
+        def next_execution(self) -> bool:
+            return False
+
+    def body(valid: bool) -> None:
+        ex = runtime.current
+        assert ex is not None
+        ex.accept = lambda ex: valid
+        m = Mem()
+
+        def t() -> None:
+            WRITE_ONCE(m, "x", 1)
+            raise AssertionError("reported")
+
+        join(spawn(t))
+
+    for valid in (True, False):
+        ex = run_execution(lambda v=valid: body(v), AbandonAtStep2(), Session(), 100)  # type: ignore[misc]
+        assert ex.outcome == "blocked"
+        assert (ex.finding is not None) == valid

@@ -556,11 +556,16 @@ class Graph:
 
     def accept(self, ex: Execution) -> bool:
         """At the end of a run: is it an execution?  Each read of a write not yet performed must
-        read one now in the graph, with the value it guessed, and the whole graph be consistent."""
+        read one now in the graph, with the value it guessed, and the whole graph be consistent.
+
+        Asked of a run the search abandoned (sleep-set blocked) too: what it reported before
+        stands only if its guesses came true in the part that ran."""
         st = stats(ex.session)
         if self.invalid or not self._bind():
             st.dropped += 1
             return False
+        if ex.outcome == "blocked":  # abandoned by the search: its prefix stands, it is no execution
+            return True
         h = hash(self._signature())
         if h in st.graphs:
             st.duplicates += 1
