@@ -80,7 +80,6 @@ class ScenarioItem(pytest.Item):
         from kvmcheck.report import database as db
         from kvmcheck.report.session import Options, run_one
         from kvmcheck.report.text import render_result
-        from kvmcheck.report.values import annotate
 
         cfg = self.config
         if not os.environ.get("KVMCHECK_DB"):
@@ -99,8 +98,7 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("kvmcheck_executions", r.executions))
         if passed:
             return
-        ann = annotate(self.scn, r) if r.finding is not None else None
-        text = render_result(r, ann, shrunk=c.shrunk)
+        text = render_result(r, c.counterexample)
         cmd = c.replay_command()
         want = f"expected {expected}" if expected else "expected no bug"
         raise ScenarioFailed(f"{want}, got {r.verdict}\n{text}" + (f"\nreplay: {cmd}" if cmd else ""))

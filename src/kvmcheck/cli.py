@@ -22,9 +22,12 @@ import click
 from kvmcheck import __version__, _cliguard
 from kvmcheck._engine import guard
 from kvmcheck._engine.check import STRATEGIES, Result, replay
+from kvmcheck._engine.confirm import Counterexample, confirm
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import default_workers
 from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
 from kvmcheck._pool import map_ordered
 from kvmcheck.patching import Patch, load_patch, patched_pairs, replay_command, replay_pair
@@ -406,15 +409,15 @@ def _checked(
             guard.set_escalation(True)  # a model stuck in C ends this child; the parent names the pair
             s, v = pairs[i]
             c = run_one(s, v, targets[i], origin, options)
-            return c.result, c.shrunk, c.from_db
+            return c.result, c.counterexample, c.from_db
 
         def name(i: int) -> str:
             s, v = pairs[i]
             return s.name + (f" [{v}]" if v else "")
 
-        for i, (result, shrunk, from_db) in enumerate(map_ordered(one, len(pairs), jobs, name)):
+        for i, (result, cx, from_db) in enumerate(map_ordered(one, len(pairs), jobs, name)):
             s, v = pairs[i]
-            yield Checked(s, v, result, targets[i], shrunk, from_db)
+            yield Checked(s, v, result, targets[i], cx, from_db)
             if _cliguard.interrupted():
                 return
         return
@@ -441,18 +444,24 @@ def _engine_options(
     return out
 
 
-def _annotate(c: Checked, kcsan: bool | None, step_timeout_s: float | None = None) -> Any:
-    """The counterexample's steps with their values (None without a finding)."""
-    from kvmcheck.report.values import annotate
+def _annotate(c: Checked, kcsan: bool | None, step_timeout_s: float | None = None) -> Counterexample | None:
+    """The counterexample the report shows (None without a finding): the one the check confirmed,
+    or a saved or replayed finding as its traced replay gave it (nothing runs again)."""
+    if c.counterexample is not None or c.result.finding is None:
+        return c.counterexample
+    settings = (
+        Settings(kcsan=kcsan)
+        if step_timeout_s is None
+        else Settings(kcsan=kcsan, step_timeout_s=step_timeout_s)
+    )
+    return confirm(Target(c.scenario, c.variant), c.result, settings, shrink=False)
 
-    if c.result.finding is None:
-        return None
-    return annotate(c.scenario, c.result, kcsan, step_timeout_s)
 
-
-def _print_text(c: Checked, full: bool, width: int, ann: Any, patch: Patch | None = None) -> None:
+def _print_text(
+    c: Checked, full: bool, width: int, cx: Counterexample | None, patch: Patch | None = None
+) -> None:
     r = c.result
-    text = render_result(r, ann, full=full, width=width, shrunk=c.shrunk)
+    text = render_result(r, cx, full=full, width=width)
     first, _, rest = text.partition("\n")
     click.echo(_paint(first, r.verdict) + ("\n" + rest if rest else ""))
     cmd = c.replay_command() if patch is None else replay_command(c.replay_command(), patch)

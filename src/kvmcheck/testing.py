@@ -26,7 +26,6 @@ from kvmcheck._engine.scenario import Scenario
 def _run(scn: Scenario | Callable[..., Any], variant: str | None, kw: dict[str, Any]) -> tuple[Result, str]:
     from kvmcheck.report.session import Options, run_one
     from kvmcheck.report.text import render_result
-    from kvmcheck.report.values import annotate
 
     s = scn if isinstance(scn, Scenario) else Scenario(scn)
     known = {"strategy", "max_executions", "max_seconds", "max_steps", "seed", "kcsan"}
@@ -34,7 +33,7 @@ def _run(scn: Scenario | Callable[..., Any], variant: str | None, kw: dict[str, 
     opts.engine = {k: v for k, v in kw.items() if k not in known}
     c = run_one(s, variant, s.name, "", opts)
     r = c.result
-    text = render_result(r, annotate(s, r, opts.kcsan) if r.finding else None, shrunk=c.shrunk)
+    text = render_result(r, c.counterexample)
     cmd = c.replay_command()
     return r, text + (f"\nreplay: {cmd}" if cmd else "")
 

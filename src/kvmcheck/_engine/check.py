@@ -20,12 +20,13 @@ from kvmcheck._engine.explore import (
     replay_runs,
     runtime_setup_hooks,
 )
-from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch, UsageError
+from kvmcheck._engine.finding import Finding, UsageError
 from kvmcheck._engine.parallel import Pool, ProcessPool
 from kvmcheck._engine.scenario import Scenario
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, DEFAULT_SAMPLES, STRATEGIES, Settings
 from kvmcheck._engine.strategy import Strategy
+from kvmcheck._engine.traced import traced
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
@@ -284,8 +285,7 @@ def _result(
     complete = seen.exhausted and strat.exhaustive
     finding = seen.reported
     if finding is not None:
-        finding.scenario = s.name
-        _attach_trace(s, variant, finding, settings.max_steps, kcsan)
+        finding = traced(s, variant, replace(finding, scenario=s.name), settings.max_steps, kcsan)
     estimate = strat.estimate()
     return Result(
         scenario=s.name,
@@ -331,33 +331,6 @@ def _coverage(
     return f"bounded: {executions} execution(s) by {strat.describe()}, search not exhausted{extra}"
 
 
-def _attach_trace(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> None:
-    """Replay the finding with tracing on: the trace, and the report's sites, come from there."""
-    try:
-        replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
-    except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
-        if isinstance(e, Nondeterminism):
-            raise
-        why = str(e).split("; the model changed")[0]  # within one check: it did not change
-        raise Nondeterminism(
-            "the model is nondeterministic: it depends on something the checker does not control "
-            f"(random, time, state kept across executions): the search saw {finding.kind} with "
-            f"schedule {finding.schedule!r}, and a replay of it went otherwise ({why})"
-        ) from None
-    if replayed is None:
-        return
-    finding.trace = replayed.steps
-    again = next((f for f in replayed.findings + replayed.soft if f.kind == finding.kind), None)
-    if again is None:  # the same steps, and no report: what the search saw depended on something else
-        raise Nondeterminism(
-            "the model is nondeterministic: it depends on something the checker does not control "
-            f"(random, time, state kept across executions): the search saw {finding.kind} "
-            f"({finding.message}) with schedule {finding.schedule!r}, and a replay of it did not"
-        )
-    finding.message, finding.headline, finding.details = again.message, again.headline, again.details
-    finding.step = again.step
-
-
 def replay(
     scn: Scenario | Callable[..., Any],
     schedule: str,
@@ -388,9 +361,7 @@ def replay(
         if first is not None and first is not finding:
             later, finding = [finding], first
     if finding is not None:
-        finding.schedule = schedule
-        finding.scenario = s.name
-        finding.trace = ex.steps
+        finding = replace(finding, schedule=schedule, scenario=s.name, trace=tuple(ex.steps))
     return Result(
         scenario=s.name,
         variant=variant,

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvmcheck._engine import checkpoint as ckpt
@@ -207,20 +207,17 @@ def explore(
                 on_execution(ex)
             if ex.finding is not None:
                 if out.finding is None:
-                    out.finding = ex.finding
-                    out.finding.schedule = schedule_for(ex, ex.finding)
+                    out.finding = replace(ex.finding, schedule=schedule_for(ex, ex.finding))
                     _collect(out.warnings, ex.findings[1:] + ex.soft)
                     early = earlier_warn(ex, ex.finding)
                     if early is not None and not keep_going:
-                        out.first = early
-                        early.schedule = schedule_for(ex, early)
+                        out.first = replace(early, schedule=schedule_for(ex, early))
                         _collect(out.warnings, [ex.finding])
                 else:
                     _collect(out.warnings, ex.findings + ex.soft)
             else:
                 if ex.soft and out.soft is None:
-                    out.soft = ex.soft[0]
-                    out.soft.schedule = schedule_for(ex, out.soft)
+                    out.soft = replace(ex.soft[0], schedule=schedule_for(ex, ex.soft[0]))
                 _collect(out.warnings, ex.soft)
             if out.reported is not None and not keep_going:
                 break

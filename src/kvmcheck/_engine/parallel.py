@@ -69,7 +69,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait as conn_wait
 from typing import TYPE_CHECKING, Any
 
@@ -259,9 +259,10 @@ def settle(body: Callable[[], Any], found: list[ProbeHit], out: Explored, max_st
             f"{hit.kind} ({hit.message}) after {encode([n.chosen for n in hit.path]) or 'no steps'}, "
             "and the same steps run again did not"
         )
-    again.schedule = schedule_for(ex, again)
+    hard = any(f is again for f in ex.findings)
+    again = replace(again, schedule=schedule_for(ex, again))
     out.by_probe = True
-    if again in ex.findings:
+    if hard:
         out.finding = again
     else:
         out.soft = again
@@ -623,8 +624,7 @@ def _lockdep_union(
                 if f.kind == "lock-order" and (f.kind, f.message) not in known
             ]
             if new:
-                f: Finding = new[0]
-                f.schedule = schedule_for(ex, f)
+                f: Finding = replace(new[0], schedule=schedule_for(ex, new[0]))
                 if out.explored.soft is None:
                     out.explored.soft = f
                 else:

@@ -129,6 +129,8 @@ from kvmcheck.lkmm.static import Static
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
 
+__all__ = ["fence"]
+
 _ACQUIRE = ("smp_load_acquire", "atomic_read_acquire")
 _RELEASE = ("smp_store_release", "rcu_assign_pointer", "atomic_set_release")
 _LATEST = ("data_race", "rcu_dereference_protected")  # marked for KCSAN, but never read stale here

@@ -45,6 +45,11 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel import kasan, kcsan
+from kvmcheck.kernel._core import Primitive, kthread, warn
+from kvmcheck.kernel.lockdep import held_by
+from kvmcheck.kernel.trace_values import note_access
+
+__all__ = ["READ_ONCE", "WRITE_ONCE", "Struct", "data_race", "struct_init"]
 
 
 class FieldState:
@@ -156,6 +161,8 @@ def access(
             )
     key = op.key
     ex.visible(op)
+    if ex.tracing:  # the value the step read or wrote, for the report
+        note_access(ex, obj, f.name, write, value, update)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
@@ -211,9 +218,6 @@ def _check_contract(obj: Any, name: str, write: bool) -> None:
     guards = rule[1] if write else rule[0]
     if not guards:
         return
-    from kvmcheck.kernel._core import kthread, warn
-    from kvmcheck.kernel.lockdep import held_by
-
     kt = kthread()
     locks = [
         lk for lk in (getattr(obj, g) if isinstance(g, str) else g(obj) for g in guards) if lk is not None
@@ -296,8 +300,6 @@ def _guards(g: Any) -> tuple[Any, ...]:
 
 def _check_default(cls: type, name: str, default: Any) -> Any:
     """A class default is shared by every instance: only immutable values may be one."""
-    from kvmcheck.kernel._core import Primitive
-
     if isinstance(default, (list, dict, set, bytearray, Primitive, Struct)):
         raise UsageError(
             f"{cls.__name__}.{name}: mutable default {type(default).__name__} would be shared by every "

@@ -60,6 +60,7 @@ def result_json(c: Checked) -> dict[str, Any]:
     d["expected"] = c.expected
     d["as_expected"] = c.as_expected
     d["replay"] = c.replay_command()
-    d["minimised"] = c.shrunk.as_dict() if c.shrunk is not None else None
+    cx = c.counterexample
+    d["minimised"] = cx.shrink.as_dict() if cx is not None and cx.shrink is not None else None
     d["from_db"] = c.from_db
     return d

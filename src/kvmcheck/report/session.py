@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine.check import check, replay
+from kvmcheck._engine.confirm import Counterexample, confirm
 from kvmcheck._engine.finding import UsageError
-from kvmcheck._engine.minimise import Shrunk, minimise
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 from kvmcheck.report import database as db
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ class Checked:
     variant: str | None
     result: Result
     target: str  # for `kvmcheck replay`
-    shrunk: Shrunk | None = None
+    counterexample: Counterexample | None = None  # the finding confirmed (traced, minimised)
     from_db: bool = False  # the saved counterexample was replayed first
 
     @property
@@ -96,19 +98,23 @@ def run_one(scn: Scenario, variant: str | None, target: str, origin: str, opts: 
         **extra,
     )
     out = Checked(scn, variant, r, target)
-    if r.finding is not None and opts.minimise:
-        out.shrunk = minimise(
-            scn,
-            r,
-            max_steps=opts.max_steps,
-            kcsan=opts.kcsan,
-            step_timeout_s=opts.engine.get("step_timeout_s"),
+    if r.finding is not None:
+        out.counterexample = cx = confirm(
+            Target(scn, variant, origin or None), r, _confirm_settings(opts), shrink=opts.minimise
         )
-        out.result = out.shrunk.result
+        out.result = replace(r, finding=cx.finding)
     if out.result.finding is not None and opts.use_db:
         f = out.result.finding
         db.save(db.Saved(target, scn.name, variant, f.schedule, f.kind, f.headline, db.now()), origin)
     return out
+
+
+def _confirm_settings(opts: Options) -> Settings:
+    """What confirm() needs of the check's settings (the watchdog's limit as the search had it)."""
+    timeout = opts.engine.get("step_timeout_s")
+    if timeout is None:
+        return Settings(max_steps=opts.max_steps, kcsan=opts.kcsan)
+    return Settings(max_steps=opts.max_steps, kcsan=opts.kcsan, step_timeout_s=timeout)
 
 
 def _replay_saved(
