@@ -121,6 +121,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kvmcheck._engine import runtime, weak
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel.lkmm_dep import Dep, plain, sources
+from kvmcheck.kernel.trace_values import fmt
 from kvmcheck.lkmm.events import Event
 from kvmcheck.lkmm.model import check
 from kvmcheck.lkmm.rel import Rel
@@ -129,7 +130,7 @@ from kvmcheck.lkmm.static import Static
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
 
-__all__ = ["fence"]
+__all__ = ["Graph", "Stats", "fence", "stats"]
 
 _ACQUIRE = ("smp_load_acquire", "atomic_read_acquire")
 _RELEASE = ("smp_store_release", "rcu_assign_pointer", "atomic_set_release")
@@ -515,7 +516,7 @@ class Graph:
                 del self.rf[r]
                 value = self.promised[r] = decode(v - len(ok))
                 self.stale += 1
-                return self._value(tid, k, value, acquire)
+                return self._value(ex, tid, k, value, acquire)
             pick = ok[v]
             self.rf[r] = pick
             if pick != last:
@@ -523,12 +524,19 @@ class Graph:
         self._learn(tid, loc, pick, acquire)
         # the field holds the co-last write's value (also what any write outside the graph left)
         value = obj.__dict__.get(name, NOTHING) if pick == ws[-1] else self.values[pick]
-        return self._value(tid, k, value, acquire)
+        return self._value(ex, tid, k, value, acquire)
 
-    def _value(self, tid: int, k: int, value: Any, acquire: bool) -> Any:
+    def _value(self, ex: Execution, tid: int, k: int, value: Any, acquire: bool) -> Any:
         """What a read returns: an int carries its dependencies (lkmm_dep); other values are noted."""
         if value is NOTHING:
             return NOTHING  # an unset field: the caller reports it
+        if ex.tracing:  # the value read, on the trace's step (the field may hold a co-later one)
+            prev, runtime.current = runtime.current, None
+            try:
+                text = f" = {fmt(value)}"
+            finally:
+                runtime.current = prev
+            ex.note_value(text)
         if type(value) is int and not acquire:  # an acquire orders everything after it anyway
             return Dep(value, frozenset({(tid, k)}), self.used)
         self.opaque.setdefault(tid, set()).add(k)

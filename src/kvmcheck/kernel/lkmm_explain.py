@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
     from kvmcheck.kernel.barrier import Graph
 
+__all__ = ["Access", "LkmmExplanation", "ReadFrom", "explain"]
+
 
 @dataclass(frozen=True)
 class Access:
