@@ -106,8 +106,13 @@ Not covered (missed, never reported):
   one-worker dpor search is complete;
 * the ``data-race`` flag: KCSAN keeps reporting plain races from the interleaving.
 
+A traced replay shows, on a marked read's choice step, the value the graph returned
+(the field holds the co-last write's).  :mod:`kvmcheck.kernel.lkmm_explain` reads a
+run's graph back in LKMM terms (which write each read read, co, the unordered pairs).
+
 The kernel layer's checks run unchanged on these executions (KASAN, lockdep, RCU,
-refcount, WARN/BUG) and only on runs :meth:`Graph.accept` keeps; KCSAN keeps its
+refcount, WARN/BUG), and their reports count only from runs :meth:`Graph.accept`
+keeps (a run the search abandons included: its guesses must have come true); KCSAN keeps its
 own happens-before from the interleaving, so it may miss a race a stale marked read
 would expose, never invents one.
 """
