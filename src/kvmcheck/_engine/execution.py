@@ -99,6 +99,10 @@ class Execution:
         self.k: Any = None  # per-execution kernel state, owned by the kernel layer
         self.exit_hooks: list[ThreadHook] = []
         self.end_hooks: list[Hook] = []
+        # Asked once the run is over (blocked or not), before its end checks: False drops the
+        # run as not an execution of the model, with its reports (a weak memory model's
+        # validation, kernel/barrier.py).
+        self.accept: Callable[[Execution], bool] | None = None
         self._numbers = 0
         # Spin waits (CHESS's "good samaritan" assumption, taken only where the
         # model says so with cpu_relax()): a thread that relaxes cannot progress
@@ -190,13 +194,28 @@ class Execution:
         self._unstarted.append((t, fn, args))
         return t
 
-    def nondet(self, n: int, name: str) -> int:
+    def nondet(self, n: int, name: str, open_: bool = False) -> int:
         """A choice among ``n`` outcomes that the search explores every way (a step of its own).
 
-        ``name`` is the operation the trace shows, e.g. ``nondet(color)``."""
-        op = choice_op(n, name)
+        ``name`` is the operation the trace shows, e.g. ``nondet(color)``.  ``open_``: the
+        search may later be given more outcomes of this step (:meth:`add_outcome`), so the
+        value returned may be ``n`` or more."""
+        op = choice_op(n, name, open_)
         self.visible(op)
         return op.value
+
+    def add_outcome(self, step: int, value: int) -> bool:
+        """Ask the search to explore outcome ``value`` of the open choice made at ``step`` of
+        this execution too (a weak memory model's revisit); False if it cannot (a strategy
+        that does not enumerate, or a step above a parallel job's floor)."""
+        return bool(self.strategy.add_outcome(self, step, value))
+
+    def _drop(self) -> None:
+        """Not an execution of the model after all (``accept`` said so): blocked, reports dropped."""
+        self.outcome = "blocked"
+        self.finding = None
+        self.findings = []
+        self.soft = []
 
     def schedule_string(self) -> str:
         """This execution's schedule in the run-length format (see ``schedule.py``)."""
@@ -257,6 +276,8 @@ class Execution:
             self._loop()
             if self._crash is not None:  # a UsageError in a thread the loop never switched back from
                 raise self._crash
+            if self.accept is not None and not self.accept(self):  # blocked runs too: their reports count
+                self._drop()
             if self.outcome == "complete":
                 self._end_checks()
             determinism.end(self)

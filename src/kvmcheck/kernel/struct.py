@@ -161,8 +161,8 @@ def access(
             )
     key = op.key
     ex.visible(op)
-    if ex.tracing:  # the value the step read or wrote, for the report
-        note_access(ex, obj, f.name, write, value, update)
+    if ex.tracing and (ex.k.weak is None or write or update is not None):  # the value, for the report
+        note_access(ex, obj, f.name, write, value, update)  # (under LKMM a read's is barrier.py's to say)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
@@ -178,15 +178,15 @@ def access(
             _check_contract(obj, f.name, write)
     weak = ex.k.weak
     if weak is not None:  # LKMM exploration (kernel/barrier.py): the access is a graph event
-        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update)
+        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update, value)
         if update is not None:
             old = obj.__dict__.get(f.name)
             new = update(old)
             new = freeze(new, obj, f.name) if new.__class__ in _MUTABLE else new
-            obj.__dict__[f.name] = weak.values[got] = new
+            obj.__dict__[f.name] = new
+            weak.rmw_stored(ex, got, new)
             return old
-        if write:
-            obj.__dict__[f.name] = weak.values[got] = value
+        if write:  # stored by the graph: in the field only when co-last
             return None
         if got is not weak.NOTHING:
             return got
