@@ -49,10 +49,11 @@ def confirm(target: Target, result: Result, settings: Settings, *, shrink: bool 
     f = result.finding
     if f is None:
         raise ValueError("confirm() needs a result with a finding")
-    kcsan = target.scenario.kcsan if settings.kcsan is None else settings.kcsan
+    target, settings = settings.resolve(target)
+    kcsan = settings.kcsan_on
     if not f.trace:
         with guard.watching(None, settings.step_timeout_s):
-            f = traced(target.scenario, target.variant, f, settings.max_steps, kcsan)
+            f = traced(target, f, settings.max_steps, kcsan)
     if not shrink:
         return Counterexample.of(f)
     shrunk = minimise(

@@ -22,12 +22,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import guard
-from kvmcheck._engine.check import replay
+from kvmcheck._engine.api import replay
 from kvmcheck._engine.explore import end_run, run_execution
 from kvmcheck._engine.schedule import encode, split_runs
 from kvmcheck._engine.session import Session
-from kvmcheck._engine.settings import DEFAULT_MAX_STEPS
+from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, Settings
 from kvmcheck._engine.strategy import StrategyBase
+from kvmcheck._engine.target import Target
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -134,7 +135,7 @@ def run_guided(
     Traced by default: the kernel layer names a report's sites only when tracing.
     """
     session = Session(kcsan=kcsan)
-    body = s.body(variant)
+    body = Target(s, variant).body()
     for tids, values in prefix:  # earlier runs a lockdep report depends on
         end_run(run_execution(body, Guided(tids, choices=per_thread(tids, values)), session, max_steps))
     strat = Guided(guide, probe, choices)
@@ -244,7 +245,7 @@ def _minimise(
 ) -> Shrunk:
     f = result.finding
     assert f is not None, "minimise() needs a result with a finding"
-    use_kcsan = scn.kcsan if kcsan is None else kcsan
+    use_kcsan = Settings(kcsan=kcsan).resolve(Target(scn, result.variant))[1].kcsan_on
     runs = split_runs(f.schedule)
     prefix, (last, values) = runs[:-1], runs[-1]
     choices = per_thread(last, values)

@@ -13,13 +13,13 @@ from dataclasses import replace
 
 from kvmcheck._engine.explore import replay_runs
 from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch
-from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.target import Target
 
 
-def traced(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> Finding:
+def traced(target: Target, finding: Finding, max_steps: int, kcsan: bool) -> Finding:
     """``finding`` with its trace and its report as a traced replay of its schedule shows them."""
     try:
-        replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+        replayed = replay_runs(target.body(), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
     except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
         if isinstance(e, Nondeterminism):
             raise

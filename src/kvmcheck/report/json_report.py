@@ -20,7 +20,7 @@ from kvmcheck.report.story import failing, racing_steps
 
 if TYPE_CHECKING:
     from kvmcheck._engine.finding import Finding
-    from kvmcheck.report.session import Checked
+    from kvmcheck.report.checked import Checked
 
 SCHEMA = "kvmcheck.result/1"
 _SITE = re.compile(r"(?P<fn>[\w.<>]+) \((?P<file>[^()\s]+):(?P<line>\d+)\)")
