@@ -7,6 +7,7 @@ import pytest
 
 from kvmcheck import Settings, check
 from kvmcheck._engine import parallel, search
+from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.search import Auto, Parallel, Searched, Serial, choose
 from kvmcheck._engine.target import Target
 from tests.engine.corpus import CORPUS
@@ -61,3 +62,15 @@ def test_auto_stays_on_one_worker_for_what_does_not_split() -> None:
     for kw in ({"max_executions": 50}, {"strategy": "random", "max_executions": 50}):
         r = check(lock_family(2, 4), workers=None, **kw)
         assert " worker" not in r.coverage and r.executions == 50, r.coverage
+
+
+@pytest.mark.usefixtures("two_cores_and_a_small_first_part")
+def test_a_weak_memory_model_is_searched_on_one_worker() -> None:
+    """LKMM revisits cannot cross a job's root: auto stays serial, asking for workers is refused."""
+    scn = lock_family(2, 4)
+    one = check(scn, memory_model="lkmm")
+    auto = check(scn, workers=None, memory_model="lkmm")
+    assert (auto.verdict, auto.complete, auto.executions) == (one.verdict, one.complete, one.executions)
+    assert " workers (" not in auto.coverage, auto.coverage
+    with pytest.raises(UsageError, match=r"explored on one worker .*use --workers 1"):
+        check(scn, workers=2, memory_model="lkmm")

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from kvmcheck._engine import checkpoint as ckpt
-from kvmcheck._engine import guard, parallel, registry
+from kvmcheck._engine import guard, parallel, registry, weak
 from kvmcheck._engine.explore import Explored, Progress, explore, probe_determinism
+from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.session import Session
 
 if TYPE_CHECKING:
@@ -172,9 +173,20 @@ def _left(settings: Settings, t0: float) -> float | None:
 
 
 def choose(settings: Settings) -> Search:
-    """The search the settings ask for: auto (workers=None), parallel, or serial."""
+    """The search the settings ask for: auto (workers=None), parallel, or serial.
+
+    A weak memory model's search runs on one worker: LKMM exploration revisits reads
+    performed earlier in the run (kernel/barrier.py), and a revisit of a read above a
+    job's root cannot be taken by the worker exploring that job -- a split search could
+    say "complete" with executions missed.  Auto stays serial (``may_go_parallel``); asking
+    for several workers is refused."""
     if settings.workers is None:
         return Auto()
     if settings.parallel:
+        if settings.memory_model not in (None, weak.SC):
+            raise UsageError(
+                f"memory model {settings.memory_model!r} is explored on one worker (its revisits "
+                "cannot cross a job's root); use --workers 1"
+            )
         return Parallel()
     return Serial()

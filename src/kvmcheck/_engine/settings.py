@@ -131,9 +131,10 @@ class Settings:
     @property
     def may_go_parallel(self) -> bool:
         """Can auto (workers=None) move this search to every core?  Only an exhaustive dpor
-        search with no execution bound and no checkpoint (their counts are one worker's)."""
+        search with no execution bound and no checkpoint (their counts are one worker's), under SC."""
         return (
             registry.strategy(self.strategy).splits
+            and self.memory_model in (None, weak.SC)  # a weak model runs on one worker: search.choose()
             and self.max_executions is None
             and self.checkpoint is None
             and self.resume is None
