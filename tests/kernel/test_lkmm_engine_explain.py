@@ -49,3 +49,25 @@ def test_no_rmb_in_retry_explained() -> None:
     text = "\n".join(x.lines())
     assert "stale: a co-later write was already performed" in text
     assert f"{IN_PROGRESS} -> {SEQ} (T{t} steps" in text
+
+
+def test_a_counterexample_that_needs_a_revisit_is_minimised() -> None:
+    """Load buffering needs a read of a later write: its schedule gives an open choice an
+    outcome >= the choices the run offers there (a revisit's).  The minimiser's guided runs
+    used to clamp it to 0, so even its first run (the schedule as found) lost the bug and
+    no candidate was tried (tries == 0); now it replays and the candidates are tried."""
+    from kvmcheck import replay, scenario
+    from kvmcheck._engine.minimise import minimise
+
+    from .test_lkmm_engine_revisit import lb
+
+    body = scenario(name="lb")(lb("po", "po"))
+    r = check(body, memory_model="lkmm")
+    assert r.finding is not None and "load buffering" in r.finding.message
+    shrunk = minimise(body.under("lkmm"), r)
+    assert shrunk.shrink.tries > 0  # the first guided run showed the same finding
+    f = shrunk.result.finding
+    assert f is not None and "load buffering" in f.message
+    assert shrunk.shrink.after <= shrunk.shrink.before
+    again = replay(body, f.schedule, memory_model="lkmm")
+    assert again.finding is not None and "load buffering" in again.finding.message
