@@ -117,3 +117,17 @@ def test_under_sc_nothing_of_it() -> None:
     c = Checked(s, None, r, "kinds.py::use_after_free", cx)
     assert "LKMM" not in render_result(r, cx) and "lkmm" not in result_json(c)
     assert check(scn.under("sc"), variant=VARIANT).verdict == "ok"
+
+
+def test_html_report_has_an_lkmm_section_and_rf_labels(lkmm: tuple[Checked, Counterexample]) -> None:
+    from kvmcheck.report.html import render_html
+
+    c, cx = lkmm
+    page = render_html([c.result], [cx])
+    assert "<pre class=lkmm>LKMM: which write each read read from" in page
+    assert "no ppo between fault#2 step 26" in page
+    # the swimlane's read steps are labelled with the write they read from
+    assert "<div class=rfnote>rf: the initial value = 0 (stale)</div>" in page
+    assert "<div class=rfnote>rf: invalidate#1 step 17 = 0</div>" in page
+    sc_page = render_html([c.result], [Counterexample.of(cx.finding, cx.shrink)])
+    assert "class=lkmm" not in sc_page and "<div class=rfnote>" not in sc_page

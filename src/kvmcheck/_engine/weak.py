@@ -33,6 +33,8 @@ class Explanation(Protocol):
 
     def as_dict(self) -> dict[str, Any]: ...
 
+    def step_notes(self) -> dict[int, str]: ...  # a label per step (the HTML swimlanes')
+
 
 _explain: dict[str, Callable[[Execution], Explanation | None]] = {}
 

@@ -105,6 +105,18 @@ class LkmmExplanation:
             out.append(f"  no ppo between {a} and step {b.step} {b.op}: {NO_PPO}")
         return out
 
+    def step_notes(self) -> dict[int, str]:
+        """A short label per read's step, for the HTML swimlanes: the write it read from."""
+        out: dict[int, str] = {}
+        for rf in self.reads:
+            if rf.read.step is None:
+                continue
+            w = rf.write
+            src = "the initial value" if w.thread is None else f"{w.who()} step {w.step}"
+            tag = " (stale)" if rf.stale else " (a later write)" if rf.later else ""
+            out[rf.read.step] = f"rf: {src} = {w.value!r}{tag}"
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "reads": [rf.as_dict() for rf in self.reads],
