@@ -22,7 +22,7 @@ import linecache
 import os
 from typing import TYPE_CHECKING
 
-from kvmcheck.report.story import objects_of, story
+from kvmcheck.report.story import objects_of, op_text, story
 from kvmcheck.report.text import setup_prefix, setup_summary
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _lanes(f: Finding, sec: int, roots: list[str], notes: dict[int, str] | None 
     for s in steps[n:]:
         before = held[s.thread]
         held[s.thread] = s.held
-        op = s.op + s.value  # with the value it read or wrote
+        op = op_text(s)  # with the value it read or wrote
         note = ""
         if s.held != before:
             note = f"<div class=heldnote>holding {html.escape(', '.join(s.held) or 'nothing')}</div>"

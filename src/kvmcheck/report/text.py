@@ -19,7 +19,7 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING
 
-from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, racing_steps, story
+from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, op_text, racing_steps, story
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -112,7 +112,7 @@ class _Lines:
 
 def _op(s: Step) -> str:
     """The step's operation with the value it read or wrote (``read gpc->valid = true``)."""
-    return s.op + s.value
+    return op_text(s)
 
 
 def _tail_text(text: str, note: str) -> str:
