@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from kvmcheck._engine import guard
 from kvmcheck._engine.api import replay
 from kvmcheck._engine.explore import end_run, run_execution
+from kvmcheck._engine.ops import OPEN
 from kvmcheck._engine.schedule import encode, split_runs
 from kvmcheck._engine.session import Session
 from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, Settings
@@ -83,7 +84,14 @@ class Guided(StrategyBase):
     def choose_value(self, ex: Execution, n: int) -> int:
         pending = self.choices.get(self._chosen if self._chosen is not None else -1)
         v = pending.pop(0) if pending else 0
+        if v >= n and self._chosen is not None and self._open(ex, self._chosen):
+            return v  # an outcome a revisit added to an open choice (ops.OPEN): a read of a later write
         return v if 0 <= v < n else 0
+
+    @staticmethod
+    def _open(ex: Execution, tid: int) -> bool:
+        op = ex.threads[tid].pending
+        return op is not None and op.arg == OPEN
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         if self.probe is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kvmcheck._engine import weak
 from kvmcheck._engine.explore import replay_runs
 from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch
 from kvmcheck._engine.target import Target
@@ -46,3 +47,18 @@ def traced(target: Target, finding: Finding, max_steps: int, kcsan: bool) -> Fin
         details=again.details,
         step=again.step,
     )
+
+
+def explained(
+    s: Scenario, variant: str | None, schedule: str, max_steps: int, kcsan: bool
+) -> weak.Explanation | None:
+    """The run of ``schedule`` in its memory model's terms (which write each read read from ...),
+    from one more traced replay; None under SC (no replay, no cost) or if the replay goes otherwise."""
+    fn = weak.explainer(s.memory_model)
+    if fn is None:
+        return None
+    try:
+        ex = replay_runs(s.body(variant), schedule, max_steps, tracing=True, kcsan=kcsan)
+    except ScheduleMismatch:  # the finding's own replay said so already, where it matters
+        return None
+    return fn(ex) if ex is not None else None
