@@ -22,8 +22,8 @@ from kvmcheck import check
 from kvmcheck._engine.confirm import Counterexample, confirm
 from kvmcheck._engine.settings import Settings
 from kvmcheck._engine.target import Target
+from kvmcheck.report.checked import Checked
 from kvmcheck.report.json_report import result_json
-from kvmcheck.report.session import Checked
 from kvmcheck.report.text import render_result
 
 from ..models.lkmm_mmu_invalidate import stale_spte_after_invalidate as scn
@@ -37,8 +37,9 @@ def confirmed(memory_model: str) -> tuple[Checked, Counterexample]:
     s = scn.under(memory_model)
     r = check(s, variant=VARIANT)
     assert r.verdict == "bug" and r.finding is not None
-    cx = confirm(Target(s, VARIANT), r, Settings())
-    return Checked(s, VARIANT, r, TARGET, cx), cx
+    target = Target(s, VARIANT, origin=TARGET.partition("::")[0])
+    cx = confirm(target, r, Settings())
+    return Checked(target, r, cx), cx
 
 
 def text_of(c: Checked, cx: Counterexample) -> str:
@@ -114,7 +115,7 @@ def test_under_sc_nothing_of_it() -> None:
     r = check(s)
     cx = confirm(Target(s), r, Settings())
     assert cx.weak is None
-    c = Checked(s, None, r, "kinds.py::use_after_free", cx)
+    c = Checked(Target(s, None, origin="kinds.py"), r, cx)
     assert "LKMM" not in render_result(r, cx) and "lkmm" not in result_json(c)
     assert check(scn.under("sc"), variant=VARIANT).verdict == "ok"
 

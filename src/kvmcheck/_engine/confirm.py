@@ -79,4 +79,4 @@ def _explained(target: Target, f: Finding, settings: Settings, kcsan: bool) -> E
     if target.memory_model == "sc":
         return None
     with guard.watching(None, settings.step_timeout_s):
-        return explained(target.scenario, target.variant, f.schedule, settings.max_steps, kcsan)
+        return explained(target, f.schedule, settings.max_steps, kcsan)

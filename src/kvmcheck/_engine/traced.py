@@ -49,16 +49,14 @@ def traced(target: Target, finding: Finding, max_steps: int, kcsan: bool) -> Fin
     )
 
 
-def explained(
-    s: Scenario, variant: str | None, schedule: str, max_steps: int, kcsan: bool
-) -> weak.Explanation | None:
+def explained(target: Target, schedule: str, max_steps: int, kcsan: bool) -> weak.Explanation | None:
     """The run of ``schedule`` in its memory model's terms (which write each read read from ...),
     from one more traced replay; None under SC (no replay, no cost) or if the replay goes otherwise."""
-    fn = weak.explainer(s.memory_model)
+    fn = weak.explainer(target.memory_model)
     if fn is None:
         return None
     try:
-        ex = replay_runs(s.body(variant), schedule, max_steps, tracing=True, kcsan=kcsan)
+        ex = replay_runs(target.body(), schedule, max_steps, tracing=True, kcsan=kcsan)
     except ScheduleMismatch:  # the finding's own replay said so already, where it matters
         return None
     return fn(ex) if ex is not None else None
