@@ -2,13 +2,16 @@
 
     _engine    <- kernel <- models <- scenarios
        ^
-    report                    cli, the loader, the package's public face: anything
+    report  <- run (the run pipeline: failure db -> check -> minimise -> save)
+                 ^
+                cli, the pytest plugin, the loader, the package's public face: anything
 
 * ``_engine`` imports only ``_engine`` (and the standard library, greenlet);
 * ``kernel`` imports only ``_engine`` and ``kernel``;
 * ``models`` import only ``kernel``, ``models`` and kvmcheck's public names;
 * ``scenarios`` import ``models``, ``kernel`` and kvmcheck's public names;
-* ``report`` imports ``_engine`` and ``report`` (never ``kernel`` or ``models``).
+* ``report`` imports ``_engine`` and ``report`` (never ``kernel`` or ``models``, nor ``run``:
+  the pipeline above it, a top-level module like ``cli``).
 * ``lkmm`` (the litmus-test checker, issue 20) imports only ``lkmm`` and, from the engine, just
   ``_engine.finding`` (for UsageError); nothing but the CLI imports ``lkmm``, except that
   ``kernel.barrier`` (LKMM exploration, issue 20 item 2) uses its graph-level check: the

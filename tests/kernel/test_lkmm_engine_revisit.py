@@ -108,3 +108,73 @@ def test_2_2w_found_only_under_lkmm() -> None:
     assert lk.verdict == "bug" and lk.finding is not None and "2+2W" in lk.finding.message
     again = replay(two_plus_two_w, lk.finding.schedule, memory_model="lkmm")
     assert again.finding is not None and "2+2W" in again.finding.message
+
+
+def test_a_run_the_search_abandons_is_validated_too() -> None:
+    """A report from a run the search abandons (sleep-set blocked) is dropped when the weak
+    model's validation fails: page_track.fast_path [v6.1] reported a guest that spun on a
+    value read from a write that never came, in a run DPOR abandoned before its end."""
+    from kvmcheck._engine import runtime
+    from kvmcheck._engine.explore import run_execution
+    from kvmcheck._engine.session import Session
+    from kvmcheck._engine.strategy import StrategyBase
+
+    class AbandonAtStep2(StrategyBase):
+        def choose(self, ex: object, enabled: list[int]) -> int | None:
+            return None if len(ex.schedule) >= 2 else max(enabled)  # type: ignore[attr-defined]
+
+        def next_execution(self) -> bool:
+            return False
+
+    def body(valid: bool) -> None:
+        ex = runtime.current
+        assert ex is not None
+        ex.accept = lambda ex: valid
+        m = Mem()
+
+        def t() -> None:
+            WRITE_ONCE(m, "x", 1)
+            raise AssertionError("reported")
+
+        join(spawn(t))
+
+    for valid in (True, False):
+        ex = run_execution(lambda v=valid: body(v), AbandonAtStep2(), Session(), 100)  # type: ignore[misc]
+        assert ex.outcome == "blocked"
+        assert (ex.finding is not None) == valid
+
+
+class Mem3(Struct):
+    x: int = 0
+    y: int = 0
+    z: int = 0
+
+
+def test_a_traced_replay_builds_the_search_s_graph() -> None:
+    """The traced replay formats the value each write stores (kernel/trace_values.py); that
+    must not count as the model using it, or T0's ``WRITE_ONCE(y, 1)`` would depend on its
+    read in the replay only, the LB outcome the search found would be forbidden there, and
+    the counterexample would not replay."""
+
+    @scenario
+    def lb_with_a_data_write() -> None:
+        m = Mem3()
+        got = {}
+
+        def p0() -> None:
+            got[0] = READ_ONCE(m, "x")
+            WRITE_ONCE(m, "z", got[0])  # the traced replay formats this value
+            WRITE_ONCE(m, "y", 1)  # independent of the read: LB is allowed
+
+        def p1() -> None:
+            got[1] = READ_ONCE(m, "y")
+            smp_mb()  # ordered on this side: LB then hinges on p0's W y not depending on its read
+            WRITE_ONCE(m, "x", 1)
+
+        join(spawn(p0), spawn(p1))
+        assert not (got[0] == 1 and got[1] == 1), "load buffering"
+
+    lk = check(lb_with_a_data_write, memory_model="lkmm")
+    assert lk.verdict == "bug" and lk.finding is not None and lk.finding.trace
+    again = replay(lb_with_a_data_write, lk.finding.schedule, memory_model="lkmm")
+    assert again.finding is not None and "load buffering" in again.finding.message

@@ -8,8 +8,13 @@ After the search finds a bug, :func:`confirm` does what is left, in one place:
 * the minimisation (``minimise.py``): fewest preemptions, then fewest steps, same finding,
   within its budget of candidates; its final replay is traced, so its steps carry values too.
 
+Under a weak memory model (``memory_model="lkmm"``) it also says the final run in that model's
+terms (``traced.explained``: the explainer the model's layer registered in ``weak.py``); under
+SC nothing is computed.
+
 The :class:`Counterexample` it returns is frozen: the finding, its schedule, its steps with
-their values, and what the minimisation did.  Rendering reads it and never runs the model.
+their values, what the minimisation did, and the weak model's explanation.  Rendering reads
+it and never runs the model.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from typing import TYPE_CHECKING
 
 from kvmcheck._engine import guard
 from kvmcheck._engine.minimise import Shrink, minimise
-from kvmcheck._engine.traced import traced
+from kvmcheck._engine.traced import explained, traced
 
 if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
     from kvmcheck._engine.finding import Finding, Step
     from kvmcheck._engine.settings import Settings
     from kvmcheck._engine.target import Target
+    from kvmcheck._engine.weak import Explanation
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,12 @@ class Counterexample:
     schedule: str  # replays it: ``kvmcheck replay TARGET 'SCHEDULE'``
     steps: tuple[Step, ...]  # the traced run; ``step.value`` is what it read or wrote
     shrink: Shrink | None = None  # None: not minimised (``shrink=False``, a saved or replayed one)
+    weak: Explanation | None = None  # the run in the weak memory model's terms; None under SC
 
     @staticmethod
-    def of(finding: Finding, shrink: Shrink | None = None) -> Counterexample:
+    def of(finding: Finding, shrink: Shrink | None = None, weak: Explanation | None = None) -> Counterexample:
         """The counterexample of a finding that already has its trace."""
-        return Counterexample(finding, finding.schedule, finding.trace, shrink)
+        return Counterexample(finding, finding.schedule, finding.trace, shrink, weak)
 
 
 def confirm(target: Target, result: Result, settings: Settings, *, shrink: bool = True) -> Counterexample:
@@ -49,12 +56,13 @@ def confirm(target: Target, result: Result, settings: Settings, *, shrink: bool 
     f = result.finding
     if f is None:
         raise ValueError("confirm() needs a result with a finding")
-    kcsan = target.scenario.kcsan if settings.kcsan is None else settings.kcsan
+    target, settings = settings.resolve(target)
+    kcsan = settings.kcsan_on
     if not f.trace:
         with guard.watching(None, settings.step_timeout_s):
-            f = traced(target.scenario, target.variant, f, settings.max_steps, kcsan)
+            f = traced(target, f, settings.max_steps, kcsan)
     if not shrink:
-        return Counterexample.of(f)
+        return Counterexample.of(f, weak=_explained(target, f, settings, kcsan))
     shrunk = minimise(
         target.scenario,
         replace(result, finding=f),
@@ -64,4 +72,11 @@ def confirm(target: Target, result: Result, settings: Settings, *, shrink: bool 
     )
     found = shrunk.result.finding
     assert found is not None
-    return Counterexample.of(found, shrunk.shrink)
+    return Counterexample.of(found, shrunk.shrink, _explained(target, found, settings, kcsan))
+
+
+def _explained(target: Target, f: Finding, settings: Settings, kcsan: bool) -> Explanation | None:
+    if target.memory_model == "sc":
+        return None
+    with guard.watching(None, settings.step_timeout_s):
+        return explained(target, f.schedule, settings.max_steps, kcsan)

@@ -99,8 +99,9 @@ class Execution:
         self.k: Any = None  # per-execution kernel state, owned by the kernel layer
         self.exit_hooks: list[ThreadHook] = []
         self.end_hooks: list[Hook] = []
-        # Asked once the run is over, before its end checks: False drops the run as not an
-        # execution of the model (a weak memory model's validation, kernel/barrier.py).
+        # Asked once the run is over (blocked or not), before its end checks: False drops the
+        # run as not an execution of the model, with its reports (a weak memory model's
+        # validation, kernel/barrier.py).
         self.accept: Callable[[Execution], bool] | None = None
         # Called with each op once its thread has been granted it (a weak memory model
         # records its events here, kernel/barrier.py); None for the plain search.
@@ -286,7 +287,7 @@ class Execution:
             self._loop()
             if self._crash is not None:  # a UsageError in a thread the loop never switched back from
                 raise self._crash
-            if self.accept is not None and self.outcome != "blocked" and not self.accept(self):
+            if self.accept is not None and not self.accept(self):  # blocked runs too: their reports count
                 self._drop()
             if self.outcome == "complete":
                 self._end_checks()

@@ -1,8 +1,9 @@
 """The exploration loop: run executions under a strategy until it is done or a bound is hit.
 
-Everything that drives executions goes through here: ``check()`` (through
-:func:`explore`), replay (through :func:`replay_runs`), and the test suite's
-brute-force reference (through :func:`explore` with its own strategy).
+Everything that drives executions goes through here: every search of ``search.py`` (the
+serial one, and each job of a parallel one, through :func:`explore`), replay (through
+:func:`replay_runs`), and the test suite's brute-force reference (through :func:`explore`
+with its own strategy).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import checkpoint as ckpt
 from kvmcheck._engine import determinism, guard
@@ -21,14 +22,11 @@ from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch
 from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.session import Session
-from kvmcheck._engine.settings import Settings
-from kvmcheck._engine.strategies.bounded import Bounded
-from kvmcheck._engine.strategies.dpor import Dpor
-from kvmcheck._engine.strategies.optimal import OptimalDpor
-from kvmcheck._engine.strategies.pct import Pct
-from kvmcheck._engine.strategies.random_walk import RandomWalk
 from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.settings import Settings
 
 # The kernel layer appends here at import: per-execution setup (e.g. kmemleak).
 runtime_setup_hooks: list[Callable[[Execution], None]] = []
@@ -48,20 +46,6 @@ class Progress:
     executions: int
     elapsed_s: float
     estimate_total: float | None = None
-
-
-def make_strategy(settings: Settings) -> Strategy:
-    name = settings.strategy
-    if name == "dpor":
-        return OptimalDpor()
-    if name == "dpor-source":
-        return Dpor()
-    if name == "bounded":
-        return Bounded(settings.bound)
-    if name == "random":
-        return RandomWalk(settings.seed)
-    assert name == "pct"  # Settings rejected anything else
-    return Pct(settings.seed, settings.depth)
 
 
 def run_execution(

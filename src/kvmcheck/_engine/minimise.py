@@ -22,12 +22,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import guard
-from kvmcheck._engine.check import replay
+from kvmcheck._engine.api import replay
 from kvmcheck._engine.explore import end_run, run_execution
+from kvmcheck._engine.ops import OPEN
 from kvmcheck._engine.schedule import encode, split_runs
 from kvmcheck._engine.session import Session
-from kvmcheck._engine.settings import DEFAULT_MAX_STEPS
+from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, Settings
 from kvmcheck._engine.strategy import StrategyBase
+from kvmcheck._engine.target import Target
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,7 +84,14 @@ class Guided(StrategyBase):
     def choose_value(self, ex: Execution, n: int) -> int:
         pending = self.choices.get(self._chosen if self._chosen is not None else -1)
         v = pending.pop(0) if pending else 0
+        if v >= n and self._chosen is not None and self._open(ex, self._chosen):
+            return v  # an outcome a revisit added to an open choice (ops.OPEN): a read of a later write
         return v if 0 <= v < n else 0
+
+    @staticmethod
+    def _open(ex: Execution, tid: int) -> bool:
+        op = ex.threads[tid].pending
+        return op is not None and op.arg == OPEN
 
     def on_event(self, ex: Execution, tid: int, op: Op) -> None:
         if self.probe is not None:
@@ -134,7 +143,7 @@ def run_guided(
     Traced by default: the kernel layer names a report's sites only when tracing.
     """
     session = Session(kcsan=kcsan)
-    body = s.body(variant)
+    body = Target(s, variant).body()
     for tids, values in prefix:  # earlier runs a lockdep report depends on
         end_run(run_execution(body, Guided(tids, choices=per_thread(tids, values)), session, max_steps))
     strat = Guided(guide, probe, choices)
@@ -244,7 +253,7 @@ def _minimise(
 ) -> Shrunk:
     f = result.finding
     assert f is not None, "minimise() needs a result with a finding"
-    use_kcsan = scn.kcsan if kcsan is None else kcsan
+    use_kcsan = Settings(kcsan=kcsan).resolve(Target(scn, result.variant))[1].kcsan_on
     runs = split_runs(f.schedule)
     prefix, (last, values) = runs[:-1], runs[-1]
     choices = per_thread(last, values)

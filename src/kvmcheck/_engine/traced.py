@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kvmcheck._engine import weak
 from kvmcheck._engine.explore import replay_runs
 from kvmcheck._engine.finding import Finding, Nondeterminism, ScheduleMismatch
-from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.target import Target
 
 
-def traced(s: Scenario, variant: str | None, finding: Finding, max_steps: int, kcsan: bool) -> Finding:
+def traced(target: Target, finding: Finding, max_steps: int, kcsan: bool) -> Finding:
     """``finding`` with its trace and its report as a traced replay of its schedule shows them."""
     try:
-        replayed = replay_runs(s.body(variant), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
+        replayed = replay_runs(target.body(), finding.schedule, max_steps, tracing=True, kcsan=kcsan)
     except ScheduleMismatch as e:  # the search just ran this schedule: the model is not deterministic
         if isinstance(e, Nondeterminism):
             raise
@@ -46,3 +47,16 @@ def traced(s: Scenario, variant: str | None, finding: Finding, max_steps: int, k
         details=again.details,
         step=again.step,
     )
+
+
+def explained(target: Target, schedule: str, max_steps: int, kcsan: bool) -> weak.Explanation | None:
+    """The run of ``schedule`` in its memory model's terms (which write each read read from ...),
+    from one more traced replay; None under SC (no replay, no cost) or if the replay goes otherwise."""
+    fn = weak.explainer(target.memory_model)
+    if fn is None:
+        return None
+    try:
+        ex = replay_runs(target.body(), schedule, max_steps, tracing=True, kcsan=kcsan)
+    except ScheduleMismatch:  # the finding's own replay said so already, where it matters
+        return None
+    return fn(ex) if ex is not None else None

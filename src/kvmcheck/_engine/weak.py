@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.execution import Execution
 
 from kvmcheck._engine.finding import UsageError
 
@@ -22,9 +25,33 @@ MODELS = (SC, "lkmm")
 _start: dict[str, Callable[[], None]] = {}
 
 
+class Explanation(Protocol):
+    """A run in a weak model's terms (the kernel layer's ``lkmm_explain.LkmmExplanation``):
+    opaque to the engine, which stores it on the counterexample and the reports render."""
+
+    def lines(self) -> list[str]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def step_notes(self) -> dict[int, str]: ...  # a label per step (the HTML swimlanes')
+
+
+_explain: dict[str, Callable[[Execution], Explanation | None]] = {}
+
+
 def register(name: str, start: Callable[[], None]) -> None:
     """Make ``start`` the switch to memory model ``name`` (called at import by the layer that owns it)."""
     _start[name] = start
+
+
+def register_explainer(name: str, fn: Callable[[Execution], Explanation | None]) -> None:
+    """Make ``fn`` say a run of memory model ``name`` in its own terms (the counterexample's)."""
+    _explain[name] = fn
+
+
+def explainer(name: str) -> Callable[[Execution], Explanation | None] | None:
+    """What explains a run under ``name``; None under SC or when nothing registered one."""
+    return None if name == SC else _explain.get(name)
 
 
 def check_name(name: str) -> str:

@@ -20,6 +20,7 @@ import kvmcheck.kernel.completion as _completion
 import kvmcheck.kernel.context as _context
 import kvmcheck.kernel.fault_inject as _fault_inject
 import kvmcheck.kernel.list as _list
+import kvmcheck.kernel.lkmm_explain  # noqa: F401  (registers the LKMM's explainer in weak.py)
 import kvmcheck.kernel.locking as _locking
 import kvmcheck.kernel.memory as _memory
 import kvmcheck.kernel.rcu as _rcu

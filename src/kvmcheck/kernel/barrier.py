@@ -87,12 +87,17 @@ array index: CPython reads an ``int`` subclass's value directly there).
 Covered, and tested against the brute-force oracle (tests/kernel/test_lkmm_engine.py,
 65 programs of marked accesses, fences, data and control dependencies -- MP, SB,
 LB and its fenced/ordered/dependent forms, 2+2W, S, R, Co*, WRC, ISA2, IRIW, Z6.0,
-Z6.3): the engine's final states equal the LKMM's on every one.  Each
-LKMM-consistent execution is explored at least once, up to which of several writes
-of the same value a read of a not-yet-performed write reads (the program cannot
-tell them apart); duplicates remain -- a revisit may rebuild a graph that an
-interleaving also reaches -- and are counted (``Stats.duplicates``: e.g. 2 of MP's
-14 executions, 36 of CoRR2's 144), as are the runs dropped (``Stats.dropped``).
+Z6.3): the engine's final states equal the LKMM's on every one, and its distinct
+graphs are as many as the oracle's consistent executions (331 in all), each checked
+consistent as a whole -- every LKMM-consistent execution is explored.  A read of a
+write not yet performed is bound to the first write of its value that makes the graph
+consistent, so in general a graph is reached up to which of several equal-valued writes
+such a read reads (on the corpus every one is reached anyway).  Duplicates remain: a
+graph is reached by every interleaving whose choices build it, and by a revisit that
+rebuilds what an interleaving also reaches; they are counted (``Stats.duplicates``):
+the corpus runs 2,721 executions for its 331 graphs (MP 14 for 4, IRIW 380 for 16).
+Runs whose guesses do not come true are dropped and counted (``Stats.dropped``).
+
 Not covered (missed, never reported):
 
 * anything the stronger synchronisation above forbids: a lock, an atomic_t or an
@@ -106,8 +111,13 @@ Not covered (missed, never reported):
   one-worker dpor search is complete;
 * the ``data-race`` flag: KCSAN keeps reporting plain races from the interleaving.
 
+A traced replay shows, on a marked read's choice step, the value the graph returned
+(the field holds the co-last write's).  :mod:`kvmcheck.kernel.lkmm_explain` reads a
+run's graph back in LKMM terms (which write each read read, co, the unordered pairs).
+
 The kernel layer's checks run unchanged on these executions (KASAN, lockdep, RCU,
-refcount, WARN/BUG) and only on runs :meth:`Graph.accept` keeps; KCSAN keeps its
+refcount, WARN/BUG), and their reports count only from runs :meth:`Graph.accept`
+keeps (a run the search abandons included: its guesses must have come true); KCSAN keeps its
 own happens-before from the interleaving, so it may miss a race a stale marked read
 would expose, never invents one.
 """
@@ -121,6 +131,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kvmcheck._engine import runtime, weak
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel.lkmm_dep import Dep, plain, sources
+from kvmcheck.kernel.trace_values import fmt
 from kvmcheck.lkmm.events import Event
 from kvmcheck.lkmm.model import check
 from kvmcheck.lkmm.rel import Rel
@@ -129,7 +140,7 @@ from kvmcheck.lkmm.static import Static
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
 
-__all__ = ["fence"]
+__all__ = ["Graph", "Stats", "fence", "stats"]
 
 _ACQUIRE = ("smp_load_acquire", "atomic_read_acquire")
 _RELEASE = ("smp_store_release", "rcu_assign_pointer", "atomic_set_release")
@@ -515,7 +526,7 @@ class Graph:
                 del self.rf[r]
                 value = self.promised[r] = decode(v - len(ok))
                 self.stale += 1
-                return self._value(tid, k, value, acquire)
+                return self._value(ex, tid, k, value, acquire)
             pick = ok[v]
             self.rf[r] = pick
             if pick != last:
@@ -523,12 +534,19 @@ class Graph:
         self._learn(tid, loc, pick, acquire)
         # the field holds the co-last write's value (also what any write outside the graph left)
         value = obj.__dict__.get(name, NOTHING) if pick == ws[-1] else self.values[pick]
-        return self._value(tid, k, value, acquire)
+        return self._value(ex, tid, k, value, acquire)
 
-    def _value(self, tid: int, k: int, value: Any, acquire: bool) -> Any:
+    def _value(self, ex: Execution, tid: int, k: int, value: Any, acquire: bool) -> Any:
         """What a read returns: an int carries its dependencies (lkmm_dep); other values are noted."""
         if value is NOTHING:
             return NOTHING  # an unset field: the caller reports it
+        if ex.tracing:  # the value read, on the trace's step (the field may hold a co-later one)
+            prev, runtime.current = runtime.current, None
+            try:
+                text = f" = {fmt(value)}"
+            finally:
+                runtime.current = prev
+            ex.note_value(text)
         if type(value) is int and not acquire:  # an acquire orders everything after it anyway
             return Dep(value, frozenset({(tid, k)}), self.used)
         self.opaque.setdefault(tid, set()).add(k)
@@ -558,11 +576,16 @@ class Graph:
 
     def accept(self, ex: Execution) -> bool:
         """At the end of a run: is it an execution?  Each read of a write not yet performed must
-        read one now in the graph, with the value it guessed, and the whole graph be consistent."""
+        read one now in the graph, with the value it guessed, and the whole graph be consistent.
+
+        Asked of a run the search abandoned (sleep-set blocked) too: what it reported before
+        stands only if its guesses came true in the part that ran."""
         st = stats(ex.session)
         if self.invalid or not self._bind():
             st.dropped += 1
             return False
+        if ex.outcome == "blocked":  # abandoned by the search: its prefix stands, it is no execution
+            return True
         h = hash(self._signature())
         if h in st.graphs:
             st.duplicates += 1
@@ -596,13 +619,13 @@ class Graph:
 
     def _signature(self) -> tuple[Any, ...]:
         """The graph up to event identity: each thread's events, rf and co by (thread, po index)."""
-        where: dict[int, tuple[int, int]] = {}
+        where: dict[int, tuple[int, Any]] = {}
         for tid, evs in self.threads.items():
             for k, e in enumerate(evs):
                 where[e] = (tid, k)
         for e, x in enumerate(self.events):
             if x.thread < 0:
-                where[e] = (-1, e)
+                where[e] = (-1, x.loc)  # a location's initial write (created when first touched)
         shape = tuple(
             (tid, tuple((self.events[e].kind, self.events[e].loc) for e in evs))
             for tid, evs in sorted(self.threads.items())

@@ -13,7 +13,9 @@ thread-local event index) it was computed from:
   ``hash`` (a dict key), ``int()``/``index``, formatting -- *consumes* it: from
   then on every write of the reading thread depends on those reads (a ``ctrl``
   dependency whose scope is the rest of the thread, not just the ``if``'s
-  branches: stronger than the LKMM, never weaker).
+  branches: stronger than the LKMM, never weaker).  Only while an execution is
+  current: a traced replay's report formatting a value (kernel/trace_values.py runs
+  with none) must not change the graph, or the replay would not be the search's run.
 
 Where a value escapes both (CPython reads an ``int`` subclass's value directly
 for list indexing, ``range()`` and ``%d``), the dependency is lost: a write
@@ -25,6 +27,10 @@ later write of the thread depends on them.
 from __future__ import annotations
 
 from typing import Any
+
+from kvmcheck._engine import runtime
+
+__all__ = ["Dep", "plain", "sources"]
 
 Src = frozenset[tuple[int, int]]  # (thread, thread-local event index) of the reads a value came from
 
@@ -42,6 +48,8 @@ class Dep(int):
         return d
 
     def _kc_use(self) -> None:
+        if runtime.current is None:
+            return  # not the model: a report formatting the value (trace_values runs with none)
         for tid, k in self._kc_src:
             self._kc_sink.setdefault(tid, set()).add(k)
 

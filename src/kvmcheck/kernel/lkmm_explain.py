@@ -25,9 +25,13 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kvmcheck._engine import weak
+
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
     from kvmcheck.kernel.barrier import Graph
+
+__all__ = ["NO_PPO", "Access", "LkmmExplanation", "ReadFrom", "explain"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,21 @@ class Access:
     step: int | None
     op: str
     value: Any
+    thread_name: str = ""  # as the trace names the thread ("fault#2"); "" for the initial value
+
+    def who(self) -> str:
+        return self.thread_name or f"T{self.thread}"
 
     def __str__(self) -> str:
         if self.thread is None:
             return f"the initial value {self.value!r}"
-        return f"T{self.thread} step {self.step} {self.op} = {self.value!r}"
+        return f"{self.who()} step {self.step} {self.op} = {self.value!r}"
+
+    def as_dict(self) -> dict[str, Any]:
+        v = self.value if isinstance(self.value, (int, float, str, bool, type(None))) else repr(self.value)
+        if self.thread is None:
+            return {"thread": None, "step": None, "op": "init", "value": v}
+        return {"thread": self.who(), "step": self.step, "op": self.op, "value": v}
 
 
 @dataclass(frozen=True)
@@ -51,25 +65,67 @@ class ReadFrom:
     write: Access
     stale: bool  # a write co-after the one read was performed before the read
     later: bool  # the write read was performed after the read (a read of a later write)
+    overwritten_by: Access | None = None  # stale: the first co-later write already performed
+
+    def line(self) -> str:
+        why = ""
+        if self.stale:
+            by = f"{self.overwritten_by}, " if self.overwritten_by is not None else ""
+            why = f" -- stale: {by}co-later, was already performed"
+        if self.later:
+            why += " -- read a later write: performed after this read in the run"
+        return f"  rf  {self.read}  reads from  {self.write}{why}"
+
+    def as_dict(self) -> dict[str, Any]:
+        ob = self.overwritten_by.as_dict() if self.overwritten_by is not None else None
+        return {
+            "read": self.read.as_dict(),
+            "from": self.write.as_dict(),
+            "stale": self.stale,
+            "overwritten_by": ob,
+            "later": self.later,
+        }
+
+
+NO_PPO = "no fence, dependency, acquire or release"
 
 
 @dataclass(frozen=True)
 class LkmmExplanation:
     reads: tuple[ReadFrom, ...]
-    co: tuple[tuple[str, tuple[Access, ...]], ...]  # location, its writes in co (where not the run's order)
+    co: tuple[tuple[str, tuple[Access, ...]], ...]  # location, its writes in co (where it matters)
     unordered: tuple[tuple[Access, Access], ...]  # po-adjacent accesses with no ppo between them
 
     def lines(self) -> list[str]:
-        out = ["Under the LKMM (kernel/barrier.py):"]
-        for rf in self.reads:
-            why = " -- stale: a co-later write was already performed" if rf.stale else ""
-            why += " -- a write performed later in the run" if rf.later else ""
-            out.append(f"  rf  {rf.read}  reads from  {rf.write}{why}")
+        out = ["LKMM: which write each read read from, and why the LKMM allows it (kernel/barrier.py)"]
+        out.extend(rf.line() for rf in self.reads)
         for loc, ws in self.co:
             out.append(f"  co  {loc}: " + "  ->  ".join(map(str, ws)))
         for a, b in self.unordered:
-            out.append(f"  unordered  {a.op} -> {b.op} (T{a.thread} steps {a.step}, {b.step}): no ppo")
+            out.append(f"  no ppo between {a} and step {b.step} {b.op}: {NO_PPO}")
         return out
+
+    def step_notes(self) -> dict[int, str]:
+        """A short label per read's step, for the HTML swimlanes: the write it read from."""
+        out: dict[int, str] = {}
+        for rf in self.reads:
+            if rf.read.step is None:
+                continue
+            w = rf.write
+            src = "the initial value" if w.thread is None else f"{w.who()} step {w.step}"
+            tag = " (stale)" if rf.stale else " (a later write)" if rf.later else ""
+            out[rf.read.step] = f"rf: {src} = {w.value!r}{tag}"
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reads": [rf.as_dict() for rf in self.reads],
+            "co": [{"location": loc, "writes": [w.as_dict() for w in ws]} for loc, ws in self.co],
+            "unordered": [
+                {"first": a.as_dict(), "second": b.as_dict(), "why": f"no ppo: {NO_PPO}"}
+                for a, b in self.unordered
+            ],
+        }
 
 
 def explain(ex: Execution) -> LkmmExplanation | None:
@@ -78,6 +134,7 @@ def explain(ex: Execution) -> LkmmExplanation | None:
     if g is None:
         return None
     pos, rels = g.relations()
+    names = {t.tid: t.name for t in ex.threads}
     reads = []
     involved: set[int] = set()
     matter: set[str] = set()
@@ -87,16 +144,21 @@ def explain(ex: Execution) -> LkmmExplanation | None:
             continue
         w = g.rf[r]
         ws = g.co[e.loc]  # type: ignore[index]
-        stale = any(x < r for x in ws[ws.index(w) + 1 :])  # performed (added) before the read
+        done = [x for x in ws[ws.index(w) + 1 :] if x < r]  # co-later, performed (added) before the read
         later = w > r
-        reads.append(ReadFrom(_access(g, r, g.values[w]), _access(g, w, g.values[w]), stale, later))
-        if stale or later:
+        by = _access(g, done[0], g.values[done[0]], names) if done else None
+        reads.append(
+            ReadFrom(
+                _access(g, r, g.values[w], names), _access(g, w, g.values[w], names), bool(done), later, by
+            )
+        )
+        if done or later:
             involved.add(e.thread)
             matter.add(str(e.loc))
     # co where it matters: against the run's order, or where a read was stale or read ahead
     locs = {loc for loc, ws in g.co.items() if ws != sorted(ws)} | matter
     cos = tuple(
-        (loc, tuple(_access(g, w, g.values[w]) for w in g.co[loc]))
+        (loc, tuple(_access(g, w, g.values[w], names) for w in g.co[loc]))
         for loc in sorted(locs)
         if len(g.co[loc]) > 1
     )
@@ -108,7 +170,7 @@ def explain(ex: Execution) -> LkmmExplanation | None:
         evs = [e for e in g.threads.get(tid, []) if g.events[e].kind in "RW" and g.events[e].marked]
         for a, b in itertools.pairwise(evs):
             if g.events[a].loc != g.events[b].loc and ppo is not None and not ppo.has(pos[a], pos[b]):
-                unordered.append((_access(g, a, _value(g, a)), _access(g, b, _value(g, b))))
+                unordered.append((_access(g, a, _value(g, a), names), _access(g, b, _value(g, b), names)))
     return LkmmExplanation(tuple(reads), cos, tuple(unordered))
 
 
@@ -119,8 +181,11 @@ def _value(g: Graph, e: int) -> Any:
     return g.values.get(w) if w is not None else None
 
 
-def _access(g: Graph, e: int, value: Any) -> Access:
+def _access(g: Graph, e: int, value: Any, names: dict[int, str]) -> Access:
     x = g.events[e]
     if x.thread < 0:
         return Access(None, None, "init", value)
-    return Access(x.thread, x.step, x.label, value)
+    return Access(x.thread, x.step, x.label, value, names.get(x.thread, ""))
+
+
+weak.register_explainer("lkmm", explain)

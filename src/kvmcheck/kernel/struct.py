@@ -161,8 +161,8 @@ def access(
             )
     key = op.key
     ex.visible(op)
-    if ex.tracing:  # the value the step read or wrote, for the report
-        note_access(ex, obj, f.name, write, value, update)
+    if ex.tracing and (ex.k.weak is None or write or update is not None):  # the value, for the report
+        note_access(ex, obj, f.name, write, value, update)  # (under LKMM a read's is barrier.py's to say)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current

@@ -22,7 +22,7 @@ import linecache
 import os
 from typing import TYPE_CHECKING
 
-from kvmcheck.report.story import objects_of, story
+from kvmcheck.report.story import objects_of, op_text, story
 from kvmcheck.report.text import setup_prefix, setup_summary
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ tr.fold td{color:#555;font-style:italic;cursor:pointer;background:#f7f7f7}
 tr[hidden]{display:none}
 pre.src{display:none;margin:.3em 0 0;padding:.3em;background:#f4f4f4;font-size:11px;white-space:pre}
 td.op.open pre.src{display:block}
+.rfnote{color:#6a1b9a;font-size:11px}
+pre.lkmm{background:#f6f0fa;border-left:4px solid #6a1b9a;padding:.6em 1em;white-space:pre-wrap}
 .sched{font-family:ui-monospace,monospace;word-break:break-all;color:#555}
 """
 
@@ -117,7 +119,7 @@ def _held_class(held: tuple[str, ...]) -> str:
     return "" if not held else (" held2" if len(held) > 1 else " held")
 
 
-def _lanes(f: Finding, sec: int, roots: list[str]) -> str:
+def _lanes(f: Finding, sec: int, roots: list[str], notes: dict[int, str] | None = None) -> str:
     trace = f.trace
     chosen, fail = story(f, trace)
     end = fail.step.index if fail is not None and fail.step is not None else (f.step or len(trace) - 1)
@@ -156,10 +158,12 @@ def _lanes(f: Finding, sec: int, roots: list[str]) -> str:
     for s in steps[n:]:
         before = held[s.thread]
         held[s.thread] = s.held
-        op = s.op + s.value  # with the value it read or wrote
+        op = op_text(s)  # with the value it read or wrote
         note = ""
         if s.held != before:
             note = f"<div class=heldnote>holding {html.escape(', '.join(s.held) or 'nothing')}</div>"
+        if notes and s.index in notes:  # under the LKMM: the write this read read from
+            note += f"<div class=rfnote>{html.escape(notes[s.index])}</div>"
         where = f"{s.site.function} ({s.site.file.rsplit('/', 1)[-1]}:{s.site.line})"
         src = _src(s.site.file, s.site.line, roots)
         cells = []
@@ -243,7 +247,10 @@ def _result(r: Result, cx: Counterexample | None, sec: int, roots: list[str]) ->
             "click an operation for its source.</p>"
         )
         out.append(_filters(f))
-        out.append(_lanes(f, sec, roots))
+        weak = cx.weak if cx is not None else None
+        out.append(_lanes(f, sec, roots, weak.step_notes() if weak is not None else None))
+        if weak is not None:
+            out.append(f"<pre class=lkmm>{html.escape(chr(10).join(weak.lines()))}</pre>")
         out.append(f"<p>Replay: <span class=sched>{html.escape(f.schedule)}</span></p>")
     out.append("</section>")
     return "\n".join(out)

@@ -9,6 +9,9 @@ names, as ``{"role", "function", "file", "line"}`` -- and ``failing_step``: the 
 operation the report is about (the acquisition a lockdep WARN is printed before, the access
 KASAN caught), or -- when that operation never ran (the report stopped the task) or is every
 blocked thread's (a wait-for deadlock) -- the step at which the report was made; never null.
+Under the LKMM a result with a counterexample adds ``lkmm``: ``reads`` (each marked read, the
+write it read from, ``stale`` / ``overwritten_by``, ``later``), ``co`` (where it matters) and
+``unordered`` (po-adjacent accesses with no ``ppo``) -- ``kernel/lkmm_explain.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from kvmcheck.report.story import failing, racing_steps
 
 if TYPE_CHECKING:
     from kvmcheck._engine.finding import Finding
-    from kvmcheck.report.session import Checked
+    from kvmcheck.report.checked import Checked
 
 SCHEMA = "kvmcheck.result/1"
 _SITE = re.compile(r"(?P<fn>[\w.<>]+) \((?P<file>[^()\s]+):(?P<line>\d+)\)")
@@ -63,4 +66,6 @@ def result_json(c: Checked) -> dict[str, Any]:
     cx = c.counterexample
     d["minimised"] = cx.shrink.as_dict() if cx is not None and cx.shrink is not None else None
     d["from_db"] = c.from_db
+    if cx is not None and cx.weak is not None:  # only under a weak memory model: SC's shape is unchanged
+        d["lkmm"] = cx.weak.as_dict()
     return d

@@ -51,12 +51,24 @@ class Failing:
 
 
 _THREAD_OPS = ("spawn(", "join(", "exit")
+# under the LKMM a marked read is the choice of the write it reads from (kernel/barrier.py
+# names it ``rf READ_ONCE(x)`` and the engine appends the outcome's index ``= 2``): the
+# report shows the read and the value it got, not the index (the schedule keeps it)
+_RF_CHOICE = re.compile(r"^rf (\S.*\)) = \d+$")
+
+
+def op_text(s: Step) -> str:
+    """The step's operation with the value it read or wrote (``read gpc->valid = true``)."""
+    m = _RF_CHOICE.match(s.op)
+    return (m.group(1) if m else s.op) + s.value
 
 
 def objects_of(op: str) -> list[str]:
     """Objects an operation names: ``read gpc->khva`` -> gpc->khva, gpc; ``kunmap(khva[pfn 1])`` -> ..."""
     if op.startswith(_THREAD_OPS):
         return []
+    rf = _RF_CHOICE.match(op)
+    op = rf.group(1) if rf else op
     m = _FIELD.match(op)
     if m:
         return [f"{m.group(1)}->{m.group(2)}", m.group(1)]

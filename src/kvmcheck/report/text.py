@@ -5,7 +5,8 @@ Layout, top to bottom: the result line; the report as the kernel prints it
 accesses); the *scenario* -- the story of the bug in lockdep's manner (see
 ``story.py``), one line per step: step number, thread, operation with the
 value it read or wrote, and where; the failing operation last, marked ``>``;
-then the schedule that replays it.  ``full=True`` adds every step.
+then, under a weak memory model, the run in its terms (the LKMM's rf, co and
+missing ppo: ``kernel/lkmm_explain.py``); then the schedule that replays it.  ``full=True`` adds every step.
 
 Everything fits ``width`` columns (the terminal's, or 120 when not a TTY).
 """
@@ -15,9 +16,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import textwrap
 from typing import TYPE_CHECKING
 
-from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, racing_steps, story
+from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, op_text, racing_steps, story
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
     from kvmcheck._engine.confirm import Counterexample
     from kvmcheck._engine.finding import Finding, Step
+    from kvmcheck._engine.weak import Explanation
 
 MAX_WIDTH = 120  # when stdout is not a terminal
 MIN_WIDTH = 60
@@ -109,7 +112,7 @@ class _Lines:
 
 def _op(s: Step) -> str:
     """The step's operation with the value it read or wrote (``read gpc->valid = true``)."""
-    return s.op + s.value
+    return op_text(s)
 
 
 def _tail_text(text: str, note: str) -> str:
@@ -200,9 +203,13 @@ def race_sites(f: Finding, trace: Sequence[Step]) -> list[str]:
     return out
 
 
-def render_finding(f: Finding, *, full: bool = False, width: int = MAX_WIDTH) -> str:
+def render_finding(
+    f: Finding, *, full: bool = False, width: int = MAX_WIDTH, weak: Explanation | None = None
+) -> str:
     """A finding's report: headline, message, the story; every step with ``full``.  The steps
-    are the finding's traced run, each with the value it read or wrote."""
+    are the finding's traced run, each with the value it read or wrote.  ``weak``: the run in
+    its weak memory model's terms (the LKMM: which write each read read from, co, no ppo),
+    after the trace."""
     trace = f.trace
     rule = "=" * min(width, 78)
     out = [rule, _clip(f.headline or f.kind, width), rule]
@@ -216,6 +223,10 @@ def render_finding(f: Finding, *, full: bool = False, width: int = MAX_WIDTH) ->
     if full:
         out.append("")
         out.extend(render_full(f, width))
+    if weak is not None:
+        out.append("")
+        for x in weak.lines():  # wrapped, not clipped: each line names whole accesses
+            out.extend(textwrap.wrap(x, width, subsequent_indent=" " * 8, break_long_words=False) or [""])
     out.append("")
     out.append(f"schedule: {f.schedule}")
     return "\n".join(out)
@@ -236,7 +247,7 @@ def render_result(
         lines.append(_clip(f"  {cx.shrink.describe()}", width))
     f = cx.finding if cx is not None else r.finding
     if f is not None:
-        lines.append(render_finding(f, full=full, width=width))
+        lines.append(render_finding(f, full=full, width=width, weak=cx.weak if cx is not None else None))
     if r.warnings:
         lines.append("also reported during the search:")
         lines.extend(_clip(f"  {w.headline}: {w.message}", width) for w in r.warnings)
