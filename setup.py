@@ -42,6 +42,13 @@ class _OptionalBuildExt(build_ext):
             super().run()
         except Exception as e:  # noqa: BLE001 - any build failure means: pure Python
             _say(f"compiled hot path not built ({type(e).__name__}: {e}); using pure Python")
+            return
+        # mypyc leaves a module's small shim extension as it was when only the shared library's
+        # code changed: date every one now, as _hotpath.stale() compares it with its .py
+        for ext in self.extensions:
+            path = self.get_ext_fullpath(ext.name)
+            if os.path.exists(path):
+                os.utime(path)
 
     def build_extension(self, ext: Any) -> None:
         try:

@@ -116,6 +116,8 @@ def describe() -> str:
         return f"kvmcheck: compiled hot path ({len(got)} modules; KVMCHECK_PURE=1 runs pure Python)"
     if pure_requested():
         return "kvmcheck: pure Python (KVMCHECK_PURE is set)"
+    if stale():
+        return "kvmcheck: pure Python (the compiled hot path is older than its source: rebuild it)"
     return "kvmcheck: pure Python (the compiled hot path is not built: it needs mypy and a C compiler)"
 
 
