@@ -22,6 +22,7 @@ $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	echo '$(PYID)' > $(VENV)/.python
 	$(PIP) install -e .
+	@$(BIN)/python -c 'from kvmcheck import _hotpath as h; print(h.describe())'
 	touch $(BASE)
 
 # kvmcheck with the test and lint tools
@@ -63,6 +64,7 @@ chromium:
 ## bench: throughput of the checker (executions/s, steps/s), then side by side with frontrun
 bench: $(STAMP)
 	$(PIP) install -e '.[bench]'
+	@$(BIN)/python -c 'from kvmcheck import _hotpath as h; print(h.describe())'
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_lock_family.py
 	$(BIN)/python bench/bench_peers.py
@@ -76,3 +78,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info src/*.egg-info .kvmcheck
+	find src -name '*.so' -delete  # the compiled hot path (setup.py)

@@ -5,7 +5,9 @@
    - the old engine: this repository at ``OLD_COMMIT`` (before issue 15),
      extracted with ``git archive`` and run in a subprocess;
    - main before issue 24's house work (``HOUSE_COMMIT``), the same way;
-   - the new engine's default ``dpor`` (optimal DPOR, wakeup trees);
+   - the new engine's default ``dpor`` (optimal DPOR, wakeup trees), compiled (the hot path
+     that ``pip install -e .`` builds with mypyc, when it did) and pure Python
+     (``KVMCHECK_PURE=1``): issue 19 asks the compiled one for >= x2 of the pure one;
    - the new engine's ``dpor-source`` (the old algorithm on the new engine);
 2. complete counts on 2x6 (924 traces) under all three;
 3. lastzero(8): executions and sleep-set-blocked executions, dpor vs dpor-source;
@@ -69,23 +71,45 @@ def old_tree(commit: str = OLD_COMMIT) -> str | None:
     return out
 
 
-def run(src: str, bench: str, n: int, k: int, strategy: str, seconds: float) -> dict[str, Any]:
+def run(
+    src: str, bench: str, n: int, k: int, strategy: str, seconds: float, pure: bool = False
+) -> dict[str, Any]:
+    env = dict(os.environ, KVMCHECK_PURE="1" if pure else "")
     p = subprocess.run(
         [sys.executable, "-c", RUNNER, src, bench, str(n), str(k), strategy, str(seconds)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return dict(json.loads(p.stdout.strip().splitlines()[-1]))
+
+
+COMPILED = "new engine, dpor (optimal), compiled"
+PURE = "new engine, dpor (optimal), pure Python"
+
+
+def compiled_state(src: str) -> str:
+    """The hot path's line (kvmcheck/_hotpath.py): compiled or pure, in a fresh interpreter."""
+    code = f"import sys; sys.path.insert(0, {src!r}); from kvmcheck import _hotpath as h; print(h.describe())"
+    env = dict(os.environ, KVMCHECK_PURE="")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return p.stdout.strip()
 
 
 def main() -> None:
     old = old_tree()
     new_src = os.path.join(REPO, "src")
-    engines: list[tuple[str, str, str, str]] = []
+    engines: list[tuple[str, str, str, str, bool]] = []
     if old is not None:
         engines.append(
-            (f"old engine ({OLD_COMMIT}), dpor", os.path.join(old, "src"), os.path.join(old, "bench"), "dpor")
+            (
+                f"old engine ({OLD_COMMIT}), dpor",
+                os.path.join(old, "src"),
+                os.path.join(old, "bench"),
+                "dpor",
+                True,
+            )
         )
     house = old_tree(HOUSE_COMMIT)
     if house is not None:
@@ -95,29 +119,36 @@ def main() -> None:
                 os.path.join(house, "src"),
                 os.path.join(house, "bench"),
                 "dpor",
+                True,
             )
         )
-    engines.append(("new engine, dpor (optimal)", new_src, HERE, "dpor"))
-    engines.append(("new engine, dpor-source", new_src, HERE, "dpor-source"))
+    built = compiled_state(new_src)
+    print(built)
+    engines.append((COMPILED, new_src, HERE, "dpor", False))
+    engines.append((PURE, new_src, HERE, "dpor", True))
+    engines.append(("new engine, dpor-source", new_src, HERE, "dpor-source", False))
 
     print(f"2 threads x 10 lock-protected increments: first {SECONDS:g} s of the search, best of {ROUNDS}")
     best: dict[str, float] = {}
     for _ in range(ROUNDS):
-        for name, src, bench, strat in engines:
-            r = run(src, bench, 2, 10, strat, SECONDS)
+        for name, src, bench, strat, pure in engines:
+            r = run(src, bench, 2, 10, strat, SECONDS, pure)
             rate = r["executions"] / r["seconds"]
             best[name] = max(best.get(name, 0.0), rate)
     base = best.get(engines[0][0], 0.0) or 1.0
     for name, *_ in engines:
-        print(f"  {name:34} {best[name]:8,.0f} executions/s   x{best[name] / base:.2f}")
+        print(f"  {name:38} {best[name]:8,.0f} executions/s   x{best[name] / base:.2f}")
     before = next((n for n, *_ in engines if n.startswith("before the house")), None)
     if before is not None:
-        now = best["new engine, dpor (optimal)"] / (best[before] or 1.0)
-        print(f"  new / before the house: x{now:.2f} (issue 24: within 10 %, i.e. >= x0.90)")
+        now = best[PURE] / (best[before] or 1.0)
+        print(f"  pure new / before the house: x{now:.2f} (issue 24: within 10 %, i.e. >= x0.90)")
+        now = best[COMPILED] / (best[before] or 1.0)
+        print(f"  compiled new / before the house: x{now:.2f} (issue 19: >= x2)")
+    print(f"  compiled / pure: x{best[COMPILED] / (best[PURE] or 1.0):.2f}")
 
     print("complete run, 2 threads x 6 increments (924 traces):")
-    for name, src, bench, strat in engines:
-        r = run(src, bench, 2, 6, strat, 0)
+    for name, src, bench, strat, pure in engines:
+        r = run(src, bench, 2, 6, strat, 0, pure)
         print(
             f"  {name:34} executions {r['executions']:,}  blocked {r['blocked']}  "
             f"complete {r['complete']}  {r['executions'] / r['seconds']:,.0f}/s"

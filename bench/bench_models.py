@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
-from kvmcheck import check
+from kvmcheck import _hotpath, check
 from kvmcheck._loader import bundled
 
 LIMIT_S = 10.0
@@ -22,6 +22,7 @@ LIMIT_S = 10.0
 def main(prefix: str = "", markdown: str | None = None) -> None:
     slow: list[str] = []
     rows: list[str] = []
+    slowest: tuple[float, str, int] = (0.0, "", 0)  # the slowest ok pair: seconds, name, executions
     total = 0.0
     for s in bundled():
         if not s.name.startswith(prefix):
@@ -38,8 +39,12 @@ def main(prefix: str = "", markdown: str | None = None) -> None:
             rows.append(
                 f"| `{s.name}` | `{v}` | {r.verdict} | {r.executions} ({state}) | {dt:.2f} | {head} |"
             )
+            if r.verdict == "ok" and dt > slowest[0]:
+                slowest = (dt, f"{s.name} --variant {v}", r.executions)
             if r.verdict == "ok" and dt >= LIMIT_S:
                 slow.append(f"{s.name} --variant {v}: {dt:.1f}s")
+    print(_hotpath.describe())
+    print(f"slowest ok pair: {slowest[1]}: {slowest[0]:.1f}s ({slowest[2]:,} executions)")
     print(f"total {total:.1f}s; ok runs at or over {LIMIT_S:.0f}s: {len(slow)}")
     for line in slow:
         print("  " + line)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvmcheck import _hotpath  # noqa: F401 - first: KVMCHECK_PURE=1 must win before any hot module loads
 from kvmcheck._engine import runtime as _runtime
 from kvmcheck._engine.api import check, replay
 from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings

@@ -103,6 +103,13 @@ class Execution:
         # run as not an execution of the model, with its reports (a weak memory model's
         # validation, kernel/barrier.py).
         self.accept: Callable[[Execution], bool] | None = None
+        # Called with each op once its thread has been granted it (a weak memory model
+        # records its events here, kernel/barrier.py); None for the plain search.
+        self.after_visible: Callable[[Op], None] | None = None
+        # guard.py's bookkeeping for a model that swallows the checker's Abort
+        self._told: dict[int, int] = {}
+        self._told_at: dict[int, Site] = {}
+        self._swallowed: BaseException | None = None
         self._numbers = 0
         # Spin waits (CHESS's "good samaritan" assumption, taken only where the
         # model says so with cpu_relax()): a thread that relaxes cannot progress
@@ -161,6 +168,8 @@ class Execution:
             self.ops.append(op)
             if self.tracing:
                 self._trace(t, op)
+            if self.after_visible is not None:
+                self.after_visible(op)
             return
         t.pending = op
         if self._starting:  # a new thread announcing its first op: back to whoever started it
@@ -179,6 +188,8 @@ class Execution:
             guard.stopping(self, t, op)
         if self.tracing:
             self._trace(t, op)
+        if self.after_visible is not None:
+            self.after_visible(op)
 
     def spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None) -> Thread:
         parent = self.current
@@ -525,7 +536,12 @@ class Execution:
                     self.steps[i] = replace(s, op=op)
 
     def _trace(self, t: Thread, op: Op) -> None:
-        site, stack = model_site(sys._getframe(2))
+        # from this frame up: engine frames are skipped by name, and a compiled engine has none
+        try:
+            frame: Any = sys._getframe(0)
+        except ValueError:  # compiled, in a thread's greenlet with no Python frame (its exit)
+            frame = None
+        site, stack = model_site(frame)
         if site.line == 0 and t.fn is not None:  # exit: no model frame left on the stack
             code = getattr(getattr(t.fn, "func", t.fn), "__code__", None)
             if code is not None:

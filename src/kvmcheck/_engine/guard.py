@@ -131,13 +131,13 @@ def stopping(ex: Execution, t: Thread, op: Any) -> None:
     from kvmcheck._engine.execution import model_site
     from kvmcheck._engine.finding import Abort
 
-    told: dict[int, int] = ex.__dict__.setdefault("_told", {})
+    told = ex._told
     n = told[t.tid] = told.get(t.tid, 0) + 1
-    sites: dict[int, Site] = ex.__dict__.setdefault("_told_at", {})
+    sites = ex._told_at
     if t.tid not in sites or n > SWALLOW_LIMIT:
         import sys
 
-        sites[t.tid] = model_site(sys._getframe(2))[0]
+        sites[t.tid] = model_site(sys._getframe(0))[0]  # engine frames skipped by name
     if getattr(op, "arg", None) == "exit" or n > SWALLOW_LIMIT:
         err = UsageError(
             f"thread {t.name!r} went on after the checker stopped it at {sites[t.tid]}: a bare "
@@ -146,7 +146,8 @@ def stopping(ex: Execution, t: Thread, op: Any) -> None:
         )
         if ex._crash is None:
             ex._crash = err
-        ex.__dict__.setdefault("_swallowed", err)
+        if ex._swallowed is None:
+            ex._swallowed = err
         if getattr(op, "arg", None) == "exit":
             raise err  # engine code: _thread_main ends the thread
         _PARKED.append(t.glet)
@@ -259,7 +260,7 @@ def leave(w: Watch | None, ex: Execution) -> None:
             fired = w.fired_at is not None
         if fired:  # one raised but not delivered yet must not land in the caller
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(w.ident), None)
-    err = ex.__dict__.pop("_swallowed", None)
+    err, ex._swallowed = ex._swallowed, None
     if err is not None:
         raise err
 
@@ -273,7 +274,7 @@ def finish(ex: Execution) -> None:
         runtime.current = None
     w: Watch | None = getattr(_local, "watch", None)
     if w is not None and w.ex is ex:
-        ex.__dict__.pop("_swallowed", None)
+        ex._swallowed = None
         leave(w, ex)
 
 

@@ -61,7 +61,9 @@ def _module(name: str) -> str:
         defines = re.compile(rf"^{re.escape(name)}\s*[:=]", re.M)
         for m in sorted(n for n in sys.modules if n.startswith("kvmcheck.kernel.")):
             path = getattr(sys.modules[m], "__file__", None)
-            if path and defines.search(Path(path).read_text(encoding="utf-8")):
+            if path and not path.endswith(".py"):  # compiled (kvmcheck/_hotpath.py): its source beside it
+                path = str(Path(path).with_name(Path(path).name.split(".", 1)[0] + ".py"))
+            if path and Path(path).is_file() and defines.search(Path(path).read_text(encoding="utf-8")):
                 mod = m
                 break
     return mod.rsplit(".", 1)[1]

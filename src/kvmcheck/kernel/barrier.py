@@ -642,13 +642,11 @@ def start() -> None:
     g = Graph()
     ex.k.weak = g
     ex.accept = g.accept
-    plain_visible = ex.visible
 
-    def visible(op: Op) -> None:
-        plain_visible(op)
+    def after_visible(op: Op) -> None:  # each op once granted: an event of the graph
         g.on_op(ex, op)
 
-    ex.visible = visible  # type: ignore[method-assign]
+    ex.after_visible = after_visible
 
 
 def fence(kind: str) -> None:

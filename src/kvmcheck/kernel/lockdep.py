@@ -93,7 +93,7 @@ def _stack_here() -> tuple[str, ...]:
     """The model call stack, innermost first, as 'function (file:line)' (reports only: slow)."""
     skip = _engine_dirs()
     out: list[str] = []
-    f: Any = sys._getframe(1)
+    f: Any = sys._getframe(0)  # this frame is skipped by name (and has none when compiled)
     while f is not None:
         name = f.f_code.co_filename
         if not name.startswith(skip) and f.f_code.co_name not in ("_thread_main", "<module>"):

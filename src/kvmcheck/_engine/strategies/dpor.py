@@ -27,9 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
 from kvmcheck._engine.finding import Nondeterminism
-from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
@@ -72,9 +73,22 @@ class _ObjRec:
 _Undo = tuple[int, Clock, "int | None", "Clock | None", list[tuple[_ObjRec, "Clock | None", "Clock | None"]]]
 
 
-class Dpor(StrategyBase):
+# Not a StrategyBase subclass: compiled (mypyc, kvmcheck/_hotpath.py), a class may only extend
+# a compiled one, so it spells out the defaults it would take from there (the Strategy protocol).
+# Tests and parallel.py may subclass it from Python.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Dpor:
     name = "dpor-source"
     exhaustive = True
+
+    def coverage_note(self) -> str:
+        return ""
+
+    def add_outcome(self, ex: Execution, step: int, value: int) -> bool:
+        return False  # only a search that enumerates the path's choices can (optimal.py)
+
+    def estimate(self) -> float | None:
+        return None
 
     def __init__(self) -> None:
         self.stack: list[_Node] = []

@@ -55,6 +55,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from kvmcheck._engine.clock import Clock, vc_get
 from kvmcheck._engine.finding import Nondeterminism
 from kvmcheck._engine.ops import OPEN
@@ -123,6 +125,7 @@ class _ONode:
 _Ev = tuple[int, int, "Op", Clock]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OptimalDpor(Dpor):
     name = "dpor"
     exhaustive = True
