@@ -30,7 +30,7 @@ from kvmcheck.models.arch.x86.kvm.mmu.shadow_root import (
 EXPECT_LKMM = {"v6.1": "ok", "store-release-weakened": "bug", "load-acquire-weakened": "bug"}
 
 
-@scenario(name="lkmm_page_track.first_shadow_root", expect=EXPECT_LKMM, memory_model="lkmm", sources=SOURCES)
+@scenario(expect=EXPECT_LKMM, memory_model="lkmm", sources=SOURCES)
 def first_shadow_root(variant: str) -> bool:
     """The first shadow root's metadata allocation races with a TDP write fault's tracking check."""
     slot = KvmMemorySlot(base_gfn=0x100, npages=1)

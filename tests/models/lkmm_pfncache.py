@@ -43,7 +43,6 @@ EXPECT_LKMM = {
 
 
 @scenario(
-    name="lkmm_pfncache.zap_during_refresh",
     expect=EXPECT_LKMM,
     memory_model="lkmm",
     kcsan=False,
