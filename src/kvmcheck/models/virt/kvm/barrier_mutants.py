@@ -20,8 +20,8 @@ The barriers, as read (descriptions, not the C):
   ``smp_rmb()`` before resolving the hva (the GUP).
 * virt/kvm/kvm_main.c, kvm_mmu_invalidate_end() (v6.8): ``mmu_invalidate_seq++``,
   ``smp_wmb()``, ``mmu_invalidate_in_progress--``, under mmu_lock.
-* arch/x86/kvm/mmu/mmu.c, kvm_tdp_mmu_page_fault()/kvm_faultin_pfn() (v6.13): ``fault->mmu_seq =
-  kvm->mmu_invalidate_seq; smp_rmb();`` before faulting the pfn in; is_page_fault_stale()
+* arch/x86/kvm/mmu/mmu.c, kvm_faultin_pfn() (v6.13; search id 42206460208): ``fault->mmu_seq
+  = vcpu->kvm->mmu_invalidate_seq; smp_rmb();`` before __kvm_faultin_pfn(); is_page_fault_stale()
   -> mmu_invalidate_retry_gfn() under mmu_lock, with mmu_invalidate_retry()'s
   ``smp_rmb()`` between the count and the sequence.
 """
@@ -80,7 +80,7 @@ class NoRmbAfterFaultSeqSample(X86MmuV613):
     version = "no-rmb-after-fault-seq-sample"
 
     def sample_mmu_seq(self, kvm: Kvm) -> int:
-        """``fault->mmu_seq = kvm->mmu_invalidate_seq;`` and no barrier before kvm_faultin_pfn()."""
+        """``fault->mmu_seq = kvm->mmu_invalidate_seq;`` and no barrier before __kvm_faultin_pfn()."""
         return int(READ_ONCE(kvm, "mmu_invalidate_seq"))
 
 
@@ -125,7 +125,7 @@ SOURCES: dict[str, Source] = {
     ),
     "no-rmb-after-fault-seq-sample": Source(
         "mutant",
-        "v6.13: arch/x86/kvm/mmu/mmu.c (kvm_tdp_mmu_page_fault, fault->mmu_seq)",
+        "v6.13: arch/x86/kvm/mmu/mmu.c (kvm_faultin_pfn, fault->mmu_seq)",
         "The v6.13 model (mmu_variants.X86MmuV613) with the smp_rmb() after the lockless "
         "sample of mmu_invalidate_seq dropped.",
     ),
