@@ -4,6 +4,7 @@
    ``SECONDS`` of the search, best of ``ROUNDS`` alternating rounds) under
    - the old engine: this repository at ``OLD_COMMIT`` (before issue 15),
      extracted with ``git archive`` and run in a subprocess;
+   - main before issue 24's house work (``HOUSE_COMMIT``), the same way;
    - the new engine's default ``dpor`` (optimal DPOR, wakeup trees);
    - the new engine's ``dpor-source`` (the old algorithm on the new engine);
 2. complete counts on 2x6 (924 traces) under all three;
@@ -30,6 +31,9 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 OLD_COMMIT = "b1ec38f"  # main before the engine work of issue 15
+# main before issue 24's front door, frozen counterexample and one driver: the house work must
+# stay within 10 % of it (same run, same machine)
+HOUSE_COMMIT = os.environ.get("BENCH_HOUSE_COMMIT", "ce61ce5")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 
@@ -49,15 +53,15 @@ print(json.dumps({"executions": r.executions, "blocked": r.blocked, "steps": r.s
 """
 
 
-def old_tree() -> str | None:
-    """The old engine's sources, extracted from git (None if git cannot)."""
-    out = os.path.join(tempfile.gettempdir(), f"kvmcheck-{OLD_COMMIT}")
+def old_tree(commit: str = OLD_COMMIT) -> str | None:
+    """The sources of an earlier commit, extracted from git (None if git cannot)."""
+    out = os.path.join(tempfile.gettempdir(), f"kvmcheck-{commit}")
     if os.path.isdir(os.path.join(out, "src", "kvmcheck")):
         return out
     os.makedirs(out, exist_ok=True)
     try:
         archive = subprocess.run(
-            ["git", "-C", REPO, "archive", OLD_COMMIT, "src", "bench"], check=True, capture_output=True
+            ["git", "-C", REPO, "archive", commit, "src", "bench"], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", out], input=archive, check=True)
     except (OSError, subprocess.CalledProcessError):
@@ -83,6 +87,16 @@ def main() -> None:
         engines.append(
             (f"old engine ({OLD_COMMIT}), dpor", os.path.join(old, "src"), os.path.join(old, "bench"), "dpor")
         )
+    house = old_tree(HOUSE_COMMIT)
+    if house is not None:
+        engines.append(
+            (
+                f"before the house ({HOUSE_COMMIT}), dpor",
+                os.path.join(house, "src"),
+                os.path.join(house, "bench"),
+                "dpor",
+            )
+        )
     engines.append(("new engine, dpor (optimal)", new_src, HERE, "dpor"))
     engines.append(("new engine, dpor-source", new_src, HERE, "dpor-source"))
 
@@ -96,6 +110,10 @@ def main() -> None:
     base = best.get(engines[0][0], 0.0) or 1.0
     for name, *_ in engines:
         print(f"  {name:34} {best[name]:8,.0f} executions/s   x{best[name] / base:.2f}")
+    before = next((n for n, *_ in engines if n.startswith("before the house")), None)
+    if before is not None:
+        now = best["new engine, dpor (optimal)"] / (best[before] or 1.0)
+        print(f"  new / before the house: x{now:.2f} (issue 24: within 10 %, i.e. >= x0.90)")
 
     print("complete run, 2 threads x 6 increments (924 traces):")
     for name, src, bench, strat in engines:

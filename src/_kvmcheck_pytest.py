@@ -34,8 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kvmcheck-strategy",
         default="dpor",
-        choices=("dpor", "bounded", "random", "pct"),
-        help="Search strategy for collected scenarios (default: dpor).",
+        help="Search strategy for collected scenarios: dpor, bounded, random, pct or a registered one "
+        "(default: dpor).",
     )
     group.addoption(
         "--kvmcheck-no-db",
@@ -66,6 +66,27 @@ def _item_name(name: str, variant: str | None) -> str:
     return f"{name}[{variant}]" if variant else name
 
 
+_SETTINGS = pytest.StashKey[tuple[Any, Any]]()
+
+
+def _settings(cfg: pytest.Config) -> tuple[Any, Any]:
+    """The session's one Settings and Output, built from the options at the first scenario
+    (not at pytest's start: the plugin imports nothing of kvmcheck until then)."""
+    built = cfg.stash.get(_SETTINGS, None)
+    if built is None:
+        from kvmcheck._engine.settings import Settings
+        from kvmcheck.run import Output
+
+        built = (
+            Settings(
+                strategy=cfg.getoption("kvmcheck_strategy"), max_seconds=cfg.getoption("kvmcheck_max_seconds")
+            ),
+            Output(use_db=not cfg.getoption("kvmcheck_no_db")),
+        )
+        cfg.stash[_SETTINGS] = built
+    return built
+
+
 class ScenarioFailed(Exception):
     """A scenario's verdict differs from its expectation; carries the report."""
 
@@ -77,37 +98,36 @@ class ScenarioItem(pytest.Item):
         self.variant = variant
 
     def runtest(self) -> None:
+        from kvmcheck._engine.target import Target
         from kvmcheck.report import database as db
-        from kvmcheck.report.session import Options, run_one
         from kvmcheck.report.text import render_result
-        from kvmcheck.report.values import annotate
+        from kvmcheck.run import run_one
 
         cfg = self.config
         if not os.environ.get("KVMCHECK_DB"):
             db.set_root(str(cfg.rootpath / ".kvmcheck"))
-        opts = Options(
-            strategy=cfg.getoption("kvmcheck_strategy"),
-            max_seconds=cfg.getoption("kvmcheck_max_seconds"),
-            use_db=not cfg.getoption("kvmcheck_no_db"),
-        )
+        settings, output = _settings(cfg)
         path = str(self.path)
         rel = os.path.relpath(path, str(cfg.invocation_params.dir))
-        c = run_one(self.scn, self.variant, f"{rel}::{self.scn.name}", path, opts)
+        c = run_one(Target(self.scn, self.variant, rel), settings, output, db_origin=path)
         r = c.result
         expected = c.expected
         passed = c.as_expected if expected is not None else r.verdict != "bug"
         self.user_properties.append(("kvmcheck_executions", r.executions))
         if passed:
             return
-        ann = annotate(self.scn, r) if r.finding is not None else None
-        text = render_result(r, ann, shrunk=c.shrunk)
+        text = render_result(r, c.counterexample)
         cmd = c.replay_command()
         want = f"expected {expected}" if expected else "expected no bug"
         raise ScenarioFailed(f"{want}, got {r.verdict}\n{text}" + (f"\nreplay: {cmd}" if cmd else ""))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from kvmcheck._engine.finding import UsageError
+
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
+        if isinstance(excinfo.value, UsageError):  # a bad option (--kvmcheck-strategy magic): one line
+            return f"kvmcheck: error: {excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

@@ -12,6 +12,10 @@ import kvmcheck.kernel
 EXPECTED_TOP = {
     "PROVENANCES",
     "STRATEGIES",
+    "BackendSpec",  # the registries of strategies and backends (issue 24 item 3)
+    "StrategySpec",
+    "register_backend",
+    "register_strategy",
     "Finding",
     "Progress",
     "Result",

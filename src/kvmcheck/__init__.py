@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from kvmcheck._engine import runtime as _runtime
-from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings, check, replay
+from kvmcheck._engine.api import check, replay
+from kvmcheck._engine.check import STRATEGIES, Progress, Result, Settings
 from kvmcheck._engine.execution import Thread, skip_frames_under
 from kvmcheck._engine.finding import Finding, Site, Step, UsageError
 from kvmcheck._engine.provenance import PROVENANCES, Source
+from kvmcheck._engine.registry import BackendSpec, StrategySpec, register_backend, register_strategy
 from kvmcheck._engine.scenario import Scenario, scenario
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ def nondet(n: int = 2, what: str = "") -> int:
 __all__ = [
     "PROVENANCES",
     "STRATEGIES",
+    "BackendSpec",
     "Finding",
     "Progress",
     "Result",
@@ -65,11 +68,14 @@ __all__ = [
     "Site",
     "Source",
     "Step",
+    "StrategySpec",
     "Thread",
     "UsageError",
     "check",
     "join",
     "nondet",
+    "register_backend",
+    "register_strategy",
     "replay",
     "scenario",
     "spawn",

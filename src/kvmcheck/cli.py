@@ -22,16 +22,19 @@ import click
 from kvmcheck import __version__, _cliguard
 from kvmcheck._engine import guard
 from kvmcheck._engine.check import STRATEGIES, Result, replay
+from kvmcheck._engine.confirm import Counterexample, confirm
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import default_workers
 from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.settings import BACKENDS, Settings
+from kvmcheck._engine.target import Target
 from kvmcheck._loader import bundled, load_file, resolve, scenarios_in
 from kvmcheck._pool import map_ordered
 from kvmcheck.patching import Patch, load_patch, patched_pairs, replay_command, replay_pair
 from kvmcheck.report import database as db
 from kvmcheck.report.json_report import result_json
-from kvmcheck.report.session import Checked, Options, run_one
 from kvmcheck.report.text import render_result, terminal_width
+from kvmcheck.run import Checked, Output, run_one
 
 EXIT_CODES = """\b
 Exit codes:
@@ -104,7 +107,7 @@ def _paint(text: str, verdict: str) -> str:
     return click.style(text, fg=_VERDICT_COLOURS.get(verdict), bold=verdict == "bug")
 
 
-class Progress:
+class ProgressLine:
     """A progress line on stderr, on a terminal only: executions, executions/s, elapsed, estimate."""
 
     def __init__(self, label: str) -> None:
@@ -155,13 +158,6 @@ def _pairs(scns: list[Scenario], variant: str | None) -> list[tuple[Scenario, st
 
 def _is_file(target: str) -> bool:
     return target.endswith(".py") or "::" in target
-
-
-def _replay_target(target: str, s: Scenario) -> str:
-    """What to pass to `kvmcheck replay`: FILE.py::SCENARIO for a file, else the bundled name."""
-    if _is_file(target):
-        return f"{target.partition('::')[0]}::{s.name}"
-    return s.name
 
 
 @main.command("check", epilog=CHECK_EPILOG)
@@ -237,7 +233,7 @@ def _replay_target(target: str, s: Scenario) -> str:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["local", "ray"]),
+    type=click.Choice(BACKENDS),
     default="local",
     show_default=True,
     help="Where the workers run: processes here, or a Ray cluster (--address).",
@@ -301,23 +297,6 @@ def check_cmd(
     _cliguard.begin(as_json, {"--html": html_path, "--checkpoint": checkpoint})
     scns = bundled() if not target else resolve(target)
     origin = target.partition("::")[0] if target and _is_file(target) else ""
-    options = Options(
-        strategy=opts["strategy"],
-        max_executions=opts["max_executions"],
-        max_seconds=opts["max_seconds"],
-        max_steps=opts["max_steps"],
-        seed=opts["seed"],
-        kcsan=opts["kcsan"],
-        minimise=minimise,
-        use_db=use_db,
-        engine={
-            **_engine_options(keep_going, checkpoint, checkpoint_every, resume),
-            "step_timeout_s": step_timeout,
-            "workers": opts["workers"],
-            "backend": opts["backend"],
-            "address": opts["address"],
-        },
-    )
     whole = run_all or bool(target and target.endswith(".py"))  # compare with expect=
     pairs = _pairs(scns, variant)
     patch = load_patch(patch_spec) if patch_spec else None
@@ -326,29 +305,46 @@ def check_cmd(
     if twins:
         if opts["backend"] != "local":
             raise UsageError("--patch runs on the local backend only (the patch class is not sent to Ray)")
-        options.use_db = False
         pairs = [p for t in twins for p in ((t.scenario, t.variant), (t.patched, t.patched_variant))]
-    if opts["memory_model"] is not None:
-        pairs = [(s.under(opts["memory_model"]), v) for s, v in pairs]
     if (checkpoint or resume) and len(pairs) != 1:
         raise UsageError(
             f"--checkpoint/--resume save one search: name one scenario x variant (got {len(pairs)})"
         )
-    table = _Table(pairs[1::2] if twins else pairs, base=bool(twins)) if run_all and not as_json else None
+    # several pairs on the local backend run side by side, --workers of them, each on one worker
+    jobs = opts["workers"] or default_workers()
+    side_by_side = len(pairs) > 1 and jobs > 1 and opts["backend"] == "local"
+    settings = Settings(  # the one Settings of this run: every pair's search gets it unchanged
+        strategy=opts["strategy"],
+        max_executions=opts["max_executions"],
+        max_seconds=opts["max_seconds"],
+        max_steps=opts["max_steps"],
+        seed=opts["seed"],
+        kcsan=opts["kcsan"],
+        keep_going=True if keep_going else None,
+        memory_model=opts["memory_model"],
+        checkpoint=checkpoint,
+        checkpoint_every_s=checkpoint_every,
+        resume=resume,
+        step_timeout_s=step_timeout,
+        workers=1 if side_by_side else opts["workers"],
+        backend=opts["backend"],
+        address=opts["address"],
+    )
+    output = Output(
+        minimise=minimise, use_db=use_db and not twins, full=full, as_json=as_json, html=html_path
+    )
+    targets = [Target(s, v, origin or None) for s, v in pairs]
+    table = _Table(targets[1::2] if twins else targets, base=bool(twins)) if run_all and not as_json else None
     done: list[Checked] = []
     bases: list[Checked] = []
     anns: list[Any] = []
     width = terminal_width()
-    for c in _checked(pairs, target, origin, options, opts):
+    for c in _checked(targets, settings, output, jobs if side_by_side else 1):
         if twins and len(bases) == len(done):  # the base of the patched pair that comes next
             bases.append(c)
             continue
         done.append(c)
-        ann = (
-            _annotate(c, options.kcsan, step_timeout)
-            if html_path or (table is None and not as_json)
-            else None
-        )
+        ann = _annotate(c, settings) if html_path or (table is None and not as_json) else None
         anns.append(ann)
         if table is not None:
             table.row(c, bases[-1].result.verdict if twins else None)
@@ -387,72 +383,51 @@ def check_cmd(
     sys.exit(_cliguard.exit_code(1 if any(c.result.verdict == "bug" for c in done) else 0))
 
 
-def _checked(
-    pairs: list[tuple[Scenario, str | None]],
-    target: str | None,
-    origin: str,
-    options: Options,
-    opts: dict[str, Any],
-) -> Iterator[Checked]:
-    """Each pair checked, in order.  Several pairs are independent searches: with the local
-    backend they run side by side, one forked process each, ``--workers`` of them at a time
-    (default: every core), each search on one worker -- the rows still come in order."""
-    targets = [_replay_target(target or s.name, s) for s, _ in pairs]
-    jobs = opts["workers"] or default_workers()
-    if len(pairs) > 1 and jobs > 1 and opts["backend"] == "local":
-        options.engine["workers"] = 1
+def _checked(targets: list[Target], settings: Settings, output: Output, jobs: int) -> Iterator[Checked]:
+    """Each target checked, in order.  Several targets are independent searches: with ``jobs``
+    > 1 they run side by side, one forked process each, ``jobs`` at a time, each search on one
+    worker -- the rows still come in order."""
+    if jobs > 1:
 
         def one(i: int) -> tuple[Any, Any, bool]:
             guard.set_escalation(True)  # a model stuck in C ends this child; the parent names the pair
-            s, v = pairs[i]
-            c = run_one(s, v, targets[i], origin, options)
-            return c.result, c.shrunk, c.from_db
+            c = run_one(targets[i], settings, output)
+            return c.result, c.counterexample, c.from_db
 
         def name(i: int) -> str:
-            s, v = pairs[i]
-            return s.name + (f" [{v}]" if v else "")
+            t = targets[i]
+            return t.scenario.name + (f" [{t.variant}]" if t.variant else "")
 
-        for i, (result, shrunk, from_db) in enumerate(map_ordered(one, len(pairs), jobs, name)):
-            s, v = pairs[i]
-            yield Checked(s, v, result, targets[i], shrunk, from_db)
+        for i, (result, cx, from_db) in enumerate(map_ordered(one, len(targets), jobs, name)):
+            t, _ = settings.resolve(targets[i])
+            yield Checked(t, result, cx, from_db)
             if _cliguard.interrupted():
                 return
         return
-    for (s, v), tgt in zip(pairs, targets, strict=True):
+    for t in targets:
         if _cliguard.interrupted():
             return
-        prog = Progress(s.name + (f" [{v}]" if v else ""))
-        options.on_progress = prog
+        prog = ProgressLine(t.scenario.name + (f" [{t.variant}]" if t.variant else ""))
         try:
-            c = run_one(s, v, tgt, origin, options)
+            c = run_one(t, settings, output, on_progress=prog)
         finally:
             prog.done()
         yield c
 
 
-def _engine_options(
-    keep_going: bool, checkpoint: str | None, every: float, resume: str | None
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"keep_going": True} if keep_going else {}
-    if checkpoint is not None:
-        out.update(checkpoint=checkpoint, checkpoint_every_s=every)
-    if resume is not None:
-        out["resume"] = resume
-    return out
+def _annotate(c: Checked, settings: Settings) -> Counterexample | None:
+    """The counterexample the report shows (None without a finding): the one the check confirmed,
+    or a saved or replayed finding as its traced replay gave it (nothing runs again)."""
+    if c.counterexample is not None or c.result.finding is None:
+        return c.counterexample
+    return confirm(c.target, c.result, settings, shrink=False)
 
 
-def _annotate(c: Checked, kcsan: bool | None, step_timeout_s: float | None = None) -> Any:
-    """The counterexample's steps with their values (None without a finding)."""
-    from kvmcheck.report.values import annotate
-
-    if c.result.finding is None:
-        return None
-    return annotate(c.scenario, c.result, kcsan, step_timeout_s)
-
-
-def _print_text(c: Checked, full: bool, width: int, ann: Any, patch: Patch | None = None) -> None:
+def _print_text(
+    c: Checked, full: bool, width: int, cx: Counterexample | None, patch: Patch | None = None
+) -> None:
     r = c.result
-    text = render_result(r, ann, full=full, width=width, shrunk=c.shrunk)
+    text = render_result(r, cx, full=full, width=width)
     first, _, rest = text.partition("\n")
     click.echo(_paint(first, r.verdict) + ("\n" + rest if rest else ""))
     cmd = c.replay_command() if patch is None else replay_command(c.replay_command(), patch)
@@ -481,9 +456,9 @@ class _Table:
 
     HEAD = ("scenario", "variant", "expected", "verdict", "executions", "time")
 
-    def __init__(self, pairs: list[tuple[Scenario, str | None]], base: bool = False) -> None:
-        names = [s.name for s, _ in pairs]
-        vs = [v or "-" for _, v in pairs]
+    def __init__(self, targets: list[Target], base: bool = False) -> None:
+        names = [t.scenario.name for t in targets]
+        vs = [t.variant or "-" for t in targets]
         self.w = [
             max([len(x) for x in names] + [8]),
             max([len(x) for x in vs] + [7]),
@@ -561,14 +536,16 @@ def replay_cmd(
     patch = load_patch(patch_spec) if patch_spec else None
     scn = replay_pair(patch, scns[0], variant).patched if patch is not None else scns[0]
     _cliguard.begin(as_json, {})
-    if memory_model is not None:
-        scn = scn.under(memory_model)
-    r = replay(scn, schedule, variant=variant)
-    c = Checked(scn, variant, r, target if _is_file(target) else scn.name)
+    settings = Settings(memory_model=memory_model)
+    t, settings = settings.resolve(
+        Target(scn, variant, target.partition("::")[0] if _is_file(target) else None)
+    )
+    r = replay(t, schedule, settings)
+    c = Checked(t, r)
     if as_json:
         click.echo(json.dumps([result_json(c)], indent=2), file=_cliguard.stdout())
     else:
-        _print_text(c, full, terminal_width(), _annotate(c, None), patch)
+        _print_text(c, full, terminal_width(), _annotate(c, settings), patch)
     sys.exit(1 if r.verdict == "bug" else 0)
 
 
@@ -624,6 +601,16 @@ def litmus(files: tuple[str, ...], as_json: bool, brief: bool) -> None:
     sys.exit(litmus_main(list(files), as_json=as_json, brief=brief))
 
 
+def _help_command(ctx: click.Context | None) -> str:
+    """The command whose --help to see: ``kvmcheck`` or ``kvmcheck check`` (never the program
+    name twice: the root context's name is the program's)."""
+    path: list[str] = []
+    while ctx is not None and ctx.parent is not None:  # the subcommands, up to the root
+        path.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["kvmcheck", *path])
+
+
 def run(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit 2 for every user mistake."""
     try:
@@ -635,9 +622,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.UsageError as e:
         msg = e.format_message().replace("\n", " ")
-        click.echo(
-            f"kvmcheck: error: {msg} (see kvmcheck {e.ctx.info_name if e.ctx else ''} --help)", err=True
-        )
+        click.echo(f"kvmcheck: error: {msg} (see {_help_command(e.ctx)} --help)", err=True)
         sys.exit(2)
     except UsageError as e:
         click.echo(f"kvmcheck: error: {e}", err=True)

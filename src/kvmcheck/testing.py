@@ -9,8 +9,8 @@
         f = assert_finds(counter, kind="assertion", variant="racy")
 
 A failing assertion carries the text report (the story) and the replay command.
-The search options of :func:`kvmcheck.check` pass through (``strategy=``,
-``max_executions=`` ...).
+The search options of :func:`kvmcheck.check` -- the fields of :class:`Settings` -- pass
+through (``strategy=``, ``max_executions=`` ...).
 """
 
 from __future__ import annotations
@@ -18,23 +18,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kvmcheck._engine.api import as_scenario
 from kvmcheck._engine.check import Result
 from kvmcheck._engine.finding import Finding
 from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 
 
 def _run(scn: Scenario | Callable[..., Any], variant: str | None, kw: dict[str, Any]) -> tuple[Result, str]:
-    from kvmcheck.report.session import Options, run_one
     from kvmcheck.report.text import render_result
-    from kvmcheck.report.values import annotate
+    from kvmcheck.run import Output, run_one
 
-    s = scn if isinstance(scn, Scenario) else Scenario(scn)
-    known = {"strategy", "max_executions", "max_seconds", "max_steps", "seed", "kcsan"}
-    opts = Options(use_db=False, **{k: v for k, v in kw.items() if k in known})
-    opts.engine = {k: v for k, v in kw.items() if k not in known}
-    c = run_one(s, variant, s.name, "", opts)
+    settings = Settings.of(**kw)
+    c = run_one(Target(as_scenario(scn), variant), settings, Output(use_db=False))
     r = c.result
-    text = render_result(r, annotate(s, r, opts.kcsan) if r.finding else None, shrunk=c.shrunk)
+    text = render_result(r, c.counterexample)
     cmd = c.replay_command()
     return r, text + (f"\nreplay: {cmd}" if cmd else "")
 

@@ -389,6 +389,13 @@ def test_unknown_option_and_bad_value(model):
     one_line_error(run("check", model, "--strategy", "magic"))
 
 
+def test_unknown_command_names_the_help_to_see_once():
+    line = one_line_error(run("frobnicate"))
+    assert line.endswith("(see kvmcheck --help)"), line
+    assert "kvmcheck kvmcheck" not in line
+    assert one_line_error(run("check", "--frobnicate")).endswith("(see kvmcheck check --help)")
+
+
 def test_bad_combinations_are_one_line(model):
     assert "TARGET" in one_line_error(run("check"))
     assert "--all" in one_line_error(run("check", "--all", "pfncache.seed_race"))

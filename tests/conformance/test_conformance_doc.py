@@ -15,3 +15,7 @@ def test_committed_table_is_the_generated_one() -> None:
     assert DOC.exists() and DOC.read_text() == text, (
         f"{DOC} is stale: run KVMCHECK_REGEN_GOLDEN=1 pytest {__file__} and review the diff"
     )
+
+
+def test_a_case_not_applicable_says_so_once() -> None:
+    assert "not applicable: not applicable" not in render()

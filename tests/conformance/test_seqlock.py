@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kvmcheck import join, spawn
+from kvmcheck import check, join, scenario, spawn
 from kvmcheck.kernel import (
     Mutex,
     SeqCount,
@@ -40,8 +40,7 @@ from kvmcheck.kernel import (
     write_sequnlock,
     write_sequnlock_irq,
 )
-from tests.conformance.case import KernelCase
-from tests.conformance.test_workqueue import check_case
+from tests.conformance.case import KernelCase, check_case
 
 SEQLOCK_H = "include/linux/seqlock.h"
 
@@ -77,12 +76,14 @@ def _write(c: Clock, v: int) -> None:
     write_sequnlock(c.sl)
 
 
-def reader_retry_sees_one_write() -> None:
+def reader_retry_sees_one_write(seen: set[tuple[int, int]] | None = None) -> None:
     c = Clock()
 
     def reader() -> None:
         a, b = _read(c)
         assert a == b, "torn snapshot"
+        if seen is not None:
+            seen.add((a, b))
 
     join(spawn(reader), spawn(_write, c, 1))
 
@@ -118,6 +119,8 @@ def plain_seqcount_writer_non_preemptible() -> None:
     write_seqcount_begin(s)
     write_seqcount_end(s)
     spin_unlock(lock)
+    start = read_seqcount_begin(s)
+    assert not read_seqcount_retry(s, start)  # no writer since: the snapshot stands
 
 
 def locktype_writer_without_its_lock() -> None:
@@ -242,6 +245,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="warn",
         why='seqcount_t: "Write side critical sections must be serialized and non-preemptible." '
         "(seqprop_assert(): lockdep_assert_preemption_disabled())",
+        report="lockdep_assert_preemption_disabled",
     ),
     KernelCase(
         SEQLOCK_H,
@@ -258,6 +262,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="assert-held",
         why='seqcount_LOCKNAME_t: "lockdep\'s \\"lock is held\\" assertions are injected at the '
         'beginning of the write side critical section"',
+        report="lockdep_assert_held",
     ),
     KernelCase(
         SEQLOCK_H,
@@ -276,6 +281,7 @@ CASES: tuple[KernelCase, ...] = (
         why='seqcount_t: "If readers can be invoked from hardirq or softirq contexts, interrupts or '
         'bottom halves must also be respectively disabled before entering the write section." '
         "(lockdep: inconsistent lock state on the seqcount's map)",
+        report="WARNING: inconsistent lock state",
     ),
     KernelCase(
         SEQLOCK_H,
@@ -293,6 +299,7 @@ CASES: tuple[KernelCase, ...] = (
         why="a reader that runs while its CPU's writer is inside the write section spins for ever "
         "(the reason writers are non-preemptible); lockdep: the reader's seqcount_acquire_read on the "
         "held seqcount map",
+        report="WARNING: possible recursive locking detected",
     ),
     KernelCase(
         SEQLOCK_H,
@@ -340,3 +347,12 @@ CASES: tuple[KernelCase, ...] = (
 @pytest.mark.parametrize("case", [c for c in CASES if c.applicable], ids=lambda c: c.case)
 def test_kernel_guarantee(case: KernelCase) -> None:
     check_case(case)
+
+
+def test_a_retrying_reader_sees_each_write_whole_and_both_of_them() -> None:
+    """read_seqcount_retry:consistent-snapshot beyond its verdict: the check reaches the snapshot
+    before the write and the one after it, never a mix."""
+    seen: set[tuple[int, int]] = set()
+    r = check(scenario(lambda: reader_retry_sees_one_write(seen)))
+    assert r.verdict == "ok" and r.complete, r.finding
+    assert seen == {(0, 0), (1, 1)}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvmcheck import join, spawn
+from kvmcheck import check, join, scenario, spawn
 from kvmcheck.kernel import (
     READ_ONCE,
     TASK_RUNNING,
@@ -38,8 +38,7 @@ from kvmcheck.kernel import (
     wake_up_all,
     wake_up_process,
 )
-from tests.conformance.case import KernelCase
-from tests.conformance.test_workqueue import check_case
+from tests.conformance.case import KernelCase, check_case
 
 WAIT_H = "include/linux/wait.h"
 WAIT_C = "kernel/sched/wait.c"
@@ -151,7 +150,7 @@ def lost_wakeup_test_first() -> None:
     join(w)
 
 
-def try_to_wake_up_return_value() -> None:
+def try_to_wake_up_return_value(seen: set[bool] | None = None) -> None:
     e = Ev()
 
     def waiter() -> None:
@@ -166,7 +165,8 @@ def try_to_wake_up_return_value() -> None:
     woke = wake_up_process(w)
     join(w)
     assert wake_up_process(w) is False  # running (here: dead): no state change
-    assert woke in (True, False)
+    if seen is not None:
+        seen.add(woke)
 
 
 def try_to_wake_up_orders_prior_stores() -> None:
@@ -203,13 +203,15 @@ def schedule_timeout_expires() -> None:
     assert schedule_timeout(3) == 0  # returns": it sleeps again only after a new set_current_state
 
 
-def schedule_timeout_woken_early() -> None:
+def schedule_timeout_woken_early(seen: set[int] | None = None) -> None:
     me = get_current()
     w = spawn(lambda: wake_up_process(me))
     set_current_state(TASK_UNINTERRUPTIBLE)
     left = schedule_timeout(10)
     assert left in (0, 10)
     join(w)
+    if seen is not None:
+        seen.add(left)
 
 
 def prepare_to_wait_then_test() -> None:
@@ -252,6 +254,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="deadlock",
         why='wait_event(): "wake_up() has to be called after changing any variable that could change '
         'the result of the wait condition." -- called before, the wakeup can be lost',
+        report="waits for Ev.wq held by nobody",  # the queue named by its field, not its type
     ),
     KernelCase(
         WAIT_H,
@@ -335,6 +338,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="deadlock",
         why='"Wakeup will do: if (@state & p->__state) p->__state = TASK_RUNNING": a wakeup before '
         "set_current_state() finds the task running and is lost",
+        report="waiter#1 waits for a wake_up_process(waiter#1) (TASK_UNINTERRUPTIBLE, in schedule())",
     ),
     KernelCase(
         CORE_C,
@@ -359,6 +363,7 @@ CASES: tuple[KernelCase, ...] = (
         schedule_while_atomic,
         kind="sleep-in-atomic",
         why='schedule_debug() -> __schedule_bug(): "BUG: scheduling while atomic"',
+        report="BUG: scheduling while atomic",
     ),
     KernelCase(
         TIMER_C,
@@ -397,3 +402,21 @@ CASES: tuple[KernelCase, ...] = (
 @pytest.mark.parametrize("case", [c for c in CASES if c.applicable], ids=lambda c: c.case)
 def test_kernel_guarantee(case: KernelCase) -> None:
     check_case(case)
+
+
+def test_try_to_wake_up_returns_true_and_false() -> None:
+    """try_to_wake_up:return beyond its verdict: the check reaches a wakeup of the sleeping task
+    (true) and one that finds it running (false)."""
+    seen: set[bool] = set()
+    r = check(scenario(lambda: try_to_wake_up_return_value(seen)))
+    assert r.verdict == "ok" and r.complete, r.finding
+    assert seen == {True, False}
+
+
+def test_schedule_timeout_returns_what_is_left_or_zero() -> None:
+    """schedule_timeout:woken-early beyond its verdict: the check reaches the wakeup before the
+    timer (all 10 jiffies left) and the timer first (0)."""
+    seen: set[int] = set()
+    r = check(scenario(lambda: schedule_timeout_woken_early(seen)))
+    assert r.verdict == "ok" and r.complete, r.finding
+    assert seen == {0, 10}

@@ -41,30 +41,12 @@ from kvmcheck.kernel import (
     mutex_unlock,
     queue_delayed_work,
     queue_work,
+    work_pending,
 )
-from tests.conformance.case import KernelCase
+from tests.conformance.case import KernelCase, check_case
 
 WQ_C = "kernel/workqueue.c"
 WQ_H = "include/linux/workqueue.h"
-
-
-def check_case(c: KernelCase) -> None:
-    """The rule of the guarantee suites (workqueue, wait, completion, seqlock).
-
-    "ok": verdict ok and complete, no warning.  "bug": verdict bug, and if the case names a
-    kind, that kind among the execution's findings -- the hard one or a WARN-class one (lockdep's
-    report comes before the hang it predicts).
-    """
-    assert c.model is not None, c.id
-    r = check(scenario(c.model), keep_going=c.expect == "bug")
-    if c.expect == "ok":
-        assert r.verdict == "ok", f"{c.id}: {r.finding}"
-        assert r.complete, f"{c.id}: {r.coverage}"
-        assert r.warnings == [], f"{c.id}: {r.warnings}"
-        return
-    assert r.verdict == "bug", f"{c.id}: expected a {c.kind or 'finding'}, got {r.verdict}"
-    kinds = {w.kind for w in r.warnings} | ({r.finding.kind} if r.finding is not None else set())
-    assert not c.kind or c.kind in kinds, f"{c.id}: expected {c.kind}, got {sorted(kinds)}"
 
 
 class Obj(Struct):
@@ -93,7 +75,7 @@ def _dbump(work: Work) -> None:
 
 
 # -- queueing -------------------------------------------------------------------------------------
-def queue_work_pending_returns_false() -> None:
+def queue_work_pending_returns_false(seen: set[tuple[bool, bool, int]] | None = None) -> None:
     o = Obj()
     wq = alloc_workqueue("wq")
     a = queue_work(wq, o.work)
@@ -101,6 +83,8 @@ def queue_work_pending_returns_false() -> None:
     flush_work(o.work)
     assert a is True
     assert o.n == (1 if not b else 2)  # b: the kworker had taken (and cleared PENDING of) the first
+    if seen is not None:
+        seen.add((a, b, o.n))
 
 
 def queue_work_orders_prior_stores() -> None:
@@ -167,12 +151,14 @@ def cancel_work_sync_then_kfree() -> None:
     kfree(o)
 
 
-def cancel_work_sync_self_requeueing() -> None:
+def cancel_work_sync_self_requeueing(requeued: set[bool] | None = None) -> None:
     def again(work: Work) -> None:
         o = container_of(work, Obj, "work")
         o.n = o.n + 1
         if o.n < 3:
-            queue_work(o.wq, work)
+            ok = queue_work(o.wq, work)  # False while cancel_work_sync() owns PENDING
+            if requeued is not None:
+                requeued.add(ok)
 
     o = kmalloc(Obj)
     o.wq = alloc_workqueue("wq")
@@ -184,11 +170,13 @@ def cancel_work_sync_self_requeueing() -> None:
     kfree(o)
 
 
-def cancel_work_sync_return_value() -> None:
+def cancel_work_sync_return_value(seen: set[tuple[bool, int]] | None = None) -> None:
     o = Obj()
     queue_work(alloc_workqueue("wq"), o.work)
     was = cancel_work_sync(o.work)
     assert was == (o.n == 0)  # pending: it never ran; not pending: it ran to completion
+    if seen is not None:
+        seen.add((was, o.n))
 
 
 def cancel_work_sync_inside_the_work() -> None:
@@ -200,10 +188,12 @@ def cancel_work_sync_inside_the_work() -> None:
     queue_work(alloc_workqueue("wq"), o.work)
 
 
-def cancel_delayed_work_sync_then_kfree() -> None:
+def cancel_delayed_work_sync_then_kfree(seen: set[tuple[bool, int]] | None = None) -> None:
     o = kmalloc(Obj)
     queue_delayed_work(alloc_workqueue("wq"), o.dwork, 5)
-    cancel_delayed_work_sync(o.dwork)
+    was = cancel_delayed_work_sync(o.dwork)
+    if seen is not None:
+        seen.add((was, o.n))
     kfree(o)
 
 
@@ -312,6 +302,7 @@ def flush_delayed_work_runs_it() -> None:
     queue_delayed_work(alloc_workqueue("wq"), o.dwork, 100)
     flush_delayed_work(o.dwork)
     assert o.n == 1
+    assert not work_pending(o.dwork)
 
 
 def queue_delayed_work_pending_returns_false() -> None:
@@ -441,6 +432,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="lock-order",
         why="process_one_work() holds a copy of work->lockdep_map; __flush_work()/start_flush_work() "
         "acquires work->lockdep_map: lockdep's possible recursive locking",
+        report="WARNING: possible recursive locking detected",
     ),
     KernelCase(
         WQ_C,
@@ -450,6 +442,7 @@ CASES: tuple[KernelCase, ...] = (
         kind="lock-order",
         why="the work map is acquired under the lock by the flusher and the lock under the work map "
         "by the kworker: lockdep's circular dependency (and the deadlock)",
+        report="INFO: task blocked forever (deadlock)",
     ),
     KernelCase(
         WQ_C,
@@ -530,3 +523,27 @@ CASES: tuple[KernelCase, ...] = (
 @pytest.mark.parametrize("case", [c for c in CASES if c.applicable], ids=lambda c: c.case)
 def test_kernel_guarantee(case: KernelCase) -> None:
     check_case(case)
+
+
+# -- beyond a case's verdict: every answer the kernel allows is reached -------------------------------
+@pytest.mark.parametrize(
+    ("model", "answers"),
+    [
+        # queue_work_on:already-pending: (first, second queue_work, runs): the second finds the
+        # first pending, or the kworker already took it and it runs twice.
+        (queue_work_pending_returns_false, {(True, False, 1), (True, True, 2)}),
+        # cancel_work_sync:return: (pending when cancelled, runs): never ran, or ran to completion.
+        (cancel_work_sync_return_value, {(True, 0), (False, 1)}),
+        # cancel_work_sync:self-requeueing: the work's own requeue succeeds, or finds the
+        # canceller's PENDING.
+        (cancel_work_sync_self_requeueing, {True, False}),
+        # cancel_delayed_work_sync:teardown: as cancel_work_sync's.
+        (cancel_delayed_work_sync_then_kfree, {(True, 0), (False, 1)}),
+    ],
+    ids=lambda x: getattr(x, "__name__", ""),
+)
+def test_every_answer_is_reached(model: Any, answers: set[Any]) -> None:
+    seen: set[Any] = set()
+    r = check(scenario(lambda: model(seen)))
+    assert r.verdict == "ok" and r.complete, r.finding
+    assert seen == answers

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kvmcheck import Settings, UsageError, check
-from kvmcheck._engine.explore import make_strategy
+from kvmcheck._engine.registry import make_strategy
 from kvmcheck._engine.settings import STRATEGIES
 from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
@@ -40,11 +40,14 @@ from tests.engine.corpus import CORPUS
         ({"address": "127.0.0.1:6379"}, "address is only for backend='ray'"),
         ({"checkpoint": "/tmp/x", "strategy": "pct"}, "needs strategy .dpor."),
         ({"checkpoint_every_s": 0}, "checkpoint_every_s must be a positive number"),
+        ({"memory_model": "tso"}, "unknown memory model 'tso'"),
+        ({"kcsan": "yes"}, "kcsan must be True, False or None"),
+        ({"frobnicate": 1}, "unknown option 'frobnicate'"),
     ],
 )
 def test_bad_settings_are_one_line_usage_errors(kw: dict[str, Any], says: str) -> None:
     with pytest.raises(UsageError, match=says) as e:
-        Settings(**kw)
+        Settings.of(**kw)
     assert "\n" not in str(e.value)
     if not {"workers", "backend", "checkpoint"} & set(kw):  # check() validates its keywords the same way
         with pytest.raises(UsageError, match=says):
@@ -55,6 +58,27 @@ def test_check_takes_a_settings_object() -> None:
     a = check(CORPUS["store_buffering"], settings=Settings(strategy="bounded", bound=1))
     b = check(CORPUS["store_buffering"], strategy="bounded", bound=1)
     assert (a.verdict, a.executions, a.strategy) == (b.verdict, b.executions, b.strategy)
+
+
+def test_positional_options_and_settings_with_keywords_replaced() -> None:
+    assert Settings.of("pct", 500, 2.0, 7) == Settings(
+        strategy="pct", max_executions=500, max_seconds=2.0, seed=7
+    )
+    base = Settings(strategy="bounded", bound=1)
+    assert Settings.of(settings=base, bound=2) == Settings(strategy="bounded", bound=2)
+    with pytest.raises(UsageError, match="strategy given twice"):
+        Settings.of("pct", strategy="dpor")
+
+
+def test_resolve_is_the_one_place_the_scenarios_defaults_are_taken() -> None:
+    from kvmcheck._engine.target import Target
+
+    scn = CORPUS["store_buffering"]
+    t, s = Settings().resolve(Target(scn))
+    assert (s.kcsan, s.keep_going, s.memory_model) == (scn.kcsan, scn.keep_going, "sc")
+    t, s = Settings(kcsan=not scn.kcsan, memory_model="lkmm").resolve(Target(scn))
+    assert s.kcsan is (not scn.kcsan) and t.memory_model == "lkmm" and t.scenario is not scn
+    assert Settings(strategy="random").resolve(Target(scn))[1].max_executions == 1000
 
 
 def test_sampling_strategies_get_a_default_budget() -> None:

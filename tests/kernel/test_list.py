@@ -14,6 +14,7 @@ from kvmcheck.kernel import (
     ListHead,
     SpinLock,
     Struct,
+    call_rcu,
     cond_resched_lock,
     kfree,
     kmalloc,
@@ -25,6 +26,8 @@ from kvmcheck.kernel import (
     list_first_entry,
     list_for_each_entry,
     list_for_each_entry_safe,
+    rcu_read_lock,
+    rcu_read_unlock,
     spin_lock,
     spin_unlock,
 )
@@ -232,8 +235,9 @@ def test_plain_walk_survives_deletion_of_the_next_entry() -> None:
     ok(run(walk_vs_delete(safe=False, free=True)))
 
 
-def test_rcu_reader_vs_list_del_rcu_is_clean() -> None:
-    from kvmcheck.kernel import call_rcu, rcu_read_lock, rcu_read_unlock
+def _rcu_reader_vs_list_del(grace_period: bool) -> Any:
+    """A reader walks [a, b] under rcu_read_lock() while a deleter unlinks ``a`` and frees it:
+    after a grace period (call_rcu), or at once (the mutant)."""
 
     def body() -> None:
         lock = SpinLock("items_lock")
@@ -252,38 +256,25 @@ def test_rcu_reader_vs_list_del_rcu_is_clean() -> None:
             spin_lock(lock)
             list_del_rcu(a.link)
             spin_unlock(lock)
-            call_rcu(a, kfree)
+            if grace_period:
+                call_rcu(a, kfree)
+            else:
+                kfree(a)
 
         join(spawn(reader), spawn(deleter))
         list_del(b.link)
         kfree(b)
 
-    ok(run(body))
+    return body
+
+
+def test_rcu_reader_vs_list_del_rcu_is_clean() -> None:
+    ok(run(_rcu_reader_vs_list_del(grace_period=True)))
 
 
 def test_rcu_reader_vs_list_del_and_immediate_free_is_found() -> None:
     """The mutant: kfree without a grace period; the reader standing on ``a`` reads freed memory."""
-    from kvmcheck.kernel import rcu_read_lock, rcu_read_unlock
-
-    def body() -> None:
-        head = LIST_HEAD("items")
-        a, b = new_item(1), new_item(2)
-        list_add_tail_rcu(a.link, head)
-        list_add_tail_rcu(b.link, head)
-
-        def reader() -> None:
-            rcu_read_lock()
-            for it in list_for_each_entry_rcu(head):
-                _ = it.val
-            rcu_read_unlock()
-
-        def deleter() -> None:
-            list_del_rcu(a.link)
-            kfree(a)
-
-        join(spawn(reader), spawn(deleter))
-
-    found(run(body, kcsan=False), "use-after-free")
+    found(run(_rcu_reader_vs_list_del(grace_period=False), kcsan=False), "use-after-free")
 
 
 # -- brute force agrees with DPOR --------------------------------------------------------------------

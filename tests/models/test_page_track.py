@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kvmcheck import check, join, replay, scenario, spawn
-from kvmcheck._engine import check as check_mod
+from kvmcheck._engine import search as search_mod  # the serial search makes the session
 from kvmcheck.kernel import Struct, rcu_assign_pointer, write_lock, write_unlock
 from kvmcheck.kernel.lockdep import Graph
 from kvmcheck.models.arch.x86.kvm.mmu.page_track import (
@@ -207,14 +207,14 @@ def test_gfn_lock_orders_vgpu_lock_before_gfn_lock_everywhere(monkeypatch: pytes
     # The old model kept vgpu_lock in the handler (gfn_lock -> vgpu_lock) and found an ABBA
     # against GVT's add under vgpu_lock; the posted 08/27 + 09/27 have one order: no cycle.
     shared = Graph()
-    orig = check_mod.Session
+    orig = search_mod.Session
 
     def one_graph(**kw: Any) -> Any:
         session = orig(**kw)
         session["lockdep"] = shared
         return session
 
-    monkeypatch.setattr(check_mod, "Session", one_graph)
+    monkeypatch.setattr(search_mod, "Session", one_graph)
     for s in (pt.kvmgt_hash, pt.fast_path, pt.memslot_move):
         r = check(s, variant="gfn-lock", keep_going=True)
         assert r.verdict == "ok", r.finding and str(r.finding)
@@ -279,14 +279,14 @@ def test_gfn_lock_deadlocks_on_yans_populate_chain() -> None:
 # -- lockdep over every scenario at v6.6 --------------------------------------------------------------
 def test_v66_lock_order_has_no_cycle_over_all_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
     shared = Graph()
-    orig = check_mod.Session
+    orig = search_mod.Session
 
     def one_graph(**kw: Any) -> Any:
         session = orig(**kw)
         session["lockdep"] = shared  # one dependency graph across the four checks
         return session
 
-    monkeypatch.setattr(check_mod, "Session", one_graph)
+    monkeypatch.setattr(search_mod, "Session", one_graph)
     for s in SCENARIOS:
         r = check(s, variant="v6.6", keep_going=True)
         assert r.verdict == "ok", r.finding and str(r.finding)

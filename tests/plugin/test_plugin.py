@@ -3,6 +3,7 @@ the failure database replayed first, the options, and kvmcheck.testing."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -57,9 +58,15 @@ PROJECT = textwrap.dedent(
 )
 
 
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
 @pytest.fixture
 def project(pytester, monkeypatch):
     monkeypatch.delenv("KVMCHECK_DB", raising=False)
+    # the subprocess runs in a temporary directory: a relative PYTHONPATH (src) would load
+    # another checkout's plugin (the installed one), not this one
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
     pytester.makepyfile(test_model=PROJECT)
     return pytester
 
@@ -96,6 +103,14 @@ def test_options(project):
     assert not (project.path / ".kvmcheck").exists()
     r = project.runpytest_subprocess("--help")
     r.stdout.fnmatch_lines(["*--kvmcheck-max-seconds*", "*--kvmcheck-strategy*"])
+
+
+def test_an_unknown_strategy_is_one_line(project):
+    # the plugin takes its strategies from the registry (no list of its own): Settings says no
+    r = project.runpytest_subprocess("--kvmcheck-strategy", "magic", "-k", "lost")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*kvmcheck: error: unknown strategy 'magic'; choose one of: dpor, bounded*"])
+    assert "Traceback" not in r.stdout.str()
 
 
 class Counter(Struct):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from kvmcheck import check
-from kvmcheck._engine.minimise import minimise
+from kvmcheck._engine.confirm import confirm
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 from kvmcheck._loader import bundled
 from kvmcheck.report.text import render_result
-from kvmcheck.report.values import annotate
 
 BUGS = [(s, v) for s in bundled() for v in (s.variants or [None]) if s.expect.get(v) == "bug"]
 
@@ -25,8 +26,7 @@ def story_section(text: str) -> list[str]:
 def test_story_of_every_bundled_bug(scn, variant):
     r = check(scn, variant=variant)
     assert r.finding is not None
-    shrunk = minimise(scn, r)
-    text = render_result(shrunk.result, annotate(scn, shrunk.result), width=120, shrunk=shrunk)
+    text = render_result(r, confirm(Target(scn, variant), r, Settings()), width=120)
     story = story_section(text)
     assert len(story) <= 25, "\n".join(story)
     assert story[-1].startswith(">"), "\n".join(story)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from kvmcheck import check
-from kvmcheck._engine.minimise import minimise
+from kvmcheck._engine.confirm import confirm
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 from kvmcheck._loader import resolve
 from kvmcheck.report.text import render_finding
-from kvmcheck.report.values import annotate
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
@@ -42,9 +43,8 @@ KEEP_GOING = {"deadlock"}
 
 def report(name: str, width: int = 100) -> str:
     s = resolve(f"{KINDS}::kinds.{name}")[0]
-    r = minimise(s, check(s, keep_going=name in KEEP_GOING)).result
-    assert r.finding is not None
-    return render_finding(r.finding, annotate(s, r), width=width) + "\n"
+    cx = confirm(Target(s), check(s, keep_going=name in KEEP_GOING), Settings())
+    return render_finding(cx.finding, width=width) + "\n"
 
 
 def story_lines(text: str) -> list[str]:

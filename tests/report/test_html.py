@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from kvmcheck import check
-from kvmcheck._engine.minimise import minimise
+from kvmcheck._engine.confirm import confirm
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 from kvmcheck._loader import resolve
 from kvmcheck.report.html import render_html
 from kvmcheck.report.story import failing
-from kvmcheck.report.values import annotate
 
 KINDS = str(Path(__file__).parent / "kinds.py")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -82,10 +84,11 @@ class Dom(HTMLParser):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     s = resolve("pfncache.seed_race")[0]
-    r = minimise(s, check(s, variant="v6.8")).result
+    r = check(s, variant="v6.8")
+    cx = confirm(Target(s, "v6.8"), r, Settings())
     path = tmp_path_factory.mktemp("html") / "report.html"
-    path.write_text(render_html([r], [annotate(s, r)]))
-    return path, r
+    path.write_text(render_html([r], [cx]))
+    return path, replace(r, finding=cx.finding)
 
 
 def dump(path: Path, fragment: str = "") -> Dom:

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from kvmcheck import check, replay
+from kvmcheck._engine.confirm import confirm
 from kvmcheck._engine.minimise import minimise, run_guided, signature
 from kvmcheck._engine.schedule import split_runs
+from kvmcheck._engine.settings import Settings
+from kvmcheck._engine.target import Target
 from kvmcheck._loader import resolve
 from kvmcheck.report.text import render_result
-from kvmcheck.report.values import annotate
 
 KINDS = str(Path(__file__).parent / "kinds.py")
 
@@ -29,18 +31,16 @@ def seed_race():
     KVM_BUG_ON in kvm_gpc_activate: the refresher left the deactivated cache valid)."""
     s = resolve("pfncache.seed_race")[0]
     r = check(s, variant="v6.8")
-    return s, r, minimise(s, r)
+    return s, r, confirm(Target(s, "v6.8"), r, Settings())
 
 
-def _texts(s, shrunk):
-    r = shrunk.result
-    ann = annotate(s, r)
-    return render_result(r, ann, width=120, shrunk=shrunk), render_result(r, ann, width=120, full=True)
+def _texts(r, cx):
+    return render_result(r, cx, width=120), render_result(r, cx, width=120, full=True)
 
 
 def test_v68_story_is_short_and_fits(seed_race):
-    s, _, shrunk = seed_race
-    text, full = _texts(s, shrunk)
+    _, r, cx = seed_race
+    text, full = _texts(r, cx)
     story = story_section(text)
     assert len(story) <= 25, "\n".join(story)
     assert story[-1].startswith(">"), "\n".join(story)
@@ -53,28 +53,28 @@ def test_v68_story_is_short_and_fits(seed_race):
 
 
 def test_v68_warn_story_shows_the_stale_valid(seed_race):
-    s, _, shrunk = seed_race
-    story = "\n".join(story_section(_texts(s, shrunk)[0]))
+    _, r, cx = seed_race
+    story = "\n".join(story_section(_texts(r, cx)[0]))
     assert "write vcpu_info_cache->valid = true" in story  # the refresher revalidates the dead cache
     assert "read vcpu_info_cache->valid = true" in story and "kvm_gpc_activate" in story
 
 
 def test_v68_minimisation_figures(seed_race):
-    _, first, shrunk = seed_race
-    (p0, s0), (p1, s1) = shrunk.before, shrunk.after
+    _, first, cx = seed_race
+    assert cx.shrink is not None
+    (p0, s0), (p1, s1) = cx.shrink.before, cx.shrink.after
     assert (p1, s1) <= (p0, s0)
     assert 1 <= p1 <= 2  # the refresher must lose the CPU while gpc->lock is dropped
-    assert shrunk.result.finding is not None
-    assert signature(shrunk.result.finding) == signature(first.finding)
+    assert signature(cx.finding) == signature(first.finding)
 
 
 def test_minimise_shrinks_a_pct_counterexample():
     s = resolve("pfncache.seed_race")[0]
     r = check(s, variant="v6.8", strategy="pct", seed=2)
     shrunk = minimise(s, r)
-    assert shrunk.before[0] >= 3  # PCT's priority change points preempt
-    assert shrunk.after[0] <= 2
-    assert shrunk.after < shrunk.before
+    assert shrunk.shrink.before[0] >= 3  # PCT's priority change points preempt
+    assert shrunk.shrink.after[0] <= 2
+    assert shrunk.shrink.after < shrunk.shrink.before
     # the replay string replays the minimised run, with the same finding
     again = replay(s, shrunk.result.finding.schedule, variant="v6.8")
     assert again.finding is not None and signature(again.finding) == signature(r.finding)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from kvmcheck._engine.session import Session
     from kvmcheck._engine.settings import Settings
     from kvmcheck._engine.strategy import Strategy
+    from kvmcheck._engine.target import Target
 
 VERSION = 2  # of the file's layout: 1 had no identity
 
@@ -64,15 +65,15 @@ class Identity:
         return None
 
 
-def identity(scn: Scenario, variant: str | None, settings: Settings, kcsan: bool) -> Identity:
-    name = f"{scn.name}[{variant}]" if variant is not None else scn.name
+def identity(target: Target, settings: Settings) -> Identity:
+    """``target``'s identity under resolved ``settings`` (Settings.resolve)."""
     options = (
         ("strategy", settings.strategy),
         ("max_steps", settings.max_steps),
-        ("kcsan", kcsan),
+        ("kcsan", settings.kcsan_on),
         ("keep_going", bool(settings.keep_going)),
     )
-    return Identity(name, options, _version(), _source_hashes(scn))
+    return Identity(target.name, options, _version(), _source_hashes(target.scenario))
 
 
 def _version() -> str:

@@ -45,7 +45,7 @@ def deadlock_finding(ex: Execution) -> Finding:
         msg,
         headline="INFO: task blocked forever (deadlock)",
         thread=cycle[0] if cycle else None,
-        details=details,
+        details=tuple(details),
     )
 
 

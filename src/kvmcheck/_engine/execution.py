@@ -86,6 +86,10 @@ class Execution:
         self.values: dict[int, int] = {}  # step -> outcome, for the steps that are nondet() choices
         self.ops: list[Op] = []  # op of each step
         self.steps: list[Step] = []  # filled only when tracing
+        # tracing only: values known once their step has taken effect (asked at the next
+        # announcement or the end of the run), and the names the trace shows for raw labels
+        self._later: list[tuple[int, Callable[[], str]]] = []
+        self.renames: dict[str, str] = {}
         self.current: Thread | None = None
         self.finding: Finding | None = None  # the first hard finding
         self.findings: list[Finding] = []  # every hard finding: each kills its thread, the run goes on
@@ -95,6 +99,10 @@ class Execution:
         self.k: Any = None  # per-execution kernel state, owned by the kernel layer
         self.exit_hooks: list[ThreadHook] = []
         self.end_hooks: list[Hook] = []
+        # Asked once the run is over (blocked or not), before its end checks: False drops the
+        # run as not an execution of the model, with its reports (a weak memory model's
+        # validation, kernel/barrier.py).
+        self.accept: Callable[[Execution], bool] | None = None
         self._numbers = 0
         # Spin waits (CHESS's "good samaritan" assumption, taken only where the
         # model says so with cpu_relax()): a thread that relaxes cannot progress
@@ -134,6 +142,8 @@ class Execution:
             guard.stopping(self, t, op)  # raises Abort (or stops a thread that swallows it)
         if self.tracing:
             self._settle_held(t)
+            if self._later:
+                self._values_known()
         step = len(self.schedule)
         if (
             step < self._plen
@@ -184,13 +194,28 @@ class Execution:
         self._unstarted.append((t, fn, args))
         return t
 
-    def nondet(self, n: int, name: str) -> int:
+    def nondet(self, n: int, name: str, open_: bool = False) -> int:
         """A choice among ``n`` outcomes that the search explores every way (a step of its own).
 
-        ``name`` is the operation the trace shows, e.g. ``nondet(color)``."""
-        op = choice_op(n, name)
+        ``name`` is the operation the trace shows, e.g. ``nondet(color)``.  ``open_``: the
+        search may later be given more outcomes of this step (:meth:`add_outcome`), so the
+        value returned may be ``n`` or more."""
+        op = choice_op(n, name, open_)
         self.visible(op)
         return op.value
+
+    def add_outcome(self, step: int, value: int) -> bool:
+        """Ask the search to explore outcome ``value`` of the open choice made at ``step`` of
+        this execution too (a weak memory model's revisit); False if it cannot (a strategy
+        that does not enumerate, or a step above a parallel job's floor)."""
+        return bool(self.strategy.add_outcome(self, step, value))
+
+    def _drop(self) -> None:
+        """Not an execution of the model after all (``accept`` said so): blocked, reports dropped."""
+        self.outcome = "blocked"
+        self.finding = None
+        self.findings = []
+        self.soft = []
 
     def schedule_string(self) -> str:
         """This execution's schedule in the run-length format (see ``schedule.py``)."""
@@ -214,7 +239,7 @@ class Execution:
         t = self.current
         if not self.aborting and (t is None or not t.dead):
             if finding.thread is None and t is not None:
-                finding.thread = t.tid
+                finding = replace(finding, thread=t.tid)
             self._record(finding)
             if t is not None:
                 t.dead = True
@@ -222,7 +247,7 @@ class Execution:
 
     def _record(self, finding: Finding) -> None:
         if finding.step is None:
-            finding.step = len(self.schedule) - 1
+            finding = replace(finding, step=len(self.schedule) - 1)
         self.findings.append(finding)
         if self.finding is None:
             self.finding = finding
@@ -231,10 +256,10 @@ class Execution:
         """Record a WARN-class finding (lockdep, KCSAN, WARN_ON); the thread goes on."""
         if self.aborting or (self.current is not None and self.current.dead):
             raise Abort
-        if finding.thread is None and self.current is not None:
-            finding.thread = self.current.tid
-        finding.step = len(self.schedule) - 1
-        self.soft.append(finding)
+        thread = finding.thread
+        if thread is None and self.current is not None:
+            thread = self.current.tid
+        self.soft.append(replace(finding, thread=thread, step=len(self.schedule) - 1))
 
     # -- the scheduler -------------------------------------------------------
     def run(self) -> None:
@@ -251,6 +276,8 @@ class Execution:
             self._loop()
             if self._crash is not None:  # a UsageError in a thread the loop never switched back from
                 raise self._crash
+            if self.accept is not None and not self.accept(self):  # blocked runs too: their reports count
+                self._drop()
             if self.outcome == "complete":
                 self._end_checks()
             determinism.end(self)
@@ -258,6 +285,8 @@ class Execution:
             self.outcome = "stopped"
         finally:
             self._kill()
+            if self.tracing:
+                self._finish_trace()
             runtime.current = prev
             guard.leave(watch, self)
 
@@ -461,6 +490,39 @@ class Execution:
             held = tuple(t.k.held_names()) if t.k is not None else ()
             if self.steps[idx].held != held:
                 self.steps[idx] = replace(self.steps[idx], held=held)
+
+    def note_value(self, value: str | Callable[[], str]) -> None:
+        """What the running thread's last step read or wrote, as the report appends it to the
+        operation (``" = NULL"``).  A callable is asked once the step has taken effect (at the
+        next announcement or the end of the run), for an old->new.  Tracing only."""
+        t = self.current
+        idx = self._last_traced.get(t.tid) if t is not None else None
+        if idx is None:
+            return
+        if callable(value):
+            self._later.append((idx, value))
+        else:
+            self.steps[idx] = replace(self.steps[idx], value=value)
+
+    def rename(self, raw: str, shown: str) -> None:
+        """Show ``raw`` as ``shown`` in every operation of the trace (the first name given wins):
+        a refcount_t named by the field that holds it.  Tracing only."""
+        self.renames.setdefault(raw, shown)
+
+    def _values_known(self) -> None:
+        later, self._later = self._later, []
+        for idx, value in later:
+            self.steps[idx] = replace(self.steps[idx], value=value())
+
+    def _finish_trace(self) -> None:
+        self._values_known()
+        if self.renames:
+            for i, s in enumerate(self.steps):
+                op = s.op
+                for raw, shown in self.renames.items():
+                    op = op.replace(raw, shown)
+                if op != s.op:
+                    self.steps[i] = replace(s, op=op)
 
     def _trace(self, t: Thread, op: Op) -> None:
         site, stack = model_site(sys._getframe(2))

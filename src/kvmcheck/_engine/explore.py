@@ -1,8 +1,9 @@
 """The exploration loop: run executions under a strategy until it is done or a bound is hit.
 
-Everything that drives executions goes through here: ``check()`` (through
-:func:`explore`), replay (through :func:`replay_runs`), and the test suite's
-brute-force reference (through :func:`explore` with its own strategy).
+Everything that drives executions goes through here: every search of ``search.py`` (the
+serial one, and each job of a parallel one, through :func:`explore`), replay (through
+:func:`replay_runs`), and the test suite's brute-force reference (through :func:`explore`
+with its own strategy).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import checkpoint as ckpt
 from kvmcheck._engine import determinism, guard
@@ -21,14 +22,11 @@ from kvmcheck._engine.execution import Execution
 from kvmcheck._engine.finding import Finding, ScheduleMismatch
 from kvmcheck._engine.schedule import split_runs
 from kvmcheck._engine.session import Session
-from kvmcheck._engine.settings import Settings
-from kvmcheck._engine.strategies.bounded import Bounded
-from kvmcheck._engine.strategies.dpor import Dpor
-from kvmcheck._engine.strategies.optimal import OptimalDpor
-from kvmcheck._engine.strategies.pct import Pct
-from kvmcheck._engine.strategies.random_walk import RandomWalk
 from kvmcheck._engine.strategies.replay import Replay
 from kvmcheck._engine.strategy import Strategy
+
+if TYPE_CHECKING:
+    from kvmcheck._engine.settings import Settings
 
 # The kernel layer appends here at import: per-execution setup (e.g. kmemleak).
 runtime_setup_hooks: list[Callable[[Execution], None]] = []
@@ -48,20 +46,6 @@ class Progress:
     executions: int
     elapsed_s: float
     estimate_total: float | None = None
-
-
-def make_strategy(settings: Settings) -> Strategy:
-    name = settings.strategy
-    if name == "dpor":
-        return OptimalDpor()
-    if name == "dpor-source":
-        return Dpor()
-    if name == "bounded":
-        return Bounded(settings.bound)
-    if name == "random":
-        return RandomWalk(settings.seed)
-    assert name == "pct"  # Settings rejected anything else
-    return Pct(settings.seed, settings.depth)
 
 
 def run_execution(
@@ -207,20 +191,17 @@ def explore(
                 on_execution(ex)
             if ex.finding is not None:
                 if out.finding is None:
-                    out.finding = ex.finding
-                    out.finding.schedule = schedule_for(ex, ex.finding)
+                    out.finding = replace(ex.finding, schedule=schedule_for(ex, ex.finding))
                     _collect(out.warnings, ex.findings[1:] + ex.soft)
                     early = earlier_warn(ex, ex.finding)
                     if early is not None and not keep_going:
-                        out.first = early
-                        early.schedule = schedule_for(ex, early)
+                        out.first = replace(early, schedule=schedule_for(ex, early))
                         _collect(out.warnings, [ex.finding])
                 else:
                     _collect(out.warnings, ex.findings + ex.soft)
             else:
                 if ex.soft and out.soft is None:
-                    out.soft = ex.soft[0]
-                    out.soft.schedule = schedule_for(ex, out.soft)
+                    out.soft = replace(ex.soft[0], schedule=schedule_for(ex, ex.soft[0]))
                 _collect(out.warnings, ex.soft)
             if out.reported is not None and not keep_going:
                 break

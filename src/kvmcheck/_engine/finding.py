@@ -6,7 +6,7 @@ report through :class:`Finding`; the text and JSON reports render it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kvmcheck._engine.kinds import lookup
@@ -38,6 +38,9 @@ class Step:
     site: Site
     held: tuple[str, ...]  # locks the thread holds once the step has taken effect
     stack: tuple[str, ...] = ()  # model functions, outermost first
+    # what it read or wrote, as the report appends it to the operation (" = NULL", " 0→1");
+    # put there by the kernel layer while the traced run goes (Execution.note_value)
+    value: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,7 +54,7 @@ class Step:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
     """A bug found in one execution.
 
@@ -59,17 +62,20 @@ class Finding:
     ``headline`` is the kernel's own report headline for that kind;
     ``details`` are extra report lines (allocation and free sites, the two
     lockdep chains, the wait-for cycle).
+
+    Frozen: a detector builds it whole; what the engine learns later (the thread and step
+    that reported it, its schedule, its traced replay) makes a new one (``dataclasses.replace``).
     """
 
     kind: str
     message: str
     headline: str = ""
     thread: int | None = None
-    details: list[str] = field(default_factory=list)
+    details: tuple[str, ...] = ()
     schedule: str = ""
-    trace: list[Step] = field(default_factory=list)
+    trace: tuple[Step, ...] = ()
     scenario: str = ""
-    needs: list[str] = field(default_factory=list)  # earlier runs' schedules replay must run first
+    needs: tuple[str, ...] = ()  # earlier runs' schedules replay must run first
     step: int | None = None  # the step at which it was reported (the run may go on after it)
 
     def __post_init__(self) -> None:

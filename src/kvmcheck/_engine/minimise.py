@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import guard
-from kvmcheck._engine.check import replay
+from kvmcheck._engine.api import replay
 from kvmcheck._engine.explore import end_run, run_execution
 from kvmcheck._engine.schedule import encode, split_runs
 from kvmcheck._engine.session import Session
-from kvmcheck._engine.settings import DEFAULT_MAX_STEPS
+from kvmcheck._engine.settings import DEFAULT_MAX_STEPS, Settings
 from kvmcheck._engine.strategy import StrategyBase
+from kvmcheck._engine.target import Target
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -134,7 +135,7 @@ def run_guided(
     Traced by default: the kernel layer names a report's sites only when tracing.
     """
     session = Session(kcsan=kcsan)
-    body = s.body(variant)
+    body = Target(s, variant).body()
     for tids, values in prefix:  # earlier runs a lockdep report depends on
         end_run(run_execution(body, Guided(tids, choices=per_thread(tids, values)), session, max_steps))
     strat = Guided(guide, probe, choices)
@@ -153,11 +154,10 @@ def per_thread(tids: list[int], values: dict[int, int]) -> dict[int, list[int]]:
     return out
 
 
-@dataclass
-class Shrunk:
-    """The outcome of :func:`minimise`: sizes before and after, and the replayed result."""
+@dataclass(frozen=True)
+class Shrink:
+    """What :func:`minimise` did: the counterexample's size before and after, candidates tried."""
 
-    result: Result
     before: tuple[int, int]  # (preemptions, steps)
     after: tuple[int, int]
     tries: int
@@ -180,6 +180,14 @@ class Shrunk:
             "steps": self.after[1],
             "tries": self.tries,
         }
+
+
+@dataclass(frozen=True)
+class Shrunk:
+    """The outcome of :func:`minimise`: the result with the minimal finding (traced), and how."""
+
+    result: Result
+    shrink: Shrink
 
 
 def _blocks(guide: list[int]) -> list[list[int]]:
@@ -237,7 +245,7 @@ def _minimise(
 ) -> Shrunk:
     f = result.finding
     assert f is not None, "minimise() needs a result with a finding"
-    use_kcsan = scn.kcsan if kcsan is None else kcsan
+    use_kcsan = Settings(kcsan=kcsan).resolve(Target(scn, result.variant))[1].kcsan_on
     runs = split_runs(f.schedule)
     prefix, (last, values) = runs[:-1], runs[-1]
     choices = per_thread(last, values)
@@ -246,7 +254,7 @@ def _minimise(
     )
     want = signature(f)
     if first.finding is None or signature(first.finding) != want:
-        return Shrunk(result, (first.preemptions, first.steps), (first.preemptions, first.steps), 0)
+        return Shrunk(result, Shrink((first.preemptions, first.steps), (first.preemptions, first.steps), 0))
     best = first
     best_guide = _executed(first)[: first.steps]
     tries = 0
@@ -271,6 +279,9 @@ def _minimise(
             if (r.preemptions, r.steps) < (best.preemptions, best.steps):
                 best, best_guide, improved = r, _executed(r)[: r.steps], True
                 break
+    sizes = (first.preemptions, first.steps)
+    if best.schedule == f.schedule and f.trace:  # nothing shrank: the search's traced finding stands
+        return Shrunk(result, Shrink(sizes, sizes, tries))
     shrunk = replay(
         scn,
         best.schedule,
@@ -283,7 +294,7 @@ def _minimise(
         best, shrunk = first, result
     else:
         shrunk = _keep_stats(result, shrunk)
-    return Shrunk(shrunk, (first.preemptions, first.steps), (best.preemptions, best.steps), tries)
+    return Shrunk(shrunk, Shrink(sizes, (best.preemptions, best.steps), tries))
 
 
 def _executed(r: Run) -> list[int]:
@@ -292,6 +303,4 @@ def _executed(r: Run) -> list[int]:
 
 def _keep_stats(search: Result, replayed: Result) -> Result:
     """The search's figures (executions, time, coverage) with the minimised finding."""
-    from dataclasses import replace
-
     return replace(search, finding=replayed.finding, warnings=search.warnings)

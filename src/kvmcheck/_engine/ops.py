@@ -95,8 +95,14 @@ def object_key(number: int, field_index: int = WHOLE) -> int:
 CHOICE_KEY = -2
 
 
-def choice_op(n: int, name: str) -> Op:
+# An *open* choice: outcomes 0..n-1 are known when the step is first made, and a
+# strategy may be given more (Strategy.add_outcome) while its subtree is explored --
+# a weak memory model's read learning of a write performed later (kernel/barrier.py).
+OPEN = "nondet-open"
+
+
+def choice_op(n: int, name: str, open_: bool = False) -> Op:
     """The visible operation of a choice among ``n`` outcomes; ``name`` is what the trace shows."""
-    op = Op(CHOICE_KEY, False, name, None, "nondet")
+    op = Op(CHOICE_KEY, False, name, None, OPEN if open_ else "nondet")
     op.choices = n
     return op

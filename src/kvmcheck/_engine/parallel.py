@@ -65,11 +65,12 @@ there, the result so far is kept, and ``Merged.error`` names the job's schedule 
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait as conn_wait
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,8 @@ from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
     from kvmcheck._engine.ops import Op
-    from kvmcheck._engine.scenario import Scenario
     from kvmcheck._engine.settings import Settings
+    from kvmcheck._engine.target import Target
 
 JOBS_PER_WORKER = 32  # enough jobs that the last ones finish together (subtrees differ in size)
 MAX_SPLIT_DEPTH = 64
@@ -259,9 +260,10 @@ def settle(body: Callable[[], Any], found: list[ProbeHit], out: Explored, max_st
             f"{hit.kind} ({hit.message}) after {encode([n.chosen for n in hit.path]) or 'no steps'}, "
             "and the same steps run again did not"
         )
-    again.schedule = schedule_for(ex, again)
+    hard = any(f is again for f in ex.findings)
+    again = replace(again, schedule=schedule_for(ex, again))
     out.by_probe = True
-    if again in ex.findings:
+    if hard:
         out.finding = again
     else:
         out.soft = again
@@ -284,18 +286,17 @@ def job_search(state: dict[str, object], floor: int) -> OptimalDpor:
 
 
 def run_job(
-    scn: Scenario,
-    variant: str | None,
+    target: Target,
     settings: Settings,
-    kcsan: bool,
     state: dict[str, object],
     floor: int,
     index: int,
     deadline: float | None,
 ) -> JobResult:
-    """Explore one job (in whatever process this runs in)."""
-    body = scn.body(variant)
+    """Explore one job (in whatever process this runs in) under resolved ``settings``."""
+    body = target.body()
     strat = job_search(state, floor)
+    kcsan = settings.kcsan_on
     session = Session(kcsan=kcsan)
     max_seconds = None if deadline is None else max(0.001, deadline - time.time())
     try:
@@ -310,16 +311,6 @@ def run_job(
 
 
 # -- the backends -------------------------------------------------------------------------
-# A forked worker finds the scenario here (set before the pool forks): nothing to pickle.
-_FORKED: tuple[Scenario, str | None, Settings, bool] | None = None
-
-
-def _forked_job(args: tuple[dict[str, object], int, int, float | None]) -> JobResult:
-    assert _FORKED is not None
-    scn, variant, settings, kcsan = _FORKED
-    return run_job(scn, variant, settings, kcsan, *args)
-
-
 class Pool:
     """Runs jobs, at most ``workers`` at a time; results come back as they finish."""
 
@@ -340,8 +331,11 @@ class WorkerDied(Exception):
     """A worker process (or a Ray task) ended without a result: named by its job's schedule prefix."""
 
 
-def _forked_run(args: tuple[dict[str, object], int, int, float | None]) -> JobResult:
-    return _forked_job(args)
+def _forked_run(
+    target: Target, settings: Settings, args: tuple[dict[str, object], int, int, float | None]
+) -> JobResult:
+    """A job in a forked worker: the target and settings were there before the fork (never pickled)."""
+    return run_job(target, settings, *args)
 
 
 def _forked_failed(args: tuple[dict[str, object], int, int, float | None], text: str) -> JobResult:
@@ -359,12 +353,9 @@ class _Worker:
 class ProcessPool(Pool):
     """Forked worker processes, each with a pipe: a worker that dies is seen at once, with its job."""
 
-    def __init__(
-        self, workers: int, scn: Scenario, variant: str | None, settings: Settings, kcsan: bool
-    ) -> None:
+    def __init__(self, workers: int, target: Target, settings: Settings) -> None:
         super().__init__(workers or default_workers())
-        global _FORKED
-        _FORKED = (scn, variant, settings, kcsan)
+        self.run = functools.partial(_forked_run, target, settings)  # inherited by the fork
         self.ctx = multiprocessing.get_context("fork")
         self.idle: list[_Worker] = []
         self.busy: dict[_Worker, Job] = {}
@@ -373,7 +364,7 @@ class ProcessPool(Pool):
         mine, theirs = self.ctx.Pipe()
         proc = self.ctx.Process(
             target=workerproc.worker_loop,
-            args=(theirs, os.getpid(), _forked_run, _forked_failed),
+            args=(theirs, os.getpid(), self.run, _forked_failed),
             daemon=True,
             name="kvmcheck-worker",
         )
@@ -466,21 +457,21 @@ def worker_cap(asked: int) -> tuple[int, str | None]:
 
 
 def explore_parallel(
-    scn: Scenario,
-    variant: str | None,
+    target: Target,
     settings: Settings,
-    kcsan: bool,
+    remote: bool,
     make_pool: Callable[[int], Pool],
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Merged:
     """The whole search on ``settings.workers`` workers (see the module's docstring).
 
     Workers: at most MAX_WORKERS_PER_CORE per core, and no more than there are jobs.  The
-    split's probe runs count against ``settings.max_seconds`` like the jobs do."""
+    split's probe runs count against ``settings.max_seconds`` like the jobs do.  A ``remote``
+    backend's pool (a Ray cluster) says itself how many jobs run at once."""
     t0 = time.perf_counter()
-    body = scn.body(variant)
-    asked, capped = worker_cap(settings.workers or 0) if settings.backend == "local" else (0, None)
-    pool = make_pool(asked) if settings.backend == "ray" else None  # a cluster says how many CPUs
+    body = target.body()
+    asked, capped = worker_cap(settings.workers or 0) if not remote else (0, None)
+    pool = make_pool(asked) if remote else None  # a cluster says how many CPUs
     found: list[ProbeHit] = []
     out = Merged(capped=capped)
     try:
@@ -505,7 +496,7 @@ def explore_parallel(
             pool.close()
     _merge(out, jobs, results, stop_at)
     if out.explored.reported is None or settings.keep_going:
-        _lockdep_union(out, body, results, settings, kcsan)
+        _lockdep_union(out, body, results, settings)
     with guard.watching(None, settings.step_timeout_s):
         settle(body, found, out.explored, settings.max_steps)
     out.explored.elapsed_s = time.perf_counter() - t0
@@ -604,7 +595,7 @@ def _merge(out: Merged, jobs: list[Job], results: dict[int, JobResult], stop_at:
 
 
 def _lockdep_union(
-    out: Merged, body: Callable[[], Any], results: dict[int, JobResult], settings: Settings, kcsan: bool
+    out: Merged, body: Callable[[], Any], results: dict[int, JobResult], settings: Settings
 ) -> None:
     """Replay, in one session, every run that taught a job's lockdep something (see the docstring)."""
     runs = [s for i in sorted(results) for s in results[i].lockdep_runs]
@@ -612,7 +603,7 @@ def _lockdep_union(
         return
     known = {(f.kind, f.message) for f in (out.explored.finding, out.explored.soft) if f is not None}
     known |= set(out.explored.warnings)
-    session = Session(kcsan=kcsan)
+    session = Session(kcsan=settings.kcsan_on)
     with guard.watching(None, settings.step_timeout_s):
         for sched in runs:
             tids, values = split_runs(sched, settings.max_steps)[-1]
@@ -623,8 +614,7 @@ def _lockdep_union(
                 if f.kind == "lock-order" and (f.kind, f.message) not in known
             ]
             if new:
-                f: Finding = new[0]
-                f.schedule = schedule_for(ex, f)
+                f: Finding = replace(new[0], schedule=schedule_for(ex, new[0]))
                 if out.explored.soft is None:
                     out.explored.soft = f
                 else:
@@ -636,33 +626,3 @@ def _lockdep_union(
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class Summary(StrategyBase):
-    """What the result says of a parallel search (the strategy's part of a result)."""
-
-    name = "dpor"
-    exhaustive = True
-
-    def __init__(self, merged: Merged, settings: Settings) -> None:
-        super().__init__()
-        self.merged = merged
-        self.blocked = merged.blocked
-        n = merged.workers
-        what = ("worker" if n == 1 else "workers") if settings.backend == "local" else "Ray tasks"
-        self.where = f"{n} {what}" + ("" if settings.backend == "local" else f" at {settings.address}")
-        if merged.capped:
-            self.where += f" ({merged.capped})"
-
-    def describe(self) -> str:
-        m = self.merged
-        return (
-            f"dpor (optimal: wakeup trees + sleep sets) on {self.where} "
-            f"({m.jobs} jobs split at depth {m.split_depth})"
-        )
-
-    def choose(self, ex: Execution, enabled: list[int]) -> int | None:
-        raise AssertionError("a summary does not run executions")
-
-    def next_execution(self) -> bool:
-        return False

@@ -22,6 +22,7 @@ from kvmcheck._engine.explore import Explored
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.parallel import Job, JobResult, Pool, WorkerDied, run_job
 from kvmcheck._engine.scenario import Scenario
+from kvmcheck._engine.target import Target
 
 if TYPE_CHECKING:
     from kvmcheck._engine.settings import Settings
@@ -66,14 +67,13 @@ def find(where: Locator) -> Scenario:
     return scn
 
 
-def _task(where: Locator, variant: str | None, settings: Settings, kcsan: bool, *job: Any) -> JobResult:
-    return run_job(find(where), variant, settings, kcsan, *job)
+def _task(where: Locator, variant: str | None, settings: Settings, *job: Any) -> JobResult:
+    """One job on a node: the target found again there, the settings as the check resolved them."""
+    return run_job(Target(find(where), variant), settings, *job)
 
 
 class RayPool(Pool):
-    def __init__(
-        self, workers: int, scn: Scenario, variant: str | None, settings: Settings, kcsan: bool
-    ) -> None:
+    def __init__(self, workers: int, target: Target, settings: Settings) -> None:
         super().__init__(workers)
         try:
             import ray
@@ -97,8 +97,8 @@ class RayPool(Pool):
         if not self.workers:  # as many tasks at a time as the cluster has CPUs
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         self.task = ray.remote(num_cpus=1, max_retries=0)(_task)
-        self.where = ray.put(locate(scn))
-        self.fixed = (variant, settings, kcsan)
+        self.where = ray.put(locate(target.scenario))
+        self.fixed = (target.variant, settings)
         self.pending: list[Any] = []
         self.jobs: dict[Any, Job] = {}  # each task's job, to name it if the task fails
 

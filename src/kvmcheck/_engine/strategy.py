@@ -61,6 +61,11 @@ class Strategy(Protocol):
         """Called just before the chosen thread's operation takes effect."""
         ...
 
+    def add_outcome(self, ex: Execution, step: int, value: int) -> bool:
+        """Explore outcome ``value`` of the open choice (ops.OPEN) at ``step`` of the current
+        path too, once what is under it now is done; False when this strategy cannot."""
+        ...
+
     def on_blocked(self, ex: Execution, tids: list[int]) -> None:
         """The run ended with these threads live but none enabled (before the deadlock report)."""
         ...
@@ -100,6 +105,9 @@ class StrategyBase:
 
     def on_blocked(self, ex: Execution, tids: list[int]) -> None:
         pass
+
+    def add_outcome(self, ex: Execution, step: int, value: int) -> bool:
+        return False  # only a search that enumerates the path's choices can (optimal.py)
 
     def estimate(self) -> float | None:
         return None

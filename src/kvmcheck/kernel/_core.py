@@ -9,6 +9,9 @@ context is *derived* from it, never set by hand.
 
 from __future__ import annotations
 
+import linecache
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,9 +21,25 @@ from kvmcheck._engine.execution import model_site
 from kvmcheck._engine.finding import Finding, UsageError
 from kvmcheck._engine.kinds import WARN, lookup
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
+from kvmcheck.kernel.cfunction import c_function_site
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
+    from kvmcheck.kernel.kasan import Freed
+
+__all__ = [
+    "Held",
+    "KThread",
+    "Primitive",
+    "bug",
+    "creation",
+    "current_thread",
+    "execution",
+    "kthread",
+    "report_embedded",
+    "site_here",
+    "warn",
+]
 
 
 @dataclass(slots=True)
@@ -126,7 +145,7 @@ def bug(kind: str, message: str, headline: str, details: list[str] | None = None
     # "stop here") may report a WARN-class kind as an oops.
     lookup(kind)
     ex = runtime.current
-    f = Finding(kind, message, headline=headline, details=details or [])
+    f = Finding(kind, message, headline=headline, details=tuple(details or ()))
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.report(f)
@@ -143,7 +162,7 @@ def warn(
     if lookup(kind).cls != WARN:
         raise AssertionError(f"warn() with the oops-class kind {kind!r} (see _engine/kinds.py)")
     ex = runtime.current
-    f = Finding(kind, message, headline=headline, details=details or [], needs=needs or [])
+    f = Finding(kind, message, headline=headline, details=tuple(details or ()), needs=tuple(needs or ()))
     if ex is None:
         raise AssertionError(f"{headline}: {message}")
     ex.warn(f)
@@ -156,8 +175,6 @@ _KERNEL_DIRS: tuple[str, ...] = ()
 def _kernel_dirs() -> tuple[str, ...]:
     global _KERNEL_DIRS
     if not _KERNEL_DIRS:
-        import os
-
         pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         _KERNEL_DIRS = (os.path.join(pkg, "kernel") + os.sep, os.path.join(pkg, "_engine") + os.sep)
     return _KERNEL_DIRS
@@ -202,9 +219,6 @@ def creation() -> tuple[Creation, Any]:
 
 
 def _creation(f: Any) -> Creation:
-    import linecache
-    import re
-
     global _TARGET
     if _TARGET is None:
         _TARGET = re.compile(r"^\s*(?:[\w.]+\s*=\s*)*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=\s*$")
@@ -281,12 +295,16 @@ class Primitive:
         if ex is None or ex.current is None:
             return None
         ex.visible(self.op(excl, label, arg))
+        if ex.tracing:  # the value the step saw, for the report
+            self._kc_traced(ex, label)
         home = self._kc_home
         if home is not None and home._kc_freed is not None:
-            from kvmcheck.kernel.kasan import report_embedded
-
             report_embedded(home, self, label)
         return ex.current
+
+    def _kc_traced(self, ex: Execution, label: str) -> None:
+        """A traced run announced ``label`` on this primitive: put its value on the step (a
+        counter's before->after); most primitives have none."""
 
     # -- the engine's Blocker protocol: by default, never blocks ----------------------------
     def _kc_state(self) -> Any:
@@ -303,3 +321,40 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name}>"
+
+
+# -- KASAN on an operation of a primitive embedded in a freed object (Primitive.step) ------------
+# Here, not in kasan.py, so that _core needs nothing above it: kasan.py builds on _core.
+def report_embedded(home: Any, prim: Any, label: str) -> None:
+    """KASAN: ``label`` (e.g. "refcount_inc(vfio_group.users)") on a primitive inside a freed object."""
+    fr: Freed = home._kc_freed
+    op = label.split("(", 1)[0]
+    unmap = fr.how in ("kunmap", "memunmap", "vunmap")
+    kind = "use-after-unmap" if unmap else "use-after-free"
+    where = _where()
+    what = f"{op} on {'unmapped' if unmap else 'freed'} object"
+    headline = (
+        f"BUG: unable to handle page fault for address: {home._kc_label()} (unmapped by {fr.how})"
+        if unmap
+        else f"BUG: KASAN: use-after-free in {where.split(' ')[0] or op}"
+    )
+    details = [
+        f"{what}: {label} ({prim.kind} {prim.name} inside {home._kc_label()}) by task {_task()}"
+        + (f" at {where}" if where else ""),
+        f"Allocated at: {home.__dict__.get('_kc_kmalloc') or home.__dict__.get('_kc_alloc_site', '?')}",
+        f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
+    ]
+    bug(kind, f"{what}: {label}", headline, details)
+
+
+def _where() -> str:
+    """The C function the access is in (cfunction.py: macro and iterator frames skipped), while tracing."""
+    ex = runtime.current
+    if ex is None or not ex.tracing:
+        return ""
+    return c_function_site(2)
+
+
+def _task() -> str:
+    ex = runtime.current
+    return ex.current.name if ex is not None and ex.current is not None else "?"

@@ -10,6 +10,8 @@ from kvmcheck.kernel.memory import kmemleak_scan
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
 
+__all__ = ["setup"]
+
 
 class KState:
     """Kernel state of one execution."""

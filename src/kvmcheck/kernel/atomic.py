@@ -37,11 +37,43 @@ from typing import Any
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_get, vc_join, vc_tick
-from kvmcheck._engine.execution import Thread
+from kvmcheck._engine.execution import Execution, Thread
 from kvmcheck._engine.ops import object_key
 from kvmcheck.kernel import barrier
 from kvmcheck.kernel._core import Primitive
 from kvmcheck.kernel.struct import access, field_of
+from kvmcheck.kernel.trace_values import note_counter
+
+__all__ = [
+    "Atomic",
+    "atomic_add",
+    "atomic_add_return",
+    "atomic_add_unless",
+    "atomic_cmpxchg",
+    "atomic_dec",
+    "atomic_dec_and_test",
+    "atomic_dec_return",
+    "atomic_fetch_add",
+    "atomic_inc",
+    "atomic_inc_and_test",
+    "atomic_inc_not_zero",
+    "atomic_inc_return",
+    "atomic_read",
+    "atomic_read_acquire",
+    "atomic_set",
+    "atomic_set_release",
+    "atomic_sub",
+    "atomic_sub_and_test",
+    "atomic_sub_return",
+    "atomic_xchg",
+    "smp_load_acquire",
+    "smp_mb",
+    "smp_mb__after_atomic",
+    "smp_mb__before_atomic",
+    "smp_rmb",
+    "smp_store_release",
+    "smp_wmb",
+]
 
 _U32 = 0xFFFF_FFFF
 
@@ -65,6 +97,9 @@ class Counter(Primitive):
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} = {self.counter}>"
+
+    def _kc_traced(self, ex: Execution, label: str) -> None:
+        note_counter(ex, self, label)
 
 
 def step(c: Counter, excl: bool, label: str) -> Thread | None:

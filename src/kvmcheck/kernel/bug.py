@@ -11,6 +11,8 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.finding import Finding, Site
 from kvmcheck.kernel._core import bug, site_here, warn
 
+__all__ = ["BUG", "BUG_ON", "KVM_BUG_ON", "WARN_ON", "WARN_ON_ONCE"]
+
 
 def BUG_ON(cond: object, msg: str = "") -> None:
     """BUG_ON(cond): an oops if ``cond`` holds (kind bug-on)."""
@@ -93,11 +95,11 @@ def null_deref_finding(e: BaseException, site: Site, tid: int) -> Finding | None
         f"NULL pointer dereference: {'store to' if write else 'load of'} NULL{what} at {site}",
         headline="BUG: kernel NULL pointer dereference",
         thread=tid,
-        details=[
+        details=(
             f"#PF: supervisor {'write' if write else 'read'} access in kernel mode",
             f"RIP: {site.function}",
             f"access: NULL{what} in {site}",
-        ],
+        ),
     )
 
 

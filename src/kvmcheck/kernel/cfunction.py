@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 from kvmcheck._engine.execution import _engine_dirs, _short
 
+__all__ = ["macro"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 _MACROS: set[Any] = set()  # code objects of functions marked @macro
 

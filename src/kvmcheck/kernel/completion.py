@@ -21,6 +21,19 @@ from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.execution import Thread
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel._core import Primitive
+from kvmcheck.kernel.context import might_sleep_check
+
+__all__ = [
+    "Completion",
+    "complete",
+    "complete_all",
+    "completion_done",
+    "init_completion",
+    "reinit_completion",
+    "try_wait_for_completion",
+    "wait_for_completion",
+    "wait_for_completion_timeout",
+]
 
 UINT_MAX = 0xFFFF_FFFF
 
@@ -92,8 +105,6 @@ def complete_all(x: Completion) -> None:
 
 def wait_for_completion(x: Completion) -> None:
     """Sleep until ``x`` is completed, then consume one completion."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check(f"wait_for_completion({x.name})")
     t = _step(x, True, f"wait_for_completion({x.name})", "wait")
     _locked(x, t)
@@ -109,8 +120,6 @@ def wait_for_completion_timeout(x: Completion, timeout: int) -> int:
     is consumed ("positive (at least 1, or number of jiffies left till timeout)
     if completed"), else it timed out (0).
     """
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check(f"wait_for_completion_timeout({x.name})")
     t = _step(x, True, f"wait_for_completion_timeout({x.name})")
     if not x.done:

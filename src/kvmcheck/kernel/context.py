@@ -23,8 +23,25 @@ from typing import Any
 
 from kvmcheck._engine import runtime
 from kvmcheck._engine.execution import Thread
-from kvmcheck._engine.ops import Op
+from kvmcheck._engine.ops import FIELD_SLOTS, Op
+from kvmcheck.kernel import kcsan, lockdep
 from kvmcheck.kernel._core import current_thread, kthread, warn
+from kvmcheck.kernel.struct import field_of
+
+__all__ = [
+    "cond_resched",
+    "cpu_relax",
+    "in_atomic",
+    "in_softirq",
+    "local_bh_disable",
+    "local_bh_enable",
+    "local_irq_disable",
+    "local_irq_enable",
+    "might_sleep",
+    "spawn_irq",
+    "spawn_softirq",
+    "spin_until_cond",
+]
 
 
 def might_sleep_check(what: str) -> None:
@@ -109,8 +126,6 @@ def local_irq_enable() -> None:
     kt = kthread()
     kt.irq_off -= 1
     if kt.held and kt.irqs_enabled():
-        from kvmcheck.kernel import lockdep
-
         lockdep.hardirqs_on(kt)
 
 
@@ -124,8 +139,6 @@ def local_bh_enable() -> None:
     kt = kthread()
     kt.bh_off -= 1
     if kt.held and kt.softirqs_enabled():
-        from kvmcheck.kernel import lockdep
-
         lockdep.softirqs_on(kt)
 
 
@@ -171,10 +184,6 @@ def spin_until_cond(obj: Any, name: str, cond: Callable[[Any], bool]) -> Any:
     spin_until_cond); a model may also use it for a retry loop whose failed
     iterations undo themselves, and should say so.  Returns the value read.
     """
-    from kvmcheck._engine.ops import FIELD_SLOTS
-    from kvmcheck.kernel import kcsan
-    from kvmcheck.kernel.struct import field_of
-
     ex = runtime.current
     if ex is None or not obj._kc_num:
         return getattr(obj, name)

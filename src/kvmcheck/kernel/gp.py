@@ -47,6 +47,8 @@ from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel._core import Primitive, current_thread, kthread
 
+__all__ = ["GpDomain"]
+
 
 class _Gp:
     """One grace period: the reader sections (thread, position) it must wait for, and the

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kvmcheck._engine import runtime
-from kvmcheck._engine.ops import Op, object_key
-from kvmcheck.kernel._core import bug, site_here
+from kvmcheck._engine.ops import FIELD_SLOTS, Op, object_key
+from kvmcheck.kernel._core import Primitive, _task, _where, bug, site_here
 
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution
+
+__all__ = ["Freed", "check_free", "make_freeable", "mark_freed", "on_create", "report_freed"]
 
 
 @dataclass
@@ -62,9 +64,6 @@ def embed(obj: Any, freeing: bool = False) -> None:
     at the free only one built after ``obj``.  Ops cached before the binding are
     dropped: they must carry the object's key from now on.
     """
-    from kvmcheck._engine.ops import FIELD_SLOTS
-    from kvmcheck.kernel._core import Primitive
-
     for k, v in obj.__dict__.items():
         if (
             isinstance(v, Primitive)
@@ -76,43 +75,6 @@ def embed(obj: Any, freeing: bool = False) -> None:
             v._kc_home = obj
             if "_ops" in v.__dict__:
                 v.__dict__["_ops"] = {}
-
-
-def report_embedded(home: Any, prim: Any, label: str) -> None:
-    """KASAN: ``label`` (e.g. "refcount_inc(vfio_group.users)") on a primitive inside a freed object."""
-    fr: Freed = home._kc_freed
-    op = label.split("(", 1)[0]
-    unmap = fr.how in ("kunmap", "memunmap", "vunmap")
-    kind = "use-after-unmap" if unmap else "use-after-free"
-    where = _where()
-    what = f"{op} on {'unmapped' if unmap else 'freed'} object"
-    headline = (
-        f"BUG: unable to handle page fault for address: {home._kc_label()} (unmapped by {fr.how})"
-        if unmap
-        else f"BUG: KASAN: use-after-free in {where.split(' ')[0] or op}"
-    )
-    details = [
-        f"{what}: {label} ({prim.kind} {prim.name} inside {home._kc_label()}) by task {_task()}"
-        + (f" at {where}" if where else ""),
-        f"Allocated at: {home.__dict__.get('_kc_kmalloc') or home.__dict__.get('_kc_alloc_site', '?')}",
-        f"{'Unmapped' if unmap else 'Freed'} by task {fr.thread} ({fr.how}) at: {fr.site}",
-    ]
-    bug(kind, f"{what}: {label}", headline, details)
-
-
-def _where() -> str:
-    """The C function the access is in (cfunction.py: macro and iterator frames skipped), while tracing."""
-    ex = runtime.current
-    if ex is None or not ex.tracing:
-        return ""
-    from kvmcheck.kernel.cfunction import c_function_site
-
-    return c_function_site(2)
-
-
-def _task() -> str:
-    ex = runtime.current
-    return ex.current.name if ex is not None and ex.current is not None else "?"
 
 
 def report_freed(obj: Any, field: str, write: bool) -> None:

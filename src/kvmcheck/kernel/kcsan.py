@@ -18,6 +18,8 @@ from kvmcheck.kernel._core import warn
 if TYPE_CHECKING:
     from kvmcheck._engine.execution import Execution, Thread
 
+__all__ = ["on_access"]
+
 # per execution: key -> [last write (tid, epoch, marked) or None, reads [(tid, epoch, marked)]]
 _Access = tuple[int, int, bool]
 

@@ -76,8 +76,9 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import vc_get, vc_join, vc_tick
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op, object_key
 from kvmcheck.kernel import kasan, kcsan
-from kvmcheck.kernel._core import bug
+from kvmcheck.kernel._core import bug, creation
 from kvmcheck.kernel.cfunction import c_function_site
+from kvmcheck.kernel.rcu import _check, rcu_read_lock_any_held
 from kvmcheck.kernel.struct import Field, FieldState, Struct
 
 LIST_POISON1 = 0xDEAD000000000100  # POISON_POINTER_DELTA (0xdead000000000000 on x86-64) + 0x100
@@ -151,8 +152,6 @@ def LIST_HEAD(name: str | None = None) -> ListHead:
     reachable only through it is reachable only through the object.  Anywhere
     else it is a standalone head (a global ``LIST_HEAD(name)``).
     """
-    from kvmcheck.kernel._core import creation
-
     c, owner = creation()
     member = name
     target = c.target or ""
@@ -431,8 +430,6 @@ def list_for_each_entry_safe(head: ListHead) -> Iterator[Any]:
 
 
 def _rcu_next(p: ListHead, cond: bool, fn: str) -> Any:
-    from kvmcheck.kernel.rcu import _check, rcu_read_lock_any_held
-
     v = _read(p, _NEXT, f"rcu_dereference {fn}", marked=True, acquire=True)
     if runtime.current is not None:
         _check(cond or rcu_read_lock_any_held(), f"suspicious RCU usage: {fn}() outside rcu_read_lock()")
@@ -458,31 +455,25 @@ def list_first_or_null_rcu(head: ListHead, cond: bool = False) -> Any:
     return list_next_or_null_rcu(head, head, cond)
 
 
+# kvmcheck.kernel's part, re-exported whole.  Out of it, imported from kvmcheck.kernel.list by
+# name: the ListHead forms of the RCU list functions (kvmcheck.kernel's are rculist.py's), gpf.
 __all__ = [
-    "GPF_KIND",
     "INIT_LIST_HEAD",
     "LIST_HEAD",
     "LIST_POISON1",
     "LIST_POISON2",
     "ListHead",
-    "gpf",
-    "is_poison",
     "list_add",
-    "list_add_rcu",
     "list_add_tail",
-    "list_add_tail_rcu",
     "list_del",
     "list_del_init",
-    "list_del_rcu",
     "list_empty",
     "list_entry",
     "list_entry_is_head",
     "list_first_entry",
     "list_first_entry_or_null",
-    "list_first_or_null_rcu",
     "list_for_each",
     "list_for_each_entry",
-    "list_for_each_entry_rcu",
     "list_for_each_entry_safe",
     "list_next_entry",
     "list_next_or_null_rcu",

@@ -52,6 +52,18 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.execution import _engine_dirs, _short
 from kvmcheck.kernel._core import Held, KThread, bug, current_thread, kthread, site_here, warn
 
+__all__ = [
+    "Graph",
+    "check_no_held_locks",
+    "debug_check_no_locks_freed",
+    "force_read_lock_recursive",
+    "hardirqs_on",
+    "held_by",
+    "on_acquire",
+    "recursive_details",
+    "softirqs_on",
+]
+
 
 @dataclass(frozen=True)
 class Edge:

@@ -55,7 +55,63 @@ from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel import lockdep
-from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, warn
+from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, report_embedded, warn
+from kvmcheck.kernel.context import cond_resched, local_bh_enable, might_sleep_check
+
+__all__ = [
+    "Mutex",
+    "RwLock",
+    "RwSem",
+    "SpinLock",
+    "cond_resched_lock",
+    "cond_resched_rwlock_read",
+    "cond_resched_rwlock_write",
+    "down_read",
+    "down_read_trylock",
+    "down_write",
+    "down_write_trylock",
+    "guard",
+    "init_rwsem",
+    "irqs_disabled",
+    "lockdep_assert_held",
+    "lockdep_assert_held_read",
+    "lockdep_assert_held_write",
+    "lockdep_assert_not_held",
+    "mutex_init",
+    "mutex_is_locked",
+    "mutex_lock",
+    "mutex_lock_nested",
+    "mutex_trylock",
+    "mutex_unlock",
+    "read_lock",
+    "read_lock_irq",
+    "read_lock_irqsave",
+    "read_trylock",
+    "read_unlock",
+    "read_unlock_irq",
+    "read_unlock_irqrestore",
+    "rwlock_init",
+    "spin_lock",
+    "spin_lock_bh",
+    "spin_lock_init",
+    "spin_lock_irq",
+    "spin_lock_irqsave",
+    "spin_lock_nested",
+    "spin_trylock",
+    "spin_unlock",
+    "spin_unlock_bh",
+    "spin_unlock_irq",
+    "spin_unlock_irqrestore",
+    "up_read",
+    "up_write",
+    "write_lock",
+    "write_lock_irq",
+    "write_lock_irqsave",
+    "write_trylock",
+    "write_unlock",
+    "write_unlock_irq",
+    "write_unlock_irqrestore",
+]
 
 EXCL = "x"
 SHARED = "s"  # a reader only an active writer blocks (qrwlock reader in interrupt context)
@@ -186,8 +242,6 @@ def _acquire(lock: _Lock, shared: bool, fn: str, *, subclass: int = 0, irqsave: 
         kt = kthread(t)
     busy = kt.held or kt.rcu_depth or kt.irq_off or kt.bh_off or kt.hardirq  # else: nothing to check
     if busy and lock.sleeps and kt.atomic_reason() is not None:
-        from kvmcheck.kernel.context import might_sleep_check
-
         might_sleep_check(f"{fn}({lock.name})")
     if lock.owner == t.tid or (t.tid in lock.readers and not (shared and lock.recursive_read)):
         bug(
@@ -238,8 +292,6 @@ def _fair_wait(lock: _FairRw, tid: int, shared: bool, fn: str, subclass: int, ir
 
 
 def _embedded_uaf(lock: _Lock, fn: str) -> None:
-    from kvmcheck.kernel.kasan import report_embedded
-
     report_embedded(lock._kc_home, lock, f"{fn}({lock.name})")
 
 
@@ -369,8 +421,6 @@ def spin_lock_bh(lock: SpinLock) -> None:
 def spin_unlock_bh(lock: SpinLock) -> None:
     """spin_unlock and re-enable softirqs."""
     _release(lock, False, "spin_unlock_bh")
-    from kvmcheck.kernel.context import local_bh_enable
-
     local_bh_enable()
 
 
@@ -605,8 +655,6 @@ def init_rwsem(sem: RwSem) -> None:
 def cond_resched_lock(lock: SpinLock) -> bool:
     """Drop ``lock``, offer a reschedule point, retake it.  Returns True (it always yields here)."""
     spin_unlock(lock)
-    from kvmcheck.kernel.context import cond_resched
-
     cond_resched()
     spin_lock(lock)
     return True
@@ -615,8 +663,6 @@ def cond_resched_lock(lock: SpinLock) -> bool:
 def cond_resched_rwlock_read(lock: RwLock) -> bool:
     """Drop a read-held rwlock_t, offer a reschedule point, retake it."""
     read_unlock(lock)
-    from kvmcheck.kernel.context import cond_resched
-
     cond_resched()
     read_lock(lock)
     return True
@@ -625,8 +671,6 @@ def cond_resched_rwlock_read(lock: RwLock) -> bool:
 def cond_resched_rwlock_write(lock: RwLock) -> bool:
     """Drop a write-held rwlock_t, offer a reschedule point, retake it."""
     write_unlock(lock)
-    from kvmcheck.kernel.context import cond_resched
-
     cond_resched()
     write_lock(lock)
     return True

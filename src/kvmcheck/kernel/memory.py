@@ -31,6 +31,18 @@ from kvmcheck.kernel._core import bug, site_here
 from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.struct import Struct
 
+__all__ = [
+    "KernelMapping",
+    "kfree",
+    "kmalloc",
+    "kmap",
+    "kmemleak_not_leak",
+    "kunmap",
+    "kzalloc",
+    "memremap",
+    "memunmap",
+]
+
 T = TypeVar("T", bound=Struct)
 
 

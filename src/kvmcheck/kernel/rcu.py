@@ -39,10 +39,32 @@ from kvmcheck._engine.execution import Thread
 from kvmcheck._engine.finding import UsageError
 from kvmcheck.kernel._core import current_thread, kthread, warn
 from kvmcheck.kernel.atomic import load_acquire, store_release
+from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.gp import GpDomain
-from kvmcheck.kernel.struct import access, field_of
+from kvmcheck.kernel.lockdep import held_by
+from kvmcheck.kernel.memory import kfree
+from kvmcheck.kernel.struct import READ_ONCE, WRITE_ONCE, access, field_of
 
-__all__ = ["GpDomain"]  # re-exported: srcu and older imports find it here
+__all__ = [
+    "RCU_INIT_POINTER",
+    "call_rcu",
+    "kfree_rcu",
+    "lockdep_is_held",
+    "rcu_access_pointer",
+    "rcu_assign_pointer",
+    "rcu_barrier",
+    "rcu_dereference",
+    "rcu_dereference_check",
+    "rcu_dereference_protected",
+    "rcu_dereference_raw",
+    "rcu_read_lock",
+    "rcu_read_lock_any_held",
+    "rcu_read_lock_held",
+    "rcu_read_unlock",
+    "rcu_replace_pointer",
+    "synchronize_rcu",
+    "synchronize_rcu_expedited",
+]
 
 
 def _rcu() -> GpDomain:
@@ -114,16 +136,12 @@ def rcu_read_lock_any_held() -> bool:
 
 def lockdep_is_held(lock: Any) -> bool:
     """``lockdep_is_held(&lock)``: for the conditions of ``*_dereference_check``."""
-    from kvmcheck.kernel.lockdep import held_by
-
     return held_by(kthread(), lock) is not None
 
 
 # -- grace periods and callbacks --------------------------------------------------------------
 def synchronize_rcu() -> None:
     """Wait until every reader section open now has closed.  May sleep."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check("synchronize_rcu()")
     if rcu_read_lock_held():
         suspicious("Illegal synchronize_rcu() in RCU read-side critical section")
@@ -146,15 +164,11 @@ def call_rcu(head: Any, func: Callable[[Any], Any]) -> Thread:
 
 def kfree_rcu(obj: Any, rhf: str | None = None) -> Thread:
     """``kfree_rcu(obj, rhf)`` / ``kfree_rcu_mightsleep(obj)``: kfree after a grace period."""
-    from kvmcheck.kernel.memory import kfree
-
     return call_rcu(obj, kfree)
 
 
 def rcu_barrier() -> None:
     """Wait for every callback queued by call_rcu()/kfree_rcu() so far.  May sleep."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check("rcu_barrier()")
     ex = runtime.current
     if ex is not None and ex.k.rcu is not None:
@@ -173,8 +187,6 @@ def rcu_assign_pointer(obj: Any, name: str, value: Any) -> None:
 
 def RCU_INIT_POINTER(obj: Any, name: str, value: Any) -> None:
     """A marked store without release (for NULL, or before the structure is published)."""
-    from kvmcheck.kernel.struct import WRITE_ONCE
-
     WRITE_ONCE(obj, name, value)
 
 
@@ -214,8 +226,6 @@ def rcu_dereference_protected(obj: Any, name: str, cond: bool) -> Any:
 
 def rcu_access_pointer(obj: Any, name: str) -> Any:
     """Fetch the pointer's value without dereferencing it (a marked load, no protection needed)."""
-    from kvmcheck.kernel.struct import READ_ONCE
-
     return READ_ONCE(obj, name)
 
 

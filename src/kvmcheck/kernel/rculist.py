@@ -29,12 +29,22 @@ from typing import Any
 from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.execution import Thread
+from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import object_key
 from kvmcheck.kernel import kasan, kcsan
 from kvmcheck.kernel import list as lh
 from kvmcheck.kernel._core import warn
 from kvmcheck.kernel.rcu import _check, _label, rcu_read_lock_any_held
-from kvmcheck.kernel.struct import access, field_of
+from kvmcheck.kernel.struct import READ_ONCE, access, field_of
+
+__all__ = [
+    "list_add_rcu",
+    "list_add_tail_rcu",
+    "list_del_rcu",
+    "list_empty_rcu",
+    "list_first_or_null_rcu",
+    "list_for_each_entry_rcu",
+]
 
 # -- RCU lists ---------------------------------------------------------------------------
 _END = object()  # the list head, reached again: the end of the traversal
@@ -127,8 +137,6 @@ def list_add_tail_rcu(new: Any, obj: Any, name: str | None = None) -> None:
 
 def _name(name: str | None, fn: str) -> str:
     if name is None:
-        from kvmcheck._engine.finding import UsageError
-
         raise UsageError(f"{fn}() takes two list_heads (ListHead), or an entry, an object and a field name")
     return name
 
@@ -211,8 +219,6 @@ def list_first_or_null_rcu(obj: Any, name: Any = None) -> Any:
 
 def list_empty_rcu(obj: Any, name: str | None = None) -> bool:
     """``list_empty_rcu``-style check (``list_empty()`` of an RCU list is a marked load of ->next)."""
-    from kvmcheck.kernel.struct import READ_ONCE
-
     if name is None and _heads(obj):
         return lh.list_empty(obj)
     return not READ_ONCE(obj, _name(name, "list_empty_rcu"))

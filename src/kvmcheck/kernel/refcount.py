@@ -33,6 +33,27 @@ from kvmcheck._engine import runtime
 from kvmcheck.kernel._core import site_here, warn
 from kvmcheck.kernel.atomic import Counter, acquire, relaxed, release, s32, step
 
+__all__ = [
+    "REFCOUNT_MAX",
+    "REFCOUNT_SATURATED",
+    "Kref",
+    "Refcount",
+    "kref_get",
+    "kref_get_unless_zero",
+    "kref_init",
+    "kref_put",
+    "kref_read",
+    "refcount_add",
+    "refcount_add_not_zero",
+    "refcount_dec",
+    "refcount_dec_and_test",
+    "refcount_inc",
+    "refcount_inc_not_zero",
+    "refcount_read",
+    "refcount_set",
+    "refcount_sub_and_test",
+]
+
 REFCOUNT_MAX = 0x7FFF_FFFF  # INT_MAX
 REFCOUNT_SATURATED = 0xC000_0000  # INT_MIN / 2, as refcount_read() (unsigned int) shows it
 _SATURATED = s32(REFCOUNT_SATURATED)

@@ -52,6 +52,21 @@ from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import FIELD_SLOTS, Op
 from kvmcheck.kernel._core import current_thread, kthread, warn
 
+__all__ = [
+    "MAX_SCHEDULE_TIMEOUT",
+    "TASK_INTERRUPTIBLE",
+    "TASK_NORMAL",
+    "TASK_RUNNING",
+    "TASK_UNINTERRUPTIBLE",
+    "__set_current_state",
+    "get_current",
+    "schedule",
+    "schedule_timeout",
+    "set_current_state",
+    "wake_up_process",
+    "wake_up_state",
+]
+
 TASK_RUNNING = 0x0
 TASK_INTERRUPTIBLE = 0x1
 TASK_UNINTERRUPTIBLE = 0x2

@@ -61,6 +61,31 @@ from kvmcheck.kernel.locking import (
     spin_unlock_irqrestore,
 )
 
+__all__ = [
+    "SeqCount",
+    "SeqLock",
+    "raw_read_seqcount_begin",
+    "raw_write_seqcount_begin",
+    "raw_write_seqcount_end",
+    "read_seqbegin",
+    "read_seqcount_begin",
+    "read_seqcount_retry",
+    "read_seqlock_excl",
+    "read_seqretry",
+    "read_sequnlock_excl",
+    "write_seqcount_begin",
+    "write_seqcount_end",
+    "write_seqcount_invalidate",
+    "write_seqlock",
+    "write_seqlock_bh",
+    "write_seqlock_irq",
+    "write_seqlock_irqsave",
+    "write_sequnlock",
+    "write_sequnlock_bh",
+    "write_sequnlock_irq",
+    "write_sequnlock_irqrestore",
+]
+
 BEGIN = "begin"  # a reader's begin: waits while the sequence is odd
 KCSAN_SEQLOCK_REGION_MAX = 1000
 

@@ -29,8 +29,23 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.execution import Thread
 from kvmcheck.kernel._core import current_thread, kthread, warn
 from kvmcheck.kernel.atomic import load_acquire
+from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.gp import GpDomain
 from kvmcheck.kernel.rcu import suspicious
+
+__all__ = [
+    "Srcu",
+    "call_srcu",
+    "cleanup_srcu_struct",
+    "srcu_barrier",
+    "srcu_dereference",
+    "srcu_dereference_check",
+    "srcu_read_lock",
+    "srcu_read_lock_held",
+    "srcu_read_unlock",
+    "synchronize_srcu",
+    "synchronize_srcu_expedited",
+]
 
 
 class Srcu(GpDomain):
@@ -99,8 +114,6 @@ def srcu_read_unlock(ssp: Srcu, idx: int) -> None:
 
 def synchronize_srcu(ssp: Srcu) -> None:
     """Wait until every reader section of ``ssp`` open now has closed.  May sleep."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check(f"synchronize_srcu({ssp.name})")
     kt = kthread()
     if kt.srcu.get(ssp.key, 0) or kt.rcu_depth:
@@ -124,8 +137,6 @@ def call_srcu(ssp: Srcu, head: Any, func: Callable[[Any], Any]) -> Thread:
 
 def srcu_barrier(ssp: Srcu) -> None:
     """Wait for every callback call_srcu() queued on ``ssp`` so far.  May sleep."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check(f"srcu_barrier({ssp.name})")
     ssp.barrier()
 

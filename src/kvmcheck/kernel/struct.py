@@ -45,6 +45,11 @@ from kvmcheck._engine import runtime
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
 from kvmcheck.kernel import kasan, kcsan
+from kvmcheck.kernel._core import Primitive, kthread, warn
+from kvmcheck.kernel.lockdep import held_by
+from kvmcheck.kernel.trace_values import note_access
+
+__all__ = ["READ_ONCE", "WRITE_ONCE", "Struct", "data_race", "struct_init"]
 
 
 class FieldState:
@@ -156,6 +161,8 @@ def access(
             )
     key = op.key
     ex.visible(op)
+    if ex.tracing and (ex.k.weak is None or write or update is not None):  # the value, for the report
+        note_access(ex, obj, f.name, write, value, update)  # (under LKMM a read's is barrier.py's to say)
     if obj._kc_freed is not None:
         kasan.report_freed(obj, f.name, write)
     t = ex.current
@@ -171,15 +178,15 @@ def access(
             _check_contract(obj, f.name, write)
     weak = ex.k.weak
     if weak is not None:  # LKMM exploration (kernel/barrier.py): the access is a graph event
-        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update)
+        got = weak.access(ex, t, obj, f.name, key, write or update is not None, what, update, value)
         if update is not None:
             old = obj.__dict__.get(f.name)
             new = update(old)
             new = freeze(new, obj, f.name) if new.__class__ in _MUTABLE else new
-            obj.__dict__[f.name] = weak.values[got] = new
+            obj.__dict__[f.name] = new
+            weak.rmw_stored(ex, got, new)
             return old
-        if write:
-            obj.__dict__[f.name] = weak.values[got] = value
+        if write:  # stored by the graph: in the field only when co-last
             return None
         if got is not weak.NOTHING:
             return got
@@ -211,9 +218,6 @@ def _check_contract(obj: Any, name: str, write: bool) -> None:
     guards = rule[1] if write else rule[0]
     if not guards:
         return
-    from kvmcheck.kernel._core import kthread, warn
-    from kvmcheck.kernel.lockdep import held_by
-
     kt = kthread()
     locks = [
         lk for lk in (getattr(obj, g) if isinstance(g, str) else g(obj) for g in guards) if lk is not None
@@ -296,8 +300,6 @@ def _guards(g: Any) -> tuple[Any, ...]:
 
 def _check_default(cls: type, name: str, default: Any) -> Any:
     """A class default is shared by every instance: only immutable values may be one."""
-    from kvmcheck.kernel._core import Primitive
-
     if isinstance(default, (list, dict, set, bytearray, Primitive, Struct)):
         raise UsageError(
             f"{cls.__name__}.{name}: mutable default {type(default).__name__} would be shared by every "

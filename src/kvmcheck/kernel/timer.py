@@ -36,8 +36,22 @@ from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel import lockdep
-from kvmcheck.kernel._core import Held, Primitive, current_thread, kthread, warn
+from kvmcheck.kernel._core import Held, Primitive, bug, current_thread, kthread, report_embedded, warn
 from kvmcheck.kernel.workqueue import _LockdepMap, container_of
+
+__all__ = [
+    "Timer",
+    "add_timer",
+    "del_timer",
+    "del_timer_sync",
+    "from_timer",
+    "mod_timer",
+    "timer_container_of",
+    "timer_delete",
+    "timer_delete_sync",
+    "timer_pending",
+    "timer_setup",
+]
 
 
 class _Fire:
@@ -128,8 +142,6 @@ def _arm(timer: Timer) -> None:
             return
         home = timer._kc_home
         if home is not None and home._kc_freed is not None:
-            from kvmcheck.kernel.kasan import report_embedded
-
             report_embedded(home, timer, label)
         timer.armed = 0  # detach_timer(): not pending while the callback runs
         timer.running, timer.runner = True, t.tid
@@ -167,8 +179,6 @@ def add_timer(timer: Timer) -> None:
         raise UsageError(f"add_timer({timer.name}): no callback; timer_setup() it first")
     timer.step(True, f"add_timer({timer.name})")
     if timer.armed:
-        from kvmcheck.kernel._core import bug
-
         bug(
             "bug-on",
             f"add_timer({timer.name}) of a pending timer",

@@ -43,10 +43,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kvmcheck._engine import runtime
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel._core import Primitive
+from kvmcheck.kernel.context import might_sleep_check
+from kvmcheck.kernel.sched import (
+    TASK_NORMAL,
+    TASK_RUNNING,
+    __set_current_state,
+    set_current_state,
+    wake_up_state,
+)
+
+__all__ = [
+    "WaitQueueHead",
+    "finish_wait",
+    "init_waitqueue_head",
+    "prepare_to_wait",
+    "wait_event",
+    "waitqueue_active",
+    "wake_up",
+    "wake_up_all",
+]
 
 SLEEP = "sleep"
 
@@ -100,8 +120,6 @@ def _check(wq: Any, fn: str) -> None:
 
 def wait_event(wq: WaitQueueHead, cond: Callable[[], Any]) -> None:
     """Sleep until ``cond()`` is true, re-testing it after each wake_up(wq)."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     _check(wq, "wait_event")
     if not callable(cond):
         raise UsageError(f"wait_event({wq.name}, cond): cond must be a function of no arguments")
@@ -135,9 +153,6 @@ def _wake(wq: WaitQueueHead, fn: str) -> None:
     entries, wq.entries = wq.entries, []  # autoremove_wake_function(): off the queue, then woken
     if t is None or not entries:
         return
-    from kvmcheck._engine import runtime
-    from kvmcheck.kernel.sched import TASK_NORMAL, wake_up_state
-
     ex = runtime.current
     assert ex is not None
     for tid in entries:
@@ -146,8 +161,6 @@ def _wake(wq: WaitQueueHead, fn: str) -> None:
 
 def prepare_to_wait(wq: WaitQueueHead, state: int) -> None:
     """``prepare_to_wait(wq, &wait, state)``: set the task state, then queue it on ``wq``."""
-    from kvmcheck.kernel.sched import set_current_state
-
     _check(wq, "prepare_to_wait")
     set_current_state(state)
     t = _locked(wq, True, f"prepare_to_wait({wq.name})")
@@ -157,8 +170,6 @@ def prepare_to_wait(wq: WaitQueueHead, state: int) -> None:
 
 def finish_wait(wq: WaitQueueHead) -> None:
     """``finish_wait(wq, &wait)``: TASK_RUNNING again, and off ``wq`` if a wake-up did not take it."""
-    from kvmcheck.kernel.sched import TASK_RUNNING, __set_current_state
-
     _check(wq, "finish_wait")
     __set_current_state(TASK_RUNNING)
     t = _locked(wq, True, f"finish_wait({wq.name})")

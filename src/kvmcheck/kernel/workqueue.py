@@ -67,7 +67,38 @@ from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.ops import Op
 from kvmcheck.kernel import lockdep
-from kvmcheck.kernel._core import Held, Primitive, current_thread, kthread, warn
+from kvmcheck.kernel._core import Held, Primitive, current_thread, kthread, report_embedded, warn
+from kvmcheck.kernel.context import might_sleep_check
+
+__all__ = [
+    "INIT_DELAYED_WORK",
+    "INIT_WORK",
+    "WQ_MEM_RECLAIM",
+    "WQ_UNBOUND",
+    "DelayedWork",
+    "Work",
+    "Workqueue",
+    "alloc_ordered_workqueue",
+    "alloc_workqueue",
+    "cancel_delayed_work",
+    "cancel_delayed_work_sync",
+    "cancel_work",
+    "cancel_work_sync",
+    "container_of",
+    "delayed_work_pending",
+    "destroy_workqueue",
+    "drain_workqueue",
+    "flush_delayed_work",
+    "flush_work",
+    "flush_workqueue",
+    "mod_delayed_work",
+    "queue_delayed_work",
+    "queue_work",
+    "schedule_delayed_work",
+    "schedule_work",
+    "to_delayed_work",
+    "work_pending",
+]
 
 WQ_UNBOUND = 1 << 1
 WQ_FREEZABLE = 1 << 2
@@ -357,8 +388,6 @@ def _kasan(work: Work, label: str) -> None:
     """The step ``label`` read or wrote the work: KASAN if its object was freed."""
     home = work._kc_home
     if home is not None and home._kc_freed is not None:
-        from kvmcheck.kernel.kasan import report_embedded
-
         report_embedded(home, work, label)
 
 
@@ -434,8 +463,6 @@ def _wait_idle(work: Work, fn: str, from_cancel: bool) -> bool:
 
 def flush_work(work: Work) -> bool:
     """Wait for the last queueing instance of ``work`` to finish; True if it waited."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     _check_work(work, "flush_work")
     might_sleep_check(f"flush_work({work.name})")
     work.step(True, f"flush_work({work.name})")  # get_work_pool(): reads work->data
@@ -444,8 +471,6 @@ def flush_work(work: Work) -> bool:
 
 def flush_delayed_work(dwork: DelayedWork) -> bool:
     """Queue a delayed work whose timer is pending at once, then flush_work() it."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     _check_work(dwork, "flush_delayed_work", DelayedWork)
     might_sleep_check(f"flush_delayed_work({dwork.name})")
     dwork.step(True, f"flush_delayed_work({dwork.name})")
@@ -457,8 +482,6 @@ def flush_delayed_work(dwork: DelayedWork) -> bool:
 
 def flush_workqueue(wq: Workqueue) -> None:
     """Wait until every instance queued on ``wq`` before this call has finished."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     if not isinstance(wq, Workqueue):
         raise UsageError(f"flush_workqueue() takes a Workqueue, not {wq!r}")
     might_sleep_check(f"flush_workqueue({wq.name})")
@@ -478,8 +501,6 @@ def _flush_wq(wq: Workqueue, upto: int | None, fn: str) -> None:
 
 def drain_workqueue(wq: Workqueue) -> None:
     """Wait until ``wq`` is empty; meanwhile only its own work items may queue on it."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     if not isinstance(wq, Workqueue):
         raise UsageError(f"drain_workqueue() takes a Workqueue, not {wq!r}")
     might_sleep_check(f"drain_workqueue({wq.name})")
@@ -525,8 +546,6 @@ def _grab_pending(
 
 
 def _cancel_sync(work: Work, fn: str) -> bool:
-    from kvmcheck.kernel.context import might_sleep_check
-
     might_sleep_check(f"{fn}({work.name})")
     was, _ = _grab_pending(work, fn, blocking=True, sync=True)
     _wait_idle(work, fn, from_cancel=True)

@@ -30,7 +30,23 @@ from typing import Any
 from kvmcheck._engine.clock import Clock, vc_join, vc_tick
 from kvmcheck._engine.finding import UsageError
 from kvmcheck.kernel._core import Primitive
+from kvmcheck.kernel.context import might_sleep_check
 from kvmcheck.kernel.locking import SpinLock, lockdep_assert_held, spin_lock, spin_unlock
+
+__all__ = [
+    "GFP_ATOMIC",
+    "GFP_KERNEL",
+    "GFP_NOWAIT",
+    "XArray",
+    "xa_empty",
+    "xa_erase",
+    "xa_for_each",
+    "xa_init",
+    "xa_load",
+    "xa_lock",
+    "xa_store",
+    "xa_unlock",
+]
 
 GFP_KERNEL = "GFP_KERNEL"
 GFP_ATOMIC = "GFP_ATOMIC"
@@ -98,8 +114,6 @@ def _store(xa: XArray, index: int, entry: Any, fn: str) -> Any:
 
 def xa_store(xa: XArray, index: int, entry: Any, gfp: str = GFP_KERNEL) -> Any:
     """Store ``entry`` at ``index`` under ``xa_lock``; returns the old entry (None if none)."""
-    from kvmcheck.kernel.context import might_sleep_check
-
     _check(xa, "xa_store", index)
     if gfp == GFP_KERNEL:
         might_sleep_check(f"xa_store({xa.name}, GFP_KERNEL)")

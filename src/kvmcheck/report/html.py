@@ -27,8 +27,8 @@ from kvmcheck.report.text import setup_prefix, setup_summary
 
 if TYPE_CHECKING:
     from kvmcheck._engine.check import Result
+    from kvmcheck._engine.confirm import Counterexample
     from kvmcheck._engine.finding import Finding
-    from kvmcheck.report.values import Annotated
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -117,10 +117,9 @@ def _held_class(held: tuple[str, ...]) -> str:
     return "" if not held else (" held2" if len(held) > 1 else " held")
 
 
-def _lanes(f: Finding, ann: Annotated | None, sec: int, roots: list[str]) -> str:
-    trace = ann.steps if ann is not None else f.trace
-    values = ann.values if ann is not None else {}
-    chosen, fail = story(f, trace, values)
+def _lanes(f: Finding, sec: int, roots: list[str]) -> str:
+    trace = f.trace
+    chosen, fail = story(f, trace)
     end = fail.step.index if fail is not None and fail.step is not None else (f.step or len(trace) - 1)
     steps = [s for s in trace if s.index <= end]
     if not steps:
@@ -157,7 +156,7 @@ def _lanes(f: Finding, ann: Annotated | None, sec: int, roots: list[str]) -> str
     for s in steps[n:]:
         before = held[s.thread]
         held[s.thread] = s.held
-        op = ann.op(s) if ann is not None else s.op
+        op = s.op + s.value  # with the value it read or wrote
         note = ""
         if s.held != before:
             note = f"<div class=heldnote>holding {html.escape(', '.join(s.held) or 'nothing')}</div>"
@@ -206,8 +205,8 @@ def _tail(f: Finding, fail: object) -> list[tuple[str, str]]:
     return []
 
 
-def _filters(f: Finding, ann: Annotated | None) -> str:
-    trace = ann.steps if ann is not None else f.trace
+def _filters(f: Finding) -> str:
+    trace = f.trace
     names = {s.thread: s.thread_name for s in trace}
     boxes = "".join(
         f"<label><input type=checkbox class=thread id=thread-toggle-{t} value={t} checked> "
@@ -222,7 +221,7 @@ def _filters(f: Finding, ann: Annotated | None) -> str:
     )
 
 
-def _result(r: Result, ann: Annotated | None, sec: int, roots: list[str]) -> str:
+def _result(r: Result, cx: Counterexample | None, sec: int, roots: list[str]) -> str:
     name = html.escape(r.scenario + (f" [{r.variant}]" if r.variant else ""))
     out = [
         f"<section id=result-{sec}>",
@@ -230,7 +229,7 @@ def _result(r: Result, ann: Annotated | None, sec: int, roots: list[str]) -> str
         f"<p>{r.executions} executions, {r.steps} steps, {r.elapsed_s:.2f}s, {html.escape(r.strategy)}. "
         f"{html.escape(r.coverage)}</p>",
     ]
-    f = r.finding
+    f = cx.finding if cx is not None else r.finding
     if f is not None:
         head = "\n".join([f.headline, f"kind: {f.kind}", f.message, *f.details])
         out.append(f"<pre class=head>{html.escape(head)}</pre>")
@@ -243,19 +242,20 @@ def _result(r: Result, ann: Annotated | None, sec: int, roots: list[str]) -> str
             "red: the failing operation; grey rows: folded steps, click to expand; "
             "click an operation for its source.</p>"
         )
-        out.append(_filters(f, ann))
-        out.append(_lanes(f, ann, sec, roots))
+        out.append(_filters(f))
+        out.append(_lanes(f, sec, roots))
         out.append(f"<p>Replay: <span class=sched>{html.escape(f.schedule)}</span></p>")
     out.append("</section>")
     return "\n".join(out)
 
 
 def render_html(
-    results: list[Result], anns: list[Annotated | None] | None = None, roots: list[str] | None = None
+    results: list[Result], cxs: list[Counterexample | None] | None = None, roots: list[str] | None = None
 ) -> str:
-    anns = anns if anns is not None else [None] * len(results)
+    """Results as one page; each finding as its counterexample (``cxs``, from confirm()) shows it."""
+    cxs = cxs if cxs is not None else [None] * len(results)
     body = "\n".join(
-        _result(r, a, i, roots or []) for i, (r, a) in enumerate(zip(results, anns, strict=True))
+        _result(r, cx, i, roots or []) for i, (r, cx) in enumerate(zip(results, cxs, strict=True))
     )
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>kvmcheck report</title>"
@@ -267,9 +267,9 @@ def render_html(
 def write_html(
     path: str,
     results: list[Result],
-    anns: list[Annotated | None] | None = None,
+    cxs: list[Counterexample | None] | None = None,
     roots: list[str] | None = None,
 ) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(render_html(results, anns, roots))
+        fh.write(render_html(results, cxs, roots))

@@ -20,7 +20,7 @@ from kvmcheck.report.story import failing, racing_steps
 
 if TYPE_CHECKING:
     from kvmcheck._engine.finding import Finding
-    from kvmcheck.report.session import Checked
+    from kvmcheck.report.checked import Checked
 
 SCHEMA = "kvmcheck.result/1"
 _SITE = re.compile(r"(?P<fn>[\w.<>]+) \((?P<file>[^()\s]+):(?P<line>\d+)\)")
@@ -60,6 +60,7 @@ def result_json(c: Checked) -> dict[str, Any]:
     d["expected"] = c.expected
     d["as_expected"] = c.as_expected
     d["replay"] = c.replay_command()
-    d["minimised"] = c.shrunk.as_dict() if c.shrunk is not None else None
+    cx = c.counterexample
+    d["minimised"] = cx.shrink.as_dict() if cx is not None and cx.shrink is not None else None
     d["from_db"] = c.from_db
     return d

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kvmcheck._engine.finding import Finding, Step
 
 # Headlines of checks that fire before the operation they are about takes effect.
@@ -91,7 +93,7 @@ def _mentions(text: str, name: str) -> bool:
     return False
 
 
-def named_objects(f: Finding, steps: list[Step], values: dict[int, str]) -> set[str]:
+def named_objects(f: Finding, steps: Sequence[Step]) -> set[str]:
     """The objects of the trace that the finding's report names."""
     text = _finding_text(f)
     cands: set[str] = set()
@@ -103,7 +105,7 @@ def named_objects(f: Finding, steps: list[Step], values: dict[int, str]) -> set[
     return {c for c in named if not any(x.startswith(c + "->") for x in fields) or _mentions(text, c)}
 
 
-def failing(f: Finding, trace: list[Step]) -> Failing | None:
+def failing(f: Finding, trace: Sequence[Step]) -> Failing | None:
     """The operation the finding is about (see the module docstring)."""
     if f.kind == "deadlock" and f.message.startswith("wait-for cycle"):
         return None  # every blocked thread's pending operation: see blocked_lines()
@@ -148,8 +150,11 @@ def blocked_lines(f: Finding) -> list[tuple[str, str]]:
     return out
 
 
-def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[Step], Failing | None]:
-    """The steps of the story (ending with the failing one, when it was traced) and the failing op."""
+def story(f: Finding, trace: Sequence[Step]) -> tuple[list[Step], Failing | None]:
+    """The steps of the story (ending with the failing one, when it was traced) and the failing op.
+
+    The values the steps read or wrote (``Step.value``) tell which pointer fields held a
+    named object, and which reads tell nothing new."""
     fail = failing(f, trace)
     end = (
         fail.step.index
@@ -159,7 +164,7 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
     steps = [s for s in trace if s.index <= end]
     # main's setup, before any other thread ran, is not the story -- unless the failure is in it
     steps = steps[min(_setup_len(steps), max(0, len(steps) - 1)) :]
-    named = named_objects(f, steps, values)
+    named = named_objects(f, steps)
     if fail is not None and fail.step is not None:  # what the failing operation works on
         objs = objects_of(fail.step.op)
         # a freed object is wholly the story; otherwise the field alone (a race, a WARN's test)
@@ -170,12 +175,12 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
         named.update(shared_written([s for s in steps if s.thread != 0]))
     # pointer fields that ever held a named object (gpc->khva holding khva[pfn 1])
     for s in steps:
-        v = values.get(s.index, "")
+        v = s.value
         if v and any(v.endswith(f" {n}") for n in named):
             objs = objects_of(s.op)
             if objs and "->" in objs[0]:
                 named.add(objs[0])
-    touching = [s for s in steps if _touches(s, named, values)]
+    touching = [s for s in steps if _touches(s, named)]
     if race_story:  # main's teardown after the join only finds what the threads left behind
         touching = [s for s in touching if s.thread != 0]
     threads = {s.thread for s in touching}
@@ -190,20 +195,20 @@ def story(f: Finding, trace: list[Step], values: dict[int, str]) -> tuple[list[S
             keep.add(s.index)
     if fail is not None and fail.step is not None:
         keep.add(fail.step.index)
-    kept = _drop_rereads([s for s in steps if s.index in keep], values, fail)
+    kept = _drop_rereads([s for s in steps if s.index in keep], fail)
     while _lines(kept) > MAX_LINES:  # too long to read at a glance: the earliest go (--full has them)
         kept.pop(0)
     return kept, fail
 
 
-def _drop_rereads(kept: list[Step], values: dict[int, str], fail: Failing | None) -> list[Step]:
+def _drop_rereads(kept: list[Step], fail: Failing | None) -> list[Step]:
     """A thread reading again what it last read or wrote there tells nothing new: drop it."""
     last: dict[tuple[int, str], str] = {}
     out = []
     for s in kept:
         m = _FIELD.match(s.op)
-        v = values.get(s.index)
-        if m and v is not None:
+        v = s.value
+        if m and v:
             key = (s.thread, f"{m.group(1)}->{m.group(2)}")
             seen = last.get(key)
             last[key] = v
@@ -271,10 +276,10 @@ def _tested_at_warning(f: Finding, steps: list[Step]) -> set[str]:
     return out
 
 
-def _touches(s: Step, named: set[str], values: dict[int, str]) -> bool:
+def _touches(s: Step, named: set[str]) -> bool:
     if set(objects_of(s.op)) & named:
         return True
-    v = values.get(s.index, "")
+    v = s.value
     return any(v.endswith(f" {n}") for n in named)
 
 
@@ -301,7 +306,7 @@ def _setup_len(steps: list[Step]) -> int:
     return 0
 
 
-def racing_steps(f: Finding, trace: list[Step]) -> list[Step]:
+def racing_steps(f: Finding, trace: Sequence[Step]) -> list[Step]:
     """A data race's two accesses: the reported one, then the other thread's last one to that field."""
     if f.kind != "data-race" or f.step is None:
         return []

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 from kvmcheck.report.story import Failing, blocked_lines, failing, objects_of, racing_steps, story
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kvmcheck._engine.check import Result
+    from kvmcheck._engine.confirm import Counterexample
     from kvmcheck._engine.finding import Finding, Step
-    from kvmcheck._engine.minimise import Shrunk
-    from kvmcheck.report.values import Annotated
 
 MAX_WIDTH = 120  # when stdout is not a terminal
 MIN_WIDTH = 60
@@ -66,13 +67,13 @@ def shown(f: Finding) -> list[Step]:
     fail = failing(f, f.trace)
     end = fail.step.index if fail is not None and fail.step is not None else f.step
     if end is None:
-        return f.trace
+        return list(f.trace)
     return [s for s in f.trace if s.index <= end]
 
 
 def key_steps(f: Finding) -> list[Step]:
-    """The story's steps (no values): what the HTML report highlights."""
-    steps, _ = story(f, f.trace, {})
+    """The story's steps: what the HTML report highlights."""
+    steps, _ = story(f, f.trace)
     return steps
 
 
@@ -106,8 +107,9 @@ class _Lines:
         return _clip(" " * (8 + self.tw) + text, self.width)
 
 
-def _op(s: Step, ann: Annotated | None) -> str:
-    return ann.op(s) if ann is not None else s.op
+def _op(s: Step) -> str:
+    """The step's operation with the value it read or wrote (``read gpc->valid = true``)."""
+    return s.op + s.value
 
 
 def _tail_text(text: str, note: str) -> str:
@@ -116,11 +118,10 @@ def _tail_text(text: str, note: str) -> str:
     return text or note
 
 
-def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
+def render_story(f: Finding, width: int) -> list[str]:
     """The scenario section: the story steps, context switches, the failing operation last."""
-    trace = ann.steps if ann is not None else f.trace
-    values = ann.values if ann is not None else {}
-    steps, fail = story(f, trace, values)
+    trace = f.trace
+    steps, fail = story(f, trace)
     tail: list[tuple[str, str, str]] = []  # made-up last lines: (thread, text, note)
     if fail is not None and fail.step is None:
         tail.append((fail.thread, fail.text, fail.note))
@@ -131,7 +132,7 @@ def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
     lines = _Lines(
         width,
         [s.thread_name for s in steps] + [t for t, _, _ in tail],
-        [_op(s, ann) for s in steps] + [_tail_text(x, n) for _, x, n in tail],
+        [_op(s) for s in steps] + [_tail_text(x, n) for _, x, n in tail],
         [where(s) for s in steps],
     )
     first, last = (steps[0].index, steps[-1].index) if steps else (0, 0)
@@ -158,15 +159,15 @@ def render_story(f: Finding, ann: Annotated | None, width: int) -> list[str]:
             out.append(lines.note(f"-- switch to {s.thread_name} --"))
         prev = s.thread
         mark = ">" if s.index == fail_idx else " "
-        out.append(lines.step(mark, str(s.index), s.thread_name, _op(s, ann), where(s)))
+        out.append(lines.step(mark, str(s.index), s.thread_name, _op(s), where(s)))
     for thread, text, note in tail:
         out.append(lines.step(">", "-", thread, _tail_text(text, note), ""))
     return out
 
 
-def render_full(f: Finding, ann: Annotated | None, width: int) -> list[str]:
+def render_full(f: Finding, width: int) -> list[str]:
     """Every step up to the failing one, setup folded into one line."""
-    trace = ann.steps if ann is not None else f.trace
+    trace = f.trace
     fail = failing(f, trace)
     end = fail.step.index if fail is not None and fail.step is not None else f.step
     steps = [s for s in trace if end is None or s.index <= end]
@@ -174,16 +175,14 @@ def render_full(f: Finding, ann: Annotated | None, width: int) -> list[str]:
         return ["(no trace)"]
     n = setup_prefix(steps)
     body = steps[n:]
-    lines = _Lines(
-        width, [s.thread_name for s in body], [_op(s, ann) for s in body], [where(s) for s in body]
-    )
+    lines = _Lines(width, [s.thread_name for s in body], [_op(s) for s in body], [where(s) for s in body])
     out = ["Every step:", lines.header()]
     if n:
         out.append(_clip(f"    0-{n - 1}  main sets up: {setup_summary(steps[:n])}", width))
     held: dict[int, tuple[str, ...]] = {s.thread: s.held for s in steps[:n]}
     for s in body:
         mark = ">" if s.index == end else " "
-        out.append(lines.step(mark, str(s.index), s.thread_name, _op(s, ann), where(s)))
+        out.append(lines.step(mark, str(s.index), s.thread_name, _op(s), where(s)))
         if s.held != held.get(s.thread, ()):
             out.append(lines.note("holding: " + (", ".join(s.held) or "nothing")))
             held[s.thread] = s.held
@@ -192,7 +191,7 @@ def render_full(f: Finding, ann: Annotated | None, width: int) -> list[str]:
     return out
 
 
-def race_sites(f: Finding, trace: list[Step]) -> list[str]:
+def race_sites(f: Finding, trace: Sequence[Step]) -> list[str]:
     """KCSAN: both racing accesses with their sites, as the kernel's report gives them."""
     out = []
     for s in racing_steps(f, trace):
@@ -201,35 +200,31 @@ def race_sites(f: Finding, trace: list[Step]) -> list[str]:
     return out
 
 
-def render_finding(
-    f: Finding, ann: Annotated | None = None, *, full: bool = False, width: int = MAX_WIDTH
-) -> str:
-    trace = ann.steps if ann is not None else f.trace
+def render_finding(f: Finding, *, full: bool = False, width: int = MAX_WIDTH) -> str:
+    """A finding's report: headline, message, the story; every step with ``full``.  The steps
+    are the finding's traced run, each with the value it read or wrote."""
+    trace = f.trace
     rule = "=" * min(width, 78)
     out = [rule, _clip(f.headline or f.kind, width), rule]
     out.append(_clip(f"kind: {f.kind}" + (f"    scenario: {f.scenario}" if f.scenario else ""), width))
     out.extend(_clip(x, width) for x in [f.message, *f.details])
     out.extend(_clip(x, width) for x in race_sites(f, trace))
-    story_lines = render_story(f, ann, width)
+    story_lines = render_story(f, width)
     if story_lines:
         out.append("")
         out.extend(story_lines)
     if full:
         out.append("")
-        out.extend(render_full(f, ann, width))
+        out.extend(render_full(f, width))
     out.append("")
     out.append(f"schedule: {f.schedule}")
     return "\n".join(out)
 
 
 def render_result(
-    r: Result,
-    ann: Annotated | None = None,
-    *,
-    full: bool = False,
-    width: int = MAX_WIDTH,
-    shrunk: Shrunk | None = None,
+    r: Result, cx: Counterexample | None = None, *, full: bool = False, width: int = MAX_WIDTH
 ) -> str:
+    """A check's result; its finding as the counterexample ``cx`` (confirm()) shows it, when given."""
     name = r.scenario + (f" [{r.variant}]" if r.variant else "")
     head = (
         f"{name}: {r.verdict}  ({r.executions} executions"
@@ -237,10 +232,11 @@ def render_result(
         + f", {r.steps} steps, {r.elapsed_s:.2f}s, {r.strategy})"
     )
     lines = [_clip(head, width), _clip(f"  {r.coverage}", width)]
-    if shrunk is not None:
-        lines.append(_clip(f"  {shrunk.describe()}", width))
-    if r.finding is not None:
-        lines.append(render_finding(r.finding, ann, full=full, width=width))
+    if cx is not None and cx.shrink is not None:
+        lines.append(_clip(f"  {cx.shrink.describe()}", width))
+    f = cx.finding if cx is not None else r.finding
+    if f is not None:
+        lines.append(render_finding(f, full=full, width=width))
     if r.warnings:
         lines.append("also reported during the search:")
         lines.extend(_clip(f"  {w.headline}: {w.message}", width) for w in r.warnings)

@@ -41,6 +41,14 @@ other before any other branch, and the thread joins the sleep set only once
 all of them are done (a sleeping thread stands for every continuation of
 it).  A choice never races, so no wakeup sequence is ever inserted at such a
 state.
+
+Open choices (ops.OPEN).  A weak memory model's read is a choice whose outcomes
+grow while its subtree is explored: a write performed later in an execution
+through that state may be read by it (kernel/barrier.py, after GenMC's
+revisits).  :meth:`add_outcome` queues such an outcome at the state of the
+current path where the choice was made, after the outcomes already queued
+there and before any other thread's branch; each value is queued once per
+state (``extra``), so the prefix and value name one branch, as for any choice.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from typing import TYPE_CHECKING
 
 from kvmcheck._engine.clock import Clock, vc_get
 from kvmcheck._engine.finding import Nondeterminism
+from kvmcheck._engine.ops import OPEN
 from kvmcheck._engine.strategies.dpor import Dpor
 
 if TYPE_CHECKING:
@@ -76,6 +85,7 @@ class _ONode:
         "chosen",
         "done",
         "enabled",
+        "extra",
         "finished",
         "finished_runs",
         "pending",
@@ -100,6 +110,7 @@ class _ONode:
         self.sleep = sleep  # inherited sleep set: thread -> op
         self.done: set[int] = set()  # threads whose every branch here is explored
         self.wut = wut  # the wakeup tree of branches still to explore, in order
+        self.extra: set[int] = set()  # outcomes added to an open choice here (add_outcome)
         # for the estimate: executions under the branches finished here, and where the
         # current branch started (a count of finished executions)
         self.finished = 0
@@ -196,6 +207,22 @@ class OptimalDpor(Dpor):
 
     def choose_value(self, ex: Execution, n: int) -> int:
         return self.ostack[len(ex.schedule)].value
+
+    def add_outcome(self, ex: Execution, step: int, value: int) -> bool:
+        if step < self.floor or step >= len(self.ostack):
+            return False  # a parallel job's fixed path (parallel.py): not this search's to branch
+        node = self.ostack[step]
+        op = node.pending[node.chosen]
+        if op.arg != OPEN:
+            return False
+        if value in node.extra or value == node.value:
+            return True
+        node.extra.add(value)
+        k = 0
+        while k < len(node.wut) and node.wut[k].tid == node.chosen:
+            k += 1
+        node.wut.insert(k, _WNode(node.chosen, value, op))
+        return True
 
     def _repair(self, forced: list[_WNode], enabled: list[int], sleep: dict[int, Op]) -> list[_WNode]:
         """The wakeup subtree to follow here when its first branch cannot be taken.
@@ -417,6 +444,7 @@ def snapshot(d: OptimalDpor) -> dict[str, object]:
                 "sleep": {t: _sig(op) for t, op in n.sleep.items()},
                 "done": sorted(n.done),
                 "wut": _save_tree(n.wut),
+                "extra": sorted(n.extra),
                 "finished": n.finished,
                 "finished_runs": n.finished_runs,
                 "branch_start": n.branch_start,
@@ -446,6 +474,7 @@ def restore(state: dict[str, object]) -> OptimalDpor:
             _load_tree(saved["wut"]),
         )
         n.done = set(saved["done"])
+        n.extra = set(saved.get("extra", ()))
         n.finished = saved["finished"]
         n.finished_runs = saved["finished_runs"]
         n.branch_start = saved["branch_start"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kvmcheck._engine.finding import ScheduleMismatch
+from kvmcheck._engine.ops import OPEN
 from kvmcheck._engine.strategy import StrategyBase
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ class Replay(StrategyBase):
     def choose_value(self, ex: Execution, n: int) -> int:
         step = len(ex.schedule)
         v = self.values.get(step)
+        op = ex.threads[self.tids[step]].pending
+        if op is not None and op.arg == OPEN and v is not None and v >= n:
+            return v  # an outcome a revisit added to an open choice (ops.OPEN)
         if v is None or not 0 <= v < n:
             raise ScheduleMismatch(
                 f"schedule diverged at step {step}: it is a choice among {n} outcomes there "
