@@ -96,7 +96,9 @@ def test_seed_final_misses_an_invalidation_between_retry_check_and_lock():
         return next(s.index for s in tr if s.index > after and pred(s))
 
     retry_check = first(
-        lambda s: s.site.function == "mmu_notifier_retry_cache" and s.op.startswith("read kvm->mmu")
+        lambda s: (
+            s.site.function == "mmu_notifier_retry_cache" and s.op == "READ_ONCE(kvm->mmu_invalidate_seq)"
+        )
     )
     inval = first(lambda s: s.op == "write kvm->mn_active_invalidate_count", retry_check)
     relock = first(lambda s: s.op.startswith("write_lock_irq") and s.site.function == "_refresh_body", inval)

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kvmcheck.kernel import (
+    READ_ONCE,
+    WRITE_ONCE,
     KernelMapping,
     down_read,
     kmap,
@@ -40,6 +42,7 @@ from kvmcheck.kernel import (
     lockdep_is_held,
     memremap,
     memunmap,
+    smp_wmb,
     spin_lock,
     spin_unlock,
     srcu_dereference_check,
@@ -101,14 +104,13 @@ def _gfns_in_range(kvm: Kvm, start: int, end: int) -> list[int]:
 
 
 def kvm_mmu_invalidate_begin(kvm: Kvm) -> None:
-    """kvm_mmu_invalidate_begin() (virt/kvm/kvm_main.c, v6.8): under mmu_lock, in_progress++."""
-    kvm.mmu_invalidate_in_progress = kvm.mmu_invalidate_in_progress + 1
+    """kvm_mmu_invalidate_begin(): the build's kvm_main.c (KvmMain.kvm_mmu_invalidate_begin)."""
+    kvm.build.kvm_main.kvm_mmu_invalidate_begin(kvm)
 
 
 def kvm_mmu_invalidate_end(kvm: Kvm) -> None:
-    """kvm_mmu_invalidate_end() (virt/kvm/kvm_main.c, v6.8): under mmu_lock, seq++, in_progress--."""
-    kvm.mmu_invalidate_seq = kvm.mmu_invalidate_seq + 1  # then smp_wmb()
-    kvm.mmu_invalidate_in_progress = kvm.mmu_invalidate_in_progress - 1
+    """kvm_mmu_invalidate_end(): the build's kvm_main.c (KvmMain.kvm_mmu_invalidate_end)."""
+    kvm.build.kvm_main.kvm_mmu_invalidate_end(kvm)
 
 
 def kvm_mmu_notifier_invalidate_range_start(mm: MmStruct, kvm: Kvm, start: int, end: int) -> None:
@@ -201,6 +203,27 @@ class KvmMain(Subsystem):
 
     def __init__(self, allow_unsafe_mappings: bool = False) -> None:
         self.allow_unsafe_mappings = allow_unsafe_mappings
+
+    # -- the mmu_invalidate counters -------------------------------------------------------
+    def kvm_mmu_invalidate_begin(self, kvm: Kvm) -> None:
+        """kvm_mmu_invalidate_begin() (virt/kvm/kvm_main.c, v6.8): under mmu_lock, in_progress++.
+
+        The C's accesses to the two counters are plain; here they are marked (READ_ONCE/
+        WRITE_ONCE) so that, under memory_model="lkmm", a lockless reader's stale value
+        has a meaning (models/virt/kvm/mmu_invalidate.py takes the same liberty).  Under
+        SC they are the same accesses.
+        """
+        WRITE_ONCE(kvm, "mmu_invalidate_in_progress", READ_ONCE(kvm, "mmu_invalidate_in_progress") + 1)
+
+    def kvm_mmu_invalidate_end(self, kvm: Kvm) -> None:
+        """kvm_mmu_invalidate_end() (virt/kvm/kvm_main.c, v6.8): under mmu_lock, seq++; smp_wmb; count--.
+
+        The smp_wmb() pairs with the smp_rmb() of a lockless mmu_invalidate_retry()
+        (the count read, then the sequence): the sequence is bumped before the count drops.
+        """
+        WRITE_ONCE(kvm, "mmu_invalidate_seq", READ_ONCE(kvm, "mmu_invalidate_seq") + 1)
+        smp_wmb()
+        WRITE_ONCE(kvm, "mmu_invalidate_in_progress", READ_ONCE(kvm, "mmu_invalidate_in_progress") - 1)
 
     # -- gfn/hva -> pfn ------------------------------------------------------------------
     def hva_to_pfn(self, kvm: Kvm, hva: int) -> int:

@@ -77,6 +77,7 @@ from typing import Any, TypeVar
 
 from kvmcheck.kernel import (
     KVM_BUG_ON,
+    READ_ONCE,
     WARN_ON_ONCE,
     KernelMapping,
     Mutex,
@@ -91,6 +92,7 @@ from kvmcheck.kernel import (
     memunmap,
     mutex_lock,
     mutex_unlock,
+    smp_rmb,
     spin_lock,
     spin_unlock,
     spin_until_cond,
@@ -235,13 +237,33 @@ class Pfncache(Subsystem):
         """mmu_notifier_retry_cache(), also saying what it saw (for the model's spin reduction).
 
         None: no retry; else the mn_active_invalidate_count it read (0: the sequence moved).
+
+        The barrier (v6.8 pfncache.c, the function's own comment): the count is read
+        before the sequence, with smp_rmb() between, so that a caller sees either the
+        old, non-zero count or the new, bumped sequence -- the count is lowered only
+        after the sequence was bumped (kvm_mmu_notifier_invalidate_range_end(): the
+        bump under mmu_lock, the decrement under mn_invalidate_lock, after).  Both
+        reads are plain in C, lockless; here they are READ_ONCE so that the LKMM
+        gives the pairing a meaning (memory_model="lkmm"; under SC they are the same
+        accesses).  The shape is the kernel's MP+unlocklockonceonce+fencermbonceonce.
         """
-        count = int(kvm.mn_active_invalidate_count)  # plain read, no mn_invalidate_lock
+        count = int(READ_ONCE(kvm, "mn_active_invalidate_count"))  # a plain read in C, no lock
         if count:
             return count
-        if kvm.mmu_invalidate_seq != mmu_seq:  # after smp_rmb()
+        smp_rmb()  # pairs with the invalidation's ordering of seq++ before count-- (see above)
+        if READ_ONCE(kvm, "mmu_invalidate_seq") != mmu_seq:
             return 0
         return None
+
+    def sample_mmu_seq(self, kvm: Kvm) -> int:
+        """hva_to_pfn_retry()'s ``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb();`` before the GUP.
+
+        The read is plain in C and READ_ONCE here (see _retry_cache); the smp_rmb()
+        orders it before the PTE reads of hva_to_pfn().
+        """
+        mmu_seq = int(READ_ONCE(kvm, "mmu_invalidate_seq"))
+        smp_rmb()
+        return mmu_seq
 
     # -- the retry loop's back-off: spin (mainline) or wait ([PATCH v3 3/5], unmerged) ----
     def retry_backoff(self, kvm: Kvm, seen: int) -> None:
@@ -268,7 +290,7 @@ class Pfncache(Subsystem):
         if not self.retry_wait or not kvm.mn_active_invalidate_count:
             return mmu_seq
         spin_until_cond(kvm, "mn_active_invalidate_count", lambda n: n == 0)
-        return int(kvm.mmu_invalidate_seq)  # then smp_rmb()
+        return self.sample_mmu_seq(kvm)
 
     # -- hva_to_pfn_retry -----------------------------------------------------------
     def hva_to_pfn_retry(self, gpc: GfnToPfnCache) -> int:
@@ -285,7 +307,7 @@ class Pfncache(Subsystem):
         lockdep_assert_held_write(gpc.lock)
         gpc.valid = False  # so a concurrent check() fails while the lock is dropped
         while True:
-            mmu_seq = kvm.mmu_invalidate_seq  # then smp_rmb()
+            mmu_seq = self.sample_mmu_seq(kvm)
             write_unlock_irq(gpc.lock)
             if new_pfn != KVM_PFN_ERR_FAULT:  # the previous iteration lost to an invalidation
                 if new_khva is not old_khva:

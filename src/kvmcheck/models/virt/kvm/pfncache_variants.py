@@ -194,7 +194,7 @@ class SeedV1(Pfncache):
         (only seed-final-recheck uses it).
         """
         while True:
-            mmu_seq = kvm.mmu_invalidate_seq  # then smp_rmb()
+            mmu_seq = self.sample_mmu_seq(kvm)  # mmu_seq = kvm->mmu_invalidate_seq; smp_rmb();
             mmu_seq = self.wait_for_invalidations(kvm, mmu_seq)  # no-op unless retry_wait (not in this patch)
             new_pfn = hva_to_pfn(kvm, uhva)
             if is_error_noslot_pfn(new_pfn):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck.kernel import kfree, kmalloc, mutex_lock, mutex_unlock
+from kvmcheck.kernel import kfree, kmalloc, mutex_lock, mutex_unlock, smp_mb__after_atomic, smp_wmb
 from kvmcheck.kernel.struct import READ_ONCE, rmw
 from kvmcheck.models.arch.x86.kvm.mmu.mmu_fault import WriteFault
 from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import Stage2Fault
@@ -55,14 +55,22 @@ def _tdp(kvm: Any) -> TdpMmu:
 
 # -- requests (include/linux/kvm_host.h, kvm_main.c) ------------------------------------------------
 def kvm_make_request(req: int, vcpu: Any) -> None:
-    """kvm_make_request(): set_bit(req, &vcpu->requests) (atomic)."""
+    """kvm_make_request() (include/linux/kvm_host.h): smp_wmb(), then set_bit(req, &vcpu->requests).
+
+    The smp_wmb() publishes "the rest of the request" (here: a root's role.invalid) to
+    kvm_check_request()'s caller, pairing with its smp_mb__after_atomic().  Under the
+    LKMM the model's set_bit is a fully ordered RMW (kernel/barrier.py: atomics are
+    never relaxed there), so the barrier adds no ordering the RMW lacks.
+    """
+    smp_wmb()
     rmw(vcpu.arch, "requests", lambda r: r | req, "set_bit(vcpu->requests)")
 
 
 def kvm_check_request(req: int, vcpu: Any) -> bool:
-    """kvm_check_request(): test, then clear_bit, of vcpu->requests."""
+    """kvm_check_request(): test_bit, then clear_bit, then smp_mb__after_atomic() (pairs with the above)."""
     if READ_ONCE(vcpu.arch, "requests") & req:
         rmw(vcpu.arch, "requests", lambda r: r & ~req, "clear_bit(vcpu->requests)")
+        smp_mb__after_atomic()
         return True
     return False
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvmcheck.kernel import READ_ONCE, data_race, smp_rmb, write_lock, write_unlock
+from kvmcheck.kernel import READ_ONCE, write_lock, write_unlock
 from kvmcheck.models.arch.x86.kvm.mmu.mmu import Mmu
 from kvmcheck.models.arch.x86.kvm.mmu.spte import PT_WRITABLE_MASK
 from kvmcheck.models.arch.x86.kvm.mmu.stage2_fault import RET_PF_RETRY, Spte
@@ -111,8 +111,7 @@ class X86MmuStevensV9(Mmu):
     def kvm_mmu_page_fault(self, vcpu: KvmVcpu, gfn: int, write: bool) -> int:
         """kvm_tdp_mmu_page_fault() (Stevens): fault in, lock, stale check, map, out_unlock."""
         kvm = vcpu.kvm
-        mmu_seq = data_race(kvm, "mmu_invalidate_seq")
-        smp_rmb()
+        mmu_seq = self.sample_mmu_seq(kvm)  # fault->mmu_seq = ...; smp_rmb()
         kfp = self.faultin_pfn(kvm, gfn, write)
         if is_error_pfn(kfp.pfn):
             return EFAULT
@@ -202,8 +201,7 @@ class X86MmuV613(Mmu):
     def kvm_mmu_page_fault(self, vcpu: KvmVcpu, gfn: int, write: bool) -> int:
         """kvm_tdp_mmu_page_fault() (v6.13): faultin, lock, stale check, map, finish under the lock."""
         kvm = vcpu.kvm
-        mmu_seq = data_race(kvm, "mmu_invalidate_seq")  # fault->mmu_seq = ..., racy by design
-        smp_rmb()
+        mmu_seq = self.sample_mmu_seq(kvm)  # fault->mmu_seq = ...; smp_rmb()
         kfp = self.faultin_pfn(kvm, gfn, write)
         if is_error_pfn(kfp.pfn):
             return EFAULT

@@ -24,7 +24,8 @@ Locking contract:
   every write of an SPTE.  The guest's page walker reads SPTEs without it
   (READ_ONCE) and sets the accessed/dirty bits with atomic updates.
   mmu_invalidate_seq is sampled locklessly (a plain read in C, racing with the
-  notifier's plain ++ by design: data_race() here), then re-checked under mmu_lock.
+  notifier's plain ++ by design; READ_ONCE here, so that LKMM exploration gives a
+  stale value a meaning), then smp_rmb(), then re-checked under mmu_lock.
 Lock order: kvm->srcu -> mmap_lock (read, in hva_to_pfn) -> PTE lock; mmu_lock
 is never held while faulting the pfn in.
 """
@@ -38,7 +39,6 @@ from kvmcheck.kernel import (
     WRITE_ONCE,
     RwLock,
     Struct,
-    data_race,
     read_lock,
     read_unlock,
     smp_rmb,
@@ -119,8 +119,24 @@ class Stage2Fault:
         kfp: KvmFollowPfn = kvm.build.kvm_main.kvm_follow_pfn(kvm, gfn, write)
         return kfp
 
+    def sample_mmu_seq(self, kvm: Kvm) -> int:
+        """``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb();`` before the pfn is faulted in.
+
+        The read is plain in C, racy by design; here it is READ_ONCE so that under
+        memory_model="lkmm" it may read a stale value, and the smp_rmb() -- which orders
+        it before the host page-table reads of the fault-in -- is an LKMM event.  Under
+        SC the same access as before.
+        """
+        mmu_seq = int(READ_ONCE(kvm, "mmu_invalidate_seq"))
+        smp_rmb()
+        return mmu_seq
+
     def is_page_fault_stale(self, kvm: Kvm, mmu_seq: int, gfn: int) -> bool:
-        """mmu_notifier_retry() (v5.11) / is_page_fault_stale(): under mmu_lock."""
+        """mmu_notifier_retry() (v5.11) / is_page_fault_stale(): under mmu_lock.
+
+        The smp_rmb() is mmu_invalidate_retry()'s, there for callers without mmu_lock
+        (PowerPC Book3s HV); here both counters are read under the lock their writer holds.
+        """
         if kvm.mmu_invalidate_in_progress:
             return True
         smp_rmb()
@@ -157,8 +173,7 @@ class Stage2Fault:
     def kvm_mmu_page_fault(self, vcpu: KvmVcpu, gfn: int, write: bool) -> int:
         """direct_page_fault() (v5.11 .. v5.15): fault in, recheck under mmu_lock, map, release."""
         kvm = vcpu.kvm
-        mmu_seq = data_race(kvm, "mmu_invalidate_seq")  # a plain read in C, racy by design
-        smp_rmb()
+        mmu_seq = self.sample_mmu_seq(kvm)
         kfp = self.faultin_pfn(kvm, gfn, write)
         if is_error_pfn(kfp.pfn):
             return EFAULT  # kvm_handle_bad_page(): KVM_RUN returns -EFAULT
