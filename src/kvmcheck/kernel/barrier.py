@@ -43,10 +43,12 @@ interleavings, so every choice of the graph is a ``nondet`` step of the run.
   field holds the co-last value, whatever the order the writes ran in;
 * a **plain read**, ``data_race()``, ``rcu_dereference_protected()`` and the read
   of an **RMW** read the co-last write (a plain read of a stale value is a data
-  race the LKMM gives no semantics to; the bundled seed models sample
-  ``mmu_invalidate_seq`` with ``data_race()`` and keep the C's ``smp_rmb()`` as a
-  comment, so letting those read stale values would invent outcomes the kernel's
-  barrier forbids; an RMW must read co-last for the LKMM's ``atomic`` axiom);
+  race the LKMM gives no semantics to, and a model that reads a counter plainly
+  where the C pairs it with a barrier would get outcomes the kernel's barrier
+  forbids -- so the seed models mark the accesses a barrier orders, READ_ONCE /
+  WRITE_ONCE with the C's ``smp_rmb()``/``smp_wmb()`` as events, see
+  docs/models/lkmm-mutants.md; an RMW must read co-last for the LKMM's ``atomic``
+  axiom);
   plain writes and RMWs go co-last;
 * a **plain write** is a release and a **plain read** (also ``data_race()`` and
   ``rcu_dereference_protected()``) an acquire.  The LKMM gives racing plain
