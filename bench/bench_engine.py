@@ -98,30 +98,13 @@ def compiled_state(src: str) -> str:
 
 
 def main() -> None:
-    old = old_tree()
     new_src = os.path.join(REPO, "src")
     engines: list[tuple[str, str, str, str, bool]] = []
-    if old is not None:
-        engines.append(
-            (
-                f"old engine ({OLD_COMMIT}), dpor",
-                os.path.join(old, "src"),
-                os.path.join(old, "bench"),
-                "dpor",
-                True,
-            )
-        )
-    house = old_tree(HOUSE_COMMIT)
-    if house is not None:
-        engines.append(
-            (
-                f"before the house ({HOUSE_COMMIT}), dpor",
-                os.path.join(house, "src"),
-                os.path.join(house, "bench"),
-                "dpor",
-                True,
-            )
-        )
+    for label, commit in (("old engine", OLD_COMMIT), ("before the house", HOUSE_COMMIT)):
+        tree = old_tree(commit)
+        if tree is not None:
+            src, bench = os.path.join(tree, "src"), os.path.join(tree, "bench")
+            engines.append((f"{label} ({commit}), dpor", src, bench, "dpor", True))
     built = compiled_state(new_src)
     print(built)
     engines.append((COMPILED, new_src, HERE, "dpor", False))
