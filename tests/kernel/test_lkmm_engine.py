@@ -304,7 +304,14 @@ SC_EXECUTIONS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(PROGRAMS))
+# the IRIW family explores 350-380 executions each (15 under SC), ~8 s apiece here: the full
+# tier runs them (tests/README.md), the fast tier the other programs
+SLOW = ("IRIW", "IRIW+mb+mb", "IRIW+rmb+rmb")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in PROGRAMS]
+)
 def test_engine_agrees_with_the_oracle(name: str) -> None:
     """Every state the LKMM allows is reached, and no other; every consistent execution is
     explored (duplicates are counted); SC's states and count are the old ones."""
