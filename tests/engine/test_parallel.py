@@ -24,6 +24,7 @@ from tests.engine.corpus import CORPUS
 from tests.engine.test_conformance import lock_family
 from tests.engine.test_optimal import PROGRAMS, lastzero, popl14_fig2, readers, traces
 from tests.kernel.corpus_kernel import CORPUS as KERNEL_CORPUS
+from tests.kernel.corpus_kernel import tiered
 from tests.kernel.test_lockdep import inversion_across_executions
 
 ALL = {
@@ -57,7 +58,7 @@ def one(name: str) -> Exploration:
 
 
 @pytest.mark.parametrize("target", [2, 7, 40])
-@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("name", tiered(sorted(ALL)))
 def test_jobs_cover_every_trace_once(name: str, target: int) -> None:
     got, _ = explore_jobs(ALL[name], target)
     bf = brute(name)
@@ -125,7 +126,7 @@ def test_a_bug_found_by_workers_is_the_same_every_time() -> None:
     assert len({(r.executions, r.finding.schedule, r.finding.kind) for r in runs}) == 1  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("name", tiered(sorted(ALL)))
 def test_workers_reach_the_verdict_one_does_on_the_corpora(name: str) -> None:
     one = check(ALL[name])
     two = check(ALL[name], workers=2)

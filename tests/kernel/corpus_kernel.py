@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from kvmcheck import Scenario, join, scenario, spawn
 from kvmcheck.kernel import (
     INIT_WORK,
@@ -127,6 +129,13 @@ class K(Struct):
 
 CORPUS: dict[str, Scenario] = {}
 EXPECTED: dict[str, set[Any]] = {}
+# the programs whose brute-force enumeration takes ~20 s here: the full tier runs them
+BIG = ("workqueue_queue_twice",)
+
+
+def tiered(names: list[str]) -> list[Any]:
+    """``names`` as pytest parameters, the BIG ones (a ``kernel:`` prefix allowed) marked slow."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n.rpartition(":")[2] in BIG else n for n in names]
 
 
 def corpus(expect: set[Any] | None = None) -> Any:

@@ -14,10 +14,10 @@ import pytest
 
 from kvmcheck._engine.strategies.dpor import Dpor
 from tests.engine.bruteforce import BruteForce, explore
-from tests.kernel.corpus_kernel import CORPUS, EXPECTED
+from tests.kernel.corpus_kernel import CORPUS, EXPECTED, tiered
 
 
-@pytest.mark.parametrize("name", sorted(CORPUS))
+@pytest.mark.parametrize("name", tiered(sorted(CORPUS)))
 def test_dpor_matches_bruteforce(name: str) -> None:
     scn = CORPUS[name]
     bf = explore(scn, BruteForce())
