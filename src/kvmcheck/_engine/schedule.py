@@ -40,7 +40,7 @@ def encode(tids: list[int], values: dict[int, int] | None = None) -> str:
 MAX_DIGITS = 18  # a count, thread or choice longer than this is no schedule the checker wrote
 
 
-def decode_steps(text: str, max_steps: int | None = None) -> tuple[list[int], dict[int, int]]:
+def decode_steps(text: object, max_steps: int | None = None) -> tuple[list[int], dict[int, int]]:
     """The threads of the steps, and the outcome of each choice step (by step index).
 
     With ``max_steps``, a schedule longer than that is a UsageError raised before
@@ -78,8 +78,11 @@ def decode(text: str) -> list[int]:
     return decode_steps(text)[0]
 
 
-def split_runs(text: str, max_steps: int | None = None) -> list[tuple[list[int], dict[int, int]]]:
-    """Decode a schedule of one or more executions joined by '|' (each at most ``max_steps`` long)."""
+def split_runs(text: object, max_steps: int | None = None) -> list[tuple[list[int], dict[int, int]]]:
+    """Decode a schedule of one or more executions joined by '|' (each at most ``max_steps`` long).
+
+    ``text`` is typed ``object``, not ``str``: a user's schedule comes here unchecked, and the
+    compiled hot path (mypyc) would reject a non-string with a TypeError before the UsageError."""
     if not isinstance(text, str):
         raise UsageError(f"a schedule is a string like '0x5-1x2-0' (got {type(text).__name__} {text!r})")
     return [decode_steps(part, max_steps) for part in text.split("|")]
