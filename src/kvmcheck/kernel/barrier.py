@@ -128,7 +128,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from kvmcheck._engine import runtime, weak
 from kvmcheck._engine.ops import FIELD_SLOTS, WHOLE, Op
@@ -203,6 +203,19 @@ class _Ev:
     data: frozenset[int] = frozenset()
     marked: bool = False  # a marked access of a field (READ_ONCE, WRITE_ONCE, ...): what explain() shows
     step: int = -1  # the run's step that performed it (set by _add)
+
+
+class _Access(NamedTuple):
+    """One field access as :meth:`Graph.access` sees it, for the read and write paths."""
+
+    tid: int
+    obj: Any
+    name: str
+    loc: str  # "Type#num.field"
+    fn: str  # the marking function (READ_ONCE, smp_load_acquire, ...); "" for a plain access
+    marked: bool
+    addr: frozenset[int]  # the reads this access's address depends on
+    what: str | None  # the step's label
 
 
 @dataclass
@@ -424,29 +437,19 @@ class Graph:
             self._wrote(tid, loc, w, True)
             self.fence(tid, "mb")
             return w  # the caller stores the value (rmw_stored)
+        a = _Access(tid, obj, name, loc, fn, marked, addr, what)
         if write:
-            self._write(ex, tid, obj, name, loc, fn, marked, addr, what, value)
+            self._write(ex, a, value)
             return None
-        return self._read(ex, tid, obj, name, loc, fn, marked, addr, what)
+        return self._read(ex, a)
 
     def rmw_stored(self, ex: Execution, w: int, value: Any) -> None:
         """The value an RMW's write ``w`` stored (known once the caller applied the update)."""
         self.values[w] = value
         self._revisit(ex, w)
 
-    def _write(
-        self,
-        ex: Execution,
-        tid: int,
-        obj: Any,
-        name: str,
-        loc: str,
-        fn: str,
-        marked: bool,
-        addr: frozenset[int],
-        what: str | None,
-        value: Any,
-    ) -> None:
+    def _write(self, ex: Execution, a: _Access, value: Any) -> None:
+        tid, obj, name, loc, fn, marked, addr, what = a
         # a plain write is a release (see the docstring: stronger than the LKMM)
         tags = frozenset({"once"} if marked and fn not in _RELEASE else {"release"})
         data = sources(value, tid)
@@ -492,18 +495,8 @@ class Graph:
         ws.insert(p, w)
         self._shift(loc, p)
 
-    def _read(
-        self,
-        ex: Execution,
-        tid: int,
-        obj: Any,
-        name: str,
-        loc: str,
-        fn: str,
-        marked: bool,
-        addr: frozenset[int],
-        what: str | None,
-    ) -> Any:
+    def _read(self, ex: Execution, a: _Access) -> Any:
+        tid, obj, name, loc, fn, marked, addr, what = a
         # a plain read, data_race() and rcu_dereference_protected() are acquires (the docstring says why)
         tags = frozenset({"once"} if marked and fn not in _ACQUIRE and fn not in _LATEST else {"acquire"})
         acquire = "acquire" in tags
