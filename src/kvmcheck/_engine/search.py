@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from kvmcheck._engine import checkpoint as ckpt
-from kvmcheck._engine import guard, parallel, registry, weak
+from kvmcheck._engine import guard, parallel, registry
 from kvmcheck._engine.explore import Explored, Progress, explore, probe_determinism
 from kvmcheck._engine.finding import UsageError
 from kvmcheck._engine.session import Session
@@ -183,7 +183,7 @@ def choose(settings: Settings) -> Search:
     if settings.workers is None:
         return Auto()
     if settings.parallel:
-        if settings.memory_model not in (None, weak.SC):
+        if settings.one_worker_model:
             raise UsageError(
                 f"memory model {settings.memory_model!r} is explored on one worker (its revisits "
                 "cannot cross a job's root); use --workers 1"

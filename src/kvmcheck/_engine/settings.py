@@ -134,11 +134,17 @@ class Settings:
         search with no execution bound and no checkpoint (their counts are one worker's), under SC."""
         return (
             registry.strategy(self.strategy).splits
-            and self.memory_model in (None, weak.SC)  # a weak model runs on one worker: search.choose()
+            and not self.one_worker_model
             and self.max_executions is None
             and self.checkpoint is None
             and self.resume is None
         )
+
+    @property
+    def one_worker_model(self) -> bool:
+        """Is the memory model one whose search runs on one worker (a weak one: search.choose()
+        says why)?"""
+        return self.memory_model not in (None, weak.SC)
 
     @property
     def parallel(self) -> bool:
